@@ -1,0 +1,99 @@
+// The typed run configuration (DESIGN.md section 10). Every field has a default; the YAML
+// loader (config_loader.h) fills these structs, checks types, ranges and cross-field rules,
+// and names file:line:col and the key in every error.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pptrain {
+
+struct ModelConfig {
+  std::string arch = "gpt2";
+  int vocab_size = 256;         // real tokens; targets lie in [0, vocab_size)
+  int padded_vocab_size = 0;    // 0 = vocab_size rounded up to a multiple of 128 (llm.c)
+  int seq_len = 64;             // max sequence length T (wpe rows)
+  int n_layer = 4;
+  int n_head = 4;
+  int channels = 128;           // C; must be divisible by n_head
+};
+
+struct PipelineConfig {
+  int stages = 1;
+  std::string schedule = "1f1b";  // gpipe | 1f1b | interleaved | csv:<path>
+  int virtual_stages = 1;
+  int micro_batches = 1;          // m per step per replica
+  int micro_batch_size = 4;       // B sequences per micro-batch
+  std::string partition = "uniform";  // uniform | parameters | manual
+  std::vector<int> manual_layers;     // layers per stage for partition: manual
+  std::string recompute = "none";     // none | selective | full
+  std::string offload = "none";       // none | cpu
+};
+
+struct ParallelConfig {
+  int data = 1;
+};
+
+struct TrainingConfig {
+  int steps = 100;
+  double lr = 6e-4;
+  double min_lr = 0.0;          // cosine decays from lr to min_lr
+  std::string lr_schedule = "cosine";  // cosine | constant
+  int warmup_steps = 0;
+  double weight_decay = 0.1;
+  double grad_clip = 1.0;       // 0 disables clipping
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  std::uint64_t seed = 1337;
+  int val_every = 0;            // 0 = only at the end
+  int val_batches = 8;          // micro-batches of validation per evaluation
+  int sample_tokens = 64;       // generated at the end; 0 = none
+};
+
+struct DataConfig {
+  std::string train;  // glob of llm.c token shards
+  std::string val;    // glob; empty = no validation
+};
+
+struct RuntimeConfig {
+  std::string device = "cpu";      // cpu | cuda
+  std::string precision = "fp32";  // fp32 | bf16
+  std::string comm = "auto";       // auto | nccl | mpi
+  int threads = 0;                 // 0 = cores / local ranks, at least 1
+  double timeout_s = 300.0;
+};
+
+struct CheckpointConfig {
+  std::string dir;        // empty = <run dir>/checkpoints
+  int every = 0;          // 0 = never
+  int keep = 2;
+  std::string resume = "none";  // none | auto | <path>
+};
+
+struct LoggingConfig {
+  std::string dir = "runs";
+  std::string name;       // empty = config file stem
+  int every = 1;
+  bool trace = false;
+};
+
+struct Config {
+  ModelConfig model;
+  PipelineConfig pipeline;
+  ParallelConfig parallel;
+  TrainingConfig training;
+  DataConfig data;
+  RuntimeConfig runtime;
+  CheckpointConfig checkpoint;
+  LoggingConfig logging;
+
+  std::string source_path;  // the YAML file it came from ("" when built in code)
+  int padded_vocab() const {
+    return model.padded_vocab_size > 0 ? model.padded_vocab_size
+                                       : (model.vocab_size + 127) / 128 * 128;
+  }
+};
+
+}  // namespace pptrain
