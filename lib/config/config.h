@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,14 @@ struct Config {
   LoggingConfig logging;
 
   std::string source_path;  // the YAML file it came from ("" when built in code)
+  // Where each given key came from, so later checks (data reader, launcher) can point at
+  // it: "data.train" -> "configs/demo.yaml:12:10" (1-based) or "--set data.train=x/*.bin".
+  // Keys left at their default are absent.
+  std::map<std::string, std::string> key_origin;
+  // "configs/demo.yaml:12:10: data.train", or "configs/demo.yaml: data.train (default)";
+  // an error about the key is where(key) + ": " + what is wrong.
+  std::string where(const std::string& key) const;
+
   int padded_vocab() const {
     return model.padded_vocab_size > 0 ? model.padded_vocab_size
                                        : (model.vocab_size + 127) / 128 * 128;
