@@ -1,0 +1,45 @@
+// pptrain: one executable per rank. `pptrain train CONFIG`, `pptrain prepare TEXT...`.
+// The library throws; here errors become one log line and a non-zero exit (and, in a job
+// of several ranks, MPI_Abort so that no rank is left waiting).
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <map>
+
+#include "apps/commands.h"
+#include "core/error.h"
+#include "metrics/logging.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"pptrain: pipeline-parallel GPT training"};
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "debug logging; errors show their source location");
+  std::map<CLI::App*, pptrain::app::Command> commands;
+  auto add = [&](pptrain::app::Command (*make)(CLI::App&)) {
+    pptrain::app::Command command = make(app);
+    commands[app.get_subcommands({}).back()] = std::move(command);
+  };
+  add(pptrain::app::add_train_command);
+  add(pptrain::app::add_prepare_command);
+  CLI11_PARSE(app, argc, argv);
+
+  pptrain::MpiSession* session_ptr = nullptr;
+  try {
+    pptrain::MpiSession session(&argc, &argv);
+    session_ptr = &session;
+    pptrain::setup_console_logging(verbose);
+    if (session.rank() != 0) spdlog::set_level(spdlog::level::warn);
+    for (CLI::App* sub : app.get_subcommands()) return commands.at(sub)(session);
+  } catch (const pptrain::Error& e) {
+    std::fprintf(stderr, "pptrain: error: %s\n", e.what());
+    if (verbose) std::fprintf(stderr, "  (raised at %s)\n", e.source_location().c_str());
+    if (session_ptr != nullptr) session_ptr->abort_job_if_parallel(1);
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pptrain: internal error: %s\n", e.what());
+    if (session_ptr != nullptr) session_ptr->abort_job_if_parallel(2);
+    return 2;
+  }
+  return 0;
+}

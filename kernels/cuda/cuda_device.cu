@@ -1,0 +1,26 @@
+#include <fmt/format.h>
+
+#include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda_device.h"
+
+namespace pptrain::kernels::cuda {
+
+bool built_with_cuda() { return true; }
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error so later checks are clean
+    return 0;
+  }
+  return n;
+}
+
+std::string device_description(int device) {
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  return fmt::format("{} (sm_{}{}, {:.1f} GiB)", prop.name, prop.major, prop.minor,
+                     static_cast<double>(prop.totalGlobalMem) / (1ull << 30));
+}
+
+}  // namespace pptrain::kernels::cuda

@@ -1,0 +1,14 @@
+// What the CUDA backend can see. Declared for every build; without CUDA the count is 0.
+#pragma once
+
+#include <string>
+
+namespace pptrain::kernels::cuda {
+
+bool built_with_cuda();
+// Number of usable GPUs; 0 when the build has no CUDA or the driver finds none (never throws).
+int device_count();
+// "NVIDIA H200 (sm_90, 139.8 GiB)" for device d.
+std::string device_description(int device);
+
+}  // namespace pptrain::kernels::cuda

@@ -1,0 +1,33 @@
+// What a logged step reports, written once as a console line and once as a JSON line in
+// <run dir>/metrics.jsonl.
+#pragma once
+
+#include <fstream>
+#include <optional>
+#include <string>
+
+namespace pptrain {
+
+struct StepMetrics {
+  int step = 0;            // 1-based: the number of optimizer steps done
+  double loss = 0.0;       // mean over the global batch's tokens (nats)
+  double lr = 0.0;
+  double grad_norm = 0.0;  // global L2 norm before clipping
+  double tokens_per_s = 0.0;
+  double step_ms = 0.0;
+  std::optional<double> val_loss;
+};
+
+std::string format_step_line(const StepMetrics& m, int total_steps, double eta_s);
+
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& path);
+  void write(const StepMetrics& m);
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+}  // namespace pptrain

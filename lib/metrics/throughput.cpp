@@ -1,0 +1,20 @@
+#include "metrics/throughput.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace pptrain {
+
+double tokens_per_second(std::int64_t tokens, double seconds) {
+  return seconds > 0.0 ? static_cast<double>(tokens) / seconds : 0.0;
+}
+
+std::string format_duration(double seconds) {
+  const long s = std::lround(std::max(0.0, seconds));
+  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+}  // namespace pptrain

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine, builds, and runs every test (unit and MPI integration) via ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh
+source scripts/mpi_env.sh
+ctest --test-dir build --output-on-failure -j "$(nproc)" "$@"

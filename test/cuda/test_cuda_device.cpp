@@ -1,0 +1,8 @@
+#include <catch2/catch.hpp>
+
+#include "kernels/cuda_device.h"
+
+TEST_CASE("A GPU is visible and described", "[cuda]") {
+  REQUIRE(pptrain::kernels::cuda::device_count() >= 1);
+  CHECK(pptrain::kernels::cuda::device_description(0).find("sm_") != std::string::npos);
+}

@@ -1,0 +1,167 @@
+// The model as pipeline layers: a split into stages computes the same function and the
+// same gradients as the whole model, parameters are initialised independently of the
+// split, and the tied embedding's two copies sum to the single-stage gradient.
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <numeric>
+#include <vector>
+
+#include "core/rng.h"
+#include "model/stage_model.h"
+#include "runtime/lr_schedule.h"
+#include "support/tolerance.h"
+
+using namespace pptrain;
+
+namespace {
+
+GPT2Shape tiny_shape() {
+  GPT2Shape s;
+  s.vocab_size = 11;  // odd, and padded to 16: padded logits must not matter
+  s.padded_vocab_size = 16;
+  s.max_seq_len = 7;
+  s.n_layer = 3;
+  s.n_head = 2;
+  s.channels = 6;
+  return s;
+}
+
+std::vector<int> random_tokens(int n, int vocab, std::uint64_t key) {
+  Rng rng(key);
+  std::vector<int> t(n);
+  for (int& x : t) x = static_cast<int>(rng.below(vocab));
+  return t;
+}
+
+struct Gradients {
+  float loss = 0.0f;
+  std::vector<float> params, grads;  // whole-model table order, wte = sum of its copies
+};
+
+// Runs forward + backward of one micro-batch through stages split at the given layers, the
+// activations and their gradients handed from stage to stage as the pipeline would.
+Gradients run_split(const GPT2Shape& s, const std::vector<int>& cuts, const std::vector<int>& tokens,
+                    const std::vector<int>& targets, int B) {
+  MemoryTracker memory;
+  std::vector<int> bounds = {0};
+  bounds.insert(bounds.end(), cuts.begin(), cuts.end());
+  bounds.push_back(s.num_layers());
+  std::vector<std::unique_ptr<StageModel>> stages;
+  std::vector<std::unique_ptr<Stash>> stashes;
+  for (std::size_t i = 0; i + 1 < bounds.size(); ++i) {
+    stages.push_back(std::make_unique<StageModel>(s, bounds[i], bounds[i + 1], B, 42, memory));
+    stashes.push_back(stages.back()->make_stash(B));
+  }
+  Gradients out;
+  const float scale = 1.0f / static_cast<float>(B * s.max_seq_len);
+  const float* x = nullptr;
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    out.loss = stages[i]->forward(*stashes[i], tokens.data(), x, targets.data(), scale, true);
+    if (!stages[i]->has_head()) x = stages[i]->output(*stashes[i]);
+  }
+  const float* dx = nullptr;
+  for (std::size_t i = stages.size(); i-- > 0;) {
+    stages[i]->backward(*stashes[i], dx);
+    if (!stages[i]->has_embedding()) dx = stages[i]->input_grad();
+  }
+  StageModel whole(s, 0, s.num_layers(), B, 42, memory);  // only for its table's order
+  out.params.assign(whole.num_params(), 0.0f);
+  out.grads.assign(whole.num_params(), 0.0f);
+  for (const ParamEntry& e : whole.table().entries()) {
+    for (auto& stage : stages) {
+      if (!stage->table().contains(e.spec.name)) continue;
+      const std::size_t n = e.spec.numel();
+      const float* p = stage->param(e.spec.name);
+      const float* g = stage->grad(e.spec.name);
+      std::copy(p, p + n, out.params.begin() + e.offset);
+      for (std::size_t j = 0; j < n; ++j) out.grads[e.offset + j] += g[j];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("GPT-2 layer list follows llm.c's parameter layout", "[model]") {
+  const GPT2Shape s = tiny_shape();
+  CHECK(s.num_layers() == 5);
+  CHECK(s.layer_name(0) == "embedding");
+  CHECK(s.layer_name(2) == "block 1");
+  CHECK(s.layer_name(4) == "head");
+  const auto block = s.layer_params(1);
+  REQUIRE(block.size() == 12);
+  CHECK(block[2].name == "h.0.qkvw");
+  CHECK(block[2].shape == std::vector<int>{18, 6});
+  CHECK(block[10].shape == std::vector<int>{6, 24});
+  // 124M check: the GPT-2 small shape has llm.c's parameter count with Vp = 50304.
+  GPT2Shape gpt2{50257, 50304, 1024, 12, 12, 768};
+  CHECK(gpt2.num_parameters() == 124475904);
+}
+
+TEST_CASE("Parameter init does not depend on the stage split", "[model]") {
+  const GPT2Shape s = tiny_shape();
+  MemoryTracker memory;
+  StageModel whole(s, 0, s.num_layers(), 1, 7, memory);
+  StageModel tail(s, 2, s.num_layers(), 1, 7, memory);
+  for (const char* name : {"h.1.qkvw", "h.2.fcprojw", "lnfw", "wte"}) {
+    const std::size_t n = whole.table().find(name).spec.numel();
+    CHECK(test::relative_error(whole.param(name), tail.param(name), n) == 0.0);
+  }
+  StageModel other_seed(s, 2, s.num_layers(), 1, 8, memory);
+  CHECK(test::relative_error(other_seed.param("h.1.qkvw"), tail.param("h.1.qkvw"), 18 * 6) > 0.1);
+}
+
+TEST_CASE("A split into stages equals the whole model", "[model]") {
+  const GPT2Shape s = tiny_shape();
+  const int B = 3, N = B * s.max_seq_len;
+  const std::vector<int> tokens = random_tokens(N, s.vocab_size, 1);
+  const std::vector<int> targets = random_tokens(N, s.vocab_size, 2);
+  const Gradients whole = run_split(s, {}, tokens, targets, B);
+  CHECK(whole.loss > 0.0f);
+  for (const std::vector<int>& cuts :
+       {std::vector<int>{1}, std::vector<int>{2, 4}, std::vector<int>{1, 2, 3, 4}}) {
+    const Gradients split = run_split(s, cuts, tokens, targets, B);
+    // Same kernels on the same data in the same order: the only difference is the order of
+    // the tied-embedding sum (two copies vs one accumulator), a few float ulps.
+    CHECK(split.loss == Approx(whole.loss).epsilon(1e-6));
+    CHECK(test::relative_error(split.params, whole.params) == 0.0);
+    CHECK(test::relative_error(split.grads, whole.grads) < 1e-6);
+  }
+}
+
+TEST_CASE("Training the whole model lowers the loss on a fixed batch", "[model]") {
+  const GPT2Shape s = tiny_shape();
+  const int B = 2, N = B * s.max_seq_len;
+  const std::vector<int> tokens = random_tokens(N, s.vocab_size, 3);
+  std::vector<int> targets(tokens.begin() + 1, tokens.end());
+  targets.push_back(tokens.front());
+  MemoryTracker memory;
+  StageModel model(s, 0, s.num_layers(), B, 5, memory);
+  auto stash = model.make_stash(B);
+  float first = 0.0f, last = 0.0f;
+  for (int step = 0; step < 60; ++step) {
+    model.zero_grads();
+    last = model.forward(*stash, tokens.data(), nullptr, targets.data(), 1.0f / N, true);
+    if (step == 0) first = last;
+    model.backward(*stash, nullptr);
+    for (std::size_t i = 0; i < model.num_params(); ++i) model.params()[i] -= 0.5f * model.grads()[i];
+  }
+  CHECK(first == Approx(std::log(11.0)).epsilon(0.05));  // uniform guess at init
+  CHECK(last < 0.5f * first);
+}
+
+TEST_CASE("Cosine schedule with warmup", "[model]") {
+  TrainingConfig t;
+  t.steps = 11;
+  t.lr = 1.0;
+  t.min_lr = 0.1;
+  t.warmup_steps = 2;
+  CHECK(learning_rate(t, 0) == Approx(0.5));
+  CHECK(learning_rate(t, 1) == Approx(1.0));
+  CHECK(learning_rate(t, 2) == Approx(1.0));
+  CHECK(learning_rate(t, 6) == Approx(0.55));
+  CHECK(learning_rate(t, 10) == Approx(0.1));
+  t.lr_schedule = "constant";
+  CHECK(learning_rate(t, 9) == Approx(1.0));
+}
