@@ -13,8 +13,11 @@ Command add_train_command(CLI::App& app) {
   cmd->add_option("config", *config_path, "the YAML config file")->required();
   cmd->add_option("--set", *overrides, "override a config key: --set training.lr=3e-4 (repeatable)");
   return [config_path, overrides](MpiSession& session) {
-    Config config = load_config(*config_path, *overrides);
-    check_config_for_world(config, session.world_size());
+    Config config;
+    session.run_on_all_ranks([&] {
+      config = load_config(*config_path, *overrides);
+      check_config_for_world(config, session.world_size());
+    });
     const TrainSummary summary = train_single_process(config, session.local_size());
     if (summary.final_val_loss) {
       spdlog::info("val loss {:.4f} -> {:.4f}; metrics in {}/metrics.jsonl",

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "apps/commands.h"
 #include "core/error.h"
@@ -24,21 +25,22 @@ int main(int argc, char** argv) {
   add(pptrain::app::add_prepare_command);
   CLI11_PARSE(app, argc, argv);
 
-  pptrain::MpiSession* session_ptr = nullptr;
+  std::optional<pptrain::MpiSession> session;
   try {
-    pptrain::MpiSession session(&argc, &argv);
-    session_ptr = &session;
+    session.emplace(&argc, &argv);
     pptrain::setup_console_logging(verbose);
-    if (session.rank() != 0) spdlog::set_level(spdlog::level::warn);
-    for (CLI::App* sub : app.get_subcommands()) return commands.at(sub)(session);
+    if (session->rank() != 0) spdlog::set_level(spdlog::level::warn);
+    for (CLI::App* sub : app.get_subcommands()) return commands.at(sub)(*session);
+  } catch (const pptrain::MpiSession::ReportedElsewhere&) {
+    return 1;
   } catch (const pptrain::Error& e) {
     std::fprintf(stderr, "pptrain: error: %s\n", e.what());
     if (verbose) std::fprintf(stderr, "  (raised at %s)\n", e.source_location().c_str());
-    if (session_ptr != nullptr) session_ptr->abort_job_if_parallel(1);
+    if (session && !session->failed_together()) session->abort_job_if_parallel(1);
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pptrain: internal error: %s\n", e.what());
-    if (session_ptr != nullptr) session_ptr->abort_job_if_parallel(2);
+    if (session && !session->failed_together()) session->abort_job_if_parallel(2);
     return 2;
   }
   return 0;

@@ -24,6 +24,13 @@ MpiSession::~MpiSession() {
   if (!finalized) MPI_Finalize();
 }
 
+int MpiSession::lowest_failing_rank(bool failed) {
+  const int mine = failed ? rank_ : world_size_;
+  int lowest = world_size_;
+  MPI_CHECK(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  return lowest == world_size_ ? -1 : lowest;
+}
+
 void MpiSession::abort_job_if_parallel(int exit_code) {
   if (world_size_ > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
 }

@@ -1,0 +1,41 @@
+# Every bad input gives exactly one clear error line, the expected message and exit 1:
+# no stack trace, no crash, no hang. Bad configs come from test/data/configs/bad_*.yaml
+# (their first line says what the error must contain), bad shards from test/data/shards.
+source "$(dirname "$0")/common.sh"
+check_error() {  # check_error EXPECTED_SUBSTRING COMMAND...
+  local expect="$1"; shift
+  local rc=0
+  timeout 60 "$@" > "$WORK/stdout.txt" 2> "$WORK/stderr.txt" || rc=$?
+  [ "$rc" -eq 1 ] || { cat "$WORK/stderr.txt"; fail "exit code $rc (expected 1) for: $*"; }
+  # mpirun adds its own banner about the non-zero exit; pptrain itself must say one line.
+  local ours
+  ours=$(grep '^pptrain' "$WORK/stderr.txt" || true)
+  [ "$(grep -c '^pptrain' "$WORK/stderr.txt")" -eq 1 ] || { cat "$WORK/stderr.txt"; fail "not one error line: $*"; }
+  [[ "$ours" == "pptrain: error: "* ]] || fail "error line lacks 'pptrain: error:': $ours"
+  [[ "$ours" == *"$expect"* ]] || fail "expected '$expect' in: $ours"
+  ! grep -qE 'terminate called|Segmentation|Aborted|core dumped' "$WORK/stderr.txt" ||
+    { cat "$WORK/stderr.txt"; fail "crashed: $*"; }
+  echo "ok: $ours"
+}
+
+count=0
+cd "$PPTRAIN_SOURCE_DIR/test/data/configs"
+for cfg in bad_*.yaml; do
+  expect=$(head -1 "$cfg" | sed 's/^# expect: //')
+  check_error "$expect" "$PPTRAIN_BIN" train "$cfg"
+  count=$((count + 1))
+done
+
+make_tiny_corpus
+write_tiny_config
+shards="$PPTRAIN_SOURCE_DIR/test/data/shards"
+check_error "bad magic 12345" "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set "data.train=$shards/bad_magic.bin"
+check_error "truncated" "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set "data.train=$shards/truncated.bin"
+check_error "version" "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set "data.val=$shards/wrong_version.bin"
+check_error "outside the model's vocabulary" "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set "data.train=$shards/out_of_vocab.bin"
+check_error "data.train: no file matches" "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set "data.train=$WORK/nope/*.bin"
+check_error "cannot read config" "$PPTRAIN_BIN" train "$WORK/missing.yaml"
+check_error "--set training.steps=many" "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set training.steps=many
+check_error "pipeline.stages" "$MPIEXEC" -np 2 "$PPTRAIN_BIN" train "$WORK/tiny.yaml"
+[ ! -d "$WORK/runs" ] || fail "a failed launch left a run directory behind: $(ls "$WORK/runs")"
+echo "$((count + 8)) bad inputs rejected cleanly"
