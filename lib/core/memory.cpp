@@ -1,5 +1,7 @@
 #include "core/memory.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace pptrain {
@@ -14,6 +16,16 @@ std::string_view mem_category_name(MemCategory c) {
     case MemCategory::Count: break;
   }
   return "?";
+}
+
+std::string describe_memory_peaks(const MemoryTracker& tracker) {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  std::string out;
+  for (int c = 0; c < static_cast<int>(MemCategory::Count); ++c) {
+    const auto category = static_cast<MemCategory>(c);
+    out += fmt::format("{} {:.1f} MiB, ", mem_category_name(category), tracker.peak(category) / kMiB);
+  }
+  return out + fmt::format("peak total {:.1f} MiB", tracker.peak_total() / kMiB);
 }
 
 void MemoryTracker::add(MemCategory c, std::size_t bytes) {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstddef>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -25,6 +26,9 @@ class MemoryTracker {
   std::array<std::size_t, static_cast<std::size_t>(MemCategory::Count)> current_{}, peak_{};
   std::size_t current_total_ = 0, peak_total_ = 0;
 };
+
+// "params 3.2 MiB, grads 3.2 MiB, ..., peak total 20.1 MiB": for logs and benchmark tables.
+std::string describe_memory_peaks(const MemoryTracker& tracker);
 
 // A zero-initialised float array whose bytes are counted against one category.
 class FloatBuffer {

@@ -11,7 +11,6 @@
 #include "data/prepare.h"
 #include "data/token_dataset.h"
 #include "io/run_directory.h"
-#include "kernels/grad_norm.h"
 #include "metrics/logging.h"
 #include "metrics/metrics_log.h"
 #include "metrics/progress_line.h"
@@ -20,7 +19,7 @@
 #include "runtime/adamw_optimizer.h"
 #include "runtime/cpu_threads.h"
 #include "runtime/generate.h"
-#include "runtime/lr_schedule.h"
+#include "runtime/train_step.h"
 
 namespace pptrain {
 
@@ -96,35 +95,22 @@ TrainSummary train_single_process(const Config& config, int local_ranks) {
     spdlog::info("step 0 | val {:.4f}", *summary.first_val_loss);
   }
 
-  std::vector<int> inputs(static_cast<std::size_t>(B) * T), targets(inputs.size());
   const std::int64_t tokens_per_step = static_cast<std::int64_t>(m) * B * T;
-  const float dloss_scale = 1.0f / static_cast<float>(tokens_per_step);
   ProgressLine progress;
   const auto start = Clock::now();
   for (int step = 0; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
-    model.zero_grads();
-    double loss = 0.0;
-    for (int mb = 0; mb < m; ++mb) {
-      train.fill_train_batch(tc.seed, step, 0, mb, B, T, inputs.data(), targets.data());
-      loss += model.forward(*stash, inputs.data(), nullptr, targets.data(), dloss_scale, true);
-      model.backward(*stash, nullptr);
-    }
-    loss /= m;
-    const double norm = std::sqrt(kernels::cpu::sum_of_squares(model.grads(), model.num_params()));
-    if (tc.grad_clip > 0.0 && norm > tc.grad_clip) {
-      kernels::cpu::scale_in_place(model.grads(), model.num_params(),
-                                   static_cast<float>(tc.grad_clip / norm));
-    }
-    const double lr = learning_rate(tc, step);
-    optimizer.step(model.params(), model.grads(), static_cast<float>(lr), step + 1);
+    const StepResult r = train_step_whole_model(
+        model, *stash, optimizer, tc, step, m, [&](int mb, int* inputs, int* targets) {
+          train.fill_train_batch(tc.seed, step, 0, mb, B, T, inputs, targets);
+        });
     const double step_s = seconds_since(t0);
 
     StepMetrics sm;
     sm.step = step + 1;
-    sm.loss = loss;
-    sm.lr = lr;
-    sm.grad_norm = norm;
+    sm.loss = r.loss;
+    sm.lr = r.lr;
+    sm.grad_norm = r.grad_norm;
     sm.step_ms = step_s * 1e3;
     sm.tokens_per_s = tokens_per_second(tokens_per_step, step_s);
     const bool last = step + 1 == tc.steps;
@@ -140,13 +126,14 @@ TrainSummary train_single_process(const Config& config, int local_ranks) {
     } else {
       progress.update(sm.step, tc.steps, eta);
     }
-    summary.final_loss = loss;
+    summary.final_loss = r.loss;
     summary.steps = sm.step;
-    PPT_CHECK(std::isfinite(loss), "loss is {} at step {}: training diverged (lower training.lr?)",
-              loss, sm.step);
+    PPT_CHECK(std::isfinite(r.loss), "loss is {} at step {}: training diverged (lower training.lr?)",
+              r.loss, sm.step);
   }
   progress.clear();
-  spdlog::info("trained {} steps in {}", summary.steps, format_duration(seconds_since(start)));
+  spdlog::info("trained {} steps in {}; host memory peaks: {}", summary.steps,
+               format_duration(seconds_since(start)), describe_memory_peaks(memory));
 
   if (tc.sample_tokens > 0) {
     const TokenDataset& source = val ? *val : train;
