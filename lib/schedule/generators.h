@@ -1,0 +1,30 @@
+// Schedule generators: pure functions (p ranks, v chunks per rank, m micro-batches) ->
+// compute-only schedules (F and B; I/W are in the IR for zero-bubble schedules later).
+// Every result passes validate() for all p, v, m >= 1 (test_schedule_properties.cpp).
+#pragma once
+
+#include <string_view>
+
+#include "schedule/schedule.h"
+
+namespace pptrain::schedule {
+
+// GPipe: every rank runs all m forwards, then all m backwards (v = 1). Holds m micro-batches
+// per stage; bubble (p-1)/(m+p-1) with B = 2F.
+Schedule gpipe(int ranks, int micro_batches);
+
+// PipeDream-Flush 1F1B (v = 1): rank r runs min(p-1-r, m) warm-up forwards, then alternates
+// one forward and one backward, then the remaining backwards. Same bubble as GPipe, but
+// stage i holds at most min(p-i, m) micro-batches.
+Schedule one_f_one_b(int ranks, int micro_batches);
+
+// Interleaved 1F1B (Megatron-LM virtual stages): rank r holds chunks c = 0..v-1, i.e. stages
+// c*p + r. Works for every m >= 1; with m a multiple of p and chunk costs F/v, B/v the bubble
+// is (p-1)/(v*m + p-1). With v = 1 it equals one_f_one_b. See generators.cpp for the order.
+Schedule interleaved_1f1b(int ranks, int virtual_stages, int micro_batches);
+
+// By name: "gpipe", "1f1b", "interleaved". Throws for an unknown name or a combination the
+// schedule cannot run (v > 1 with gpipe or 1f1b). A user CSV goes through load_schedule_csv.
+Schedule generate(std::string_view name, int ranks, int virtual_stages, int micro_batches);
+
+}  // namespace pptrain::schedule
