@@ -14,5 +14,6 @@ using Command = std::function<int(MpiSession&)>;
 
 Command add_train_command(CLI::App& app);
 Command add_prepare_command(CLI::App& app);
+Command add_plan_command(CLI::App& app);
 
 }  // namespace pptrain::app

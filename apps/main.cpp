@@ -1,4 +1,5 @@
-// pptrain: one executable per rank. `pptrain train CONFIG`, `pptrain prepare TEXT...`.
+// pptrain: one executable per rank. `pptrain train CONFIG`, `pptrain plan CONFIG`,
+// `pptrain prepare TEXT...`.
 // The library throws; here errors become one log line and a non-zero exit (and, in a job
 // of several ranks, MPI_Abort so that no rank is left waiting).
 #include <spdlog/spdlog.h>
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   };
   add(pptrain::app::add_train_command);
   add(pptrain::app::add_prepare_command);
+  add(pptrain::app::add_plan_command);
   CLI11_PARSE(app, argc, argv);
 
   std::optional<pptrain::MpiSession> session;

@@ -8,12 +8,12 @@
 #include <chrono>
 #include <vector>
 
+#include "comm/transport.h"
 #include "core/rng.h"
 #include "metrics/throughput.h"
-#include "model/stage_model.h"
-#include "runtime/adamw_optimizer.h"
 #include "runtime/cpu_threads.h"
-#include "runtime/train_step.h"
+#include "runtime/pipeline_executor.h"
+#include "runtime/training_plan.h"
 
 namespace {
 
@@ -31,30 +31,35 @@ struct BenchRow {
 };
 
 BenchRow run_case(const BenchCase& c, int warmup, int steps) {
+  Config config;
+  config.model = {"gpt2", c.shape.vocab_size, c.shape.padded_vocab_size, c.shape.max_seq_len,
+                  c.shape.n_layer, c.shape.n_head, c.shape.channels};
+  config.pipeline.micro_batch_size = c.B;
+  config.pipeline.micro_batches = c.m;
+  config.training.steps = warmup + steps;
+  const TrainingPlan plan = make_training_plan(config);
+  SingleProcessTransport transport;
   MemoryTracker memory;
-  StageModel model(c.shape, 0, c.shape.num_layers(), c.B, 1337, memory);
-  TrainingConfig training;
-  training.steps = warmup + steps;
-  AdamWOptimizer optimizer(model.table(), training, memory);
-  auto stash = model.make_stash(c.B);
+  PipelineExecutor executor(config, plan.shape, plan.lowered, plan.partition,
+                            PipelineLayout::make(config, 0, 1), transport, memory);
+  const int T = c.shape.max_seq_len;
   std::vector<double> ms;
   for (int step = 0; step < warmup + steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
-    train_step_whole_model(model, *stash, optimizer, training, step, c.m,
-                           [&](int mb, int* inputs, int* targets) {
-                             Rng rng(stream_key(step, "bench", mb));
-                             const int n = c.B * c.shape.max_seq_len;
-                             for (int i = 0; i < n; ++i) {
-                               inputs[i] = static_cast<int>(rng.below(c.shape.vocab_size));
-                               targets[i] = static_cast<int>(rng.below(c.shape.vocab_size));
-                             }
-                           });
+    executor.run_step(step, [&](int mb, int* inputs, int* targets) {
+      Rng rng(stream_key(step, "bench", mb));
+      for (int i = 0; i < c.B * T; ++i) {
+        inputs[i] = static_cast<int>(rng.below(c.shape.vocab_size));
+        targets[i] = static_cast<int>(rng.below(c.shape.vocab_size));
+      }
+    });
+    executor.clear_timeline();
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (step >= warmup) ms.push_back(dt);
   }
   std::sort(ms.begin(), ms.end());
   const double median = ms[ms.size() / 2];
-  const std::int64_t tokens = static_cast<std::int64_t>(c.m) * c.B * c.shape.max_seq_len;
+  const std::int64_t tokens = static_cast<std::int64_t>(c.m) * c.B * T;
   return {median, tokens_per_second(tokens, median / 1e3), c.shape.num_parameters()};
 }
 

@@ -161,13 +161,6 @@ void check_cross(const Config& c) {
          fmt::format("virtual stages are used only by schedule interleaved (or a csv: "
                      "schedule), but pipeline.schedule is '{}'", p.schedule));
   }
-  // Interleaved 1F1B sends micro-batches round the ring in groups of `stages` (Megatron-LM).
-  if (p.schedule == "interleaved" && p.micro_batches % p.stages != 0) {
-    fail(c, {"pipeline.micro_batches", "pipeline.stages", "pipeline.schedule"},
-         fmt::format("schedule interleaved needs pipeline.micro_batches ({}) to be a multiple "
-                     "of pipeline.stages ({})", value_of(c, "pipeline.micro_batches"),
-                     value_of(c, "pipeline.stages")));
-  }
   if (p.partition == "manual") {
     // Layers are embedding, n_layer blocks and the LM head, split contiguously per chunk.
     const char* what = p.virtual_stages == 1 ? "stage" : "model chunk";

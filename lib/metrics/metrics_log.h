@@ -5,6 +5,7 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace pptrain {
 
@@ -16,6 +17,9 @@ struct StepMetrics {
   double tokens_per_s = 0.0;
   double step_ms = 0.0;
   std::optional<double> val_loss;
+  // Measured idle share of each pipeline rank's schedule time in this step, in percent:
+  // 100 * (1 - compute time / time from its first action to its last). Empty for one stage.
+  std::vector<double> bubble_pct;
 };
 
 std::string format_step_line(const StepMetrics& m, int total_steps, double eta_s);

@@ -4,13 +4,26 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "metrics/throughput.h"
 
 namespace pptrain {
 
-ProgressLine::ProgressLine() : enabled_(isatty(fileno(stdout)) != 0) {}
+namespace {
+// mpirun hands its ranks a pseudo-terminal even when its own output goes to a batch log,
+// so under a launcher the bar is drawn only on request (PPTRAIN_PROGRESS=1).
+bool progress_wanted() {
+  if (isatty(fileno(stdout)) == 0) return false;
+  const char* forced = std::getenv("PPTRAIN_PROGRESS");
+  if (forced != nullptr) return std::string(forced) == "1";
+  return std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr && std::getenv("PMI_RANK") == nullptr &&
+         std::getenv("SLURM_PROCID") == nullptr;
+}
+}  // namespace
+
+ProgressLine::ProgressLine() : enabled_(progress_wanted()) {}
 
 void ProgressLine::update(int done, int total, double eta_s) {
   if (!enabled_ || total <= 0) return;

@@ -1,5 +1,6 @@
 // A one-line progress bar with ETA, redrawn in place with '\r' on a terminal only; in a
-// batch job's log (not a tty) it prints nothing and the per-step log lines carry the ETA.
+// batch job's log (not a tty, or under mpirun/srun unless PPTRAIN_PROGRESS=1) it prints
+// nothing and the per-step log lines carry the ETA.
 #pragma once
 
 namespace pptrain {

@@ -5,42 +5,44 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include "core/error.h"
 #include "data/prepare.h"
-#include "data/token_dataset.h"
 #include "io/run_directory.h"
+#include "io/safetensors.h"
+#include "metrics/chrome_trace.h"
 #include "metrics/logging.h"
 #include "metrics/metrics_log.h"
 #include "metrics/progress_line.h"
 #include "metrics/throughput.h"
-#include "model/stage_model.h"
-#include "runtime/adamw_optimizer.h"
 #include "runtime/cpu_threads.h"
-#include "runtime/generate.h"
-#include "runtime/train_step.h"
+#include "runtime/pipeline_executor.h"
 
 namespace pptrain {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+// Steps whose timeline goes into trace-rank<N>.json: enough to see the steady state.
+constexpr int kTracedSteps = 20;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
 // Mean loss over the first `batches` validation windows (the same ones every time, so
-// successive evaluations are comparable).
-double evaluate(StageModel& model, Stash& stash, const TokenDataset& data, int batches, int B,
-                int T) {
+// successive evaluations are comparable). Every rank of the pipeline takes part.
+double evaluate(PipelineExecutor& executor, const TokenDataset& data, int batches, int B, int T) {
   const std::int64_t n = std::min<std::int64_t>(batches, data.num_eval_batches(B, T));
   std::vector<int> inputs(static_cast<std::size_t>(B) * T), targets(inputs.size());
   double sum = 0.0;
   for (std::int64_t k = 0; k < n; ++k) {
     data.fill_eval_batch(k, B, T, inputs.data(), targets.data());
-    sum += model.forward(stash, inputs.data(), nullptr, targets.data(), 0.0f, false);
+    sum += executor.evaluate_batch(inputs.data(), targets.data());
   }
   return sum / static_cast<double>(n);
 }
@@ -50,61 +52,102 @@ std::string sample_text(const std::vector<int>& tokens, int vocab_size) {
   return fmt::format("{}", fmt::join(tokens, " "));
 }
 
+void write_trace(const std::string& run_dir, int rank, const std::vector<ExecutedAction>& timeline) {
+  std::vector<TraceEvent> events;
+  events.reserve(timeline.size());
+  for (const ExecutedAction& a : timeline) {
+    events.push_back({rank, a.compute ? 0 : 1, a.name, a.start_us, a.end_us - a.start_us,
+                      a.compute ? "compute" : "wait", {}});
+  }
+  const fs::path path = fs::path(run_dir) / fmt::format("trace-rank{}.json", rank);
+  std::ofstream out(path, std::ios::trunc);
+  out << chrome_trace_json(events);
+  PPT_CHECK(out.good(), "cannot write trace '{}'", path.string());
+}
+
+// One file per stage, tensors under their model names (wte is in both the first and the
+// last stage's file), so runs with different layouts compare tensor by tensor.
+void save_stage_parameters(PipelineExecutor& executor, const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  PPT_CHECK(!ec, "cannot create '{}': {}", dir, ec.message());
+  for (int i = 0; i < executor.num_chunks(); ++i) {
+    StageModel& model = executor.chunk_model(i);
+    std::vector<TensorRef> tensors;
+    for (const ParamEntry& e : model.table().entries()) {
+      tensors.push_back({e.spec.name, {e.spec.shape.begin(), e.spec.shape.end()}, model.param(e.spec.name)});
+    }
+    write_safetensors((fs::path(dir) / fmt::format("stage{}.safetensors", executor.chunk_stage(i))).string(),
+                      tensors, {{"first_layer", std::to_string(model.first_layer())},
+                                {"end_layer", std::to_string(model.end_layer())}});
+  }
+}
+
 }  // namespace
 
-TrainSummary train_single_process(const Config& config, int local_ranks) {
+TrainingData open_training_data(const Config& config, const GPT2Shape& shape) {
+  TrainingData data{TokenDataset::open(config.data.train, shape.vocab_size, config.where("data.train")), {}};
+  data.train.check_seq_len(shape.max_seq_len);
+  if (!config.data.val.empty()) {
+    data.val = TokenDataset::open(config.data.val, shape.vocab_size, config.where("data.val"));
+    data.val->check_seq_len(shape.max_seq_len);
+  }
+  return data;
+}
+
+TrainSummary train(const Config& config, const TrainingPlan& plan, const TrainingData& data,
+                   Transport& transport, int local_ranks, const std::string& save_params_dir) {
   const int threads = configure_cpu_threads(config.runtime.threads, local_ranks);
   PPT_CHECK(config.runtime.device == "cpu",
             "{}: device '{}' is not available in this build yet (use cpu)",
             config.where("runtime.device"), config.runtime.device);
-  const GPT2Shape shape = GPT2Shape::from_config(config);
+  const GPT2Shape& shape = plan.shape;
   const TrainingConfig& tc = config.training;
   const int B = config.pipeline.micro_batch_size, T = shape.max_seq_len;
   const int m = config.pipeline.micro_batches;
-
-  // Open the data before allocating the model: a bad shard fails fast.
-  const TokenDataset train = TokenDataset::open(config.data.train, shape.vocab_size,
-                                                config.where("data.train"));
-  train.check_seq_len(T);
-  std::optional<TokenDataset> val;
-  if (!config.data.val.empty()) {
-    val = TokenDataset::open(config.data.val, shape.vocab_size, config.where("data.val"));
-    val->check_seq_len(T);
-  }
+  const PipelineLayout layout = PipelineLayout::make(config, transport.rank(), transport.world_size());
+  const bool reporter = transport.rank() == 0;
 
   TrainSummary summary;
-  summary.run_dir = create_run_directory(config);
-  add_log_file((std::filesystem::path(summary.run_dir) / "log.txt").string());
-  MetricsLog metrics((std::filesystem::path(summary.run_dir) / "metrics.jsonl").string());
+  summary.run_dir = run_directory_path(config);
+  std::optional<MetricsLog> metrics;
+  if (reporter) {
+    create_run_directory(config);
+    add_log_file((fs::path(summary.run_dir) / "log.txt").string());
+    metrics.emplace((fs::path(summary.run_dir) / "metrics.jsonl").string());
+  }
 
   MemoryTracker memory;
-  StageModel model(shape, 0, shape.num_layers(), B, tc.seed, memory);
-  AdamWOptimizer optimizer(model.table(), tc, memory);
-  auto stash = model.make_stash(B);
+  PipelineExecutor executor(config, shape, plan.lowered, plan.partition, layout, transport, memory);
   spdlog::info("model: {} layers, {} heads, {} channels, vocab {} (padded {}), seq {}: {:.2f}M parameters",
                shape.n_layer, shape.n_head, shape.channels, shape.vocab_size,
                shape.padded_vocab_size, T, shape.num_parameters() / 1e6);
-  spdlog::info("train: {} tokens in {} shard(s){}; batch {} x {} micro-batches x {} tokens; {} thread(s)",
-               train.num_tokens(), train.shards().size(),
-               val ? fmt::format(", val: {} tokens", val->num_tokens()) : std::string(), B, m, T,
-               threads);
+  spdlog::info("pipeline: {} on {} rank(s) x {} replica(s); {} thread(s) per rank",
+               schedule::describe(plan.lowered), layout.pp, layout.dp, threads);
+  spdlog::info("train: {} tokens in {} shard(s){}; global batch {} x {} x {} x {} tokens",
+               data.train.num_tokens(), data.train.shards().size(),
+               data.val ? fmt::format(", val: {} tokens", data.val->num_tokens()) : std::string(),
+               layout.dp, m, B, T);
   spdlog::info("run directory: {}", summary.run_dir);
 
-  if (val) {
-    summary.first_val_loss = evaluate(model, *stash, *val, tc.val_batches, B, T);
+  if (data.val) {
+    summary.first_val_loss = evaluate(executor, *data.val, tc.val_batches, B, T);
     spdlog::info("step 0 | val {:.4f}", *summary.first_val_loss);
   }
 
-  const std::int64_t tokens_per_step = static_cast<std::int64_t>(m) * B * T;
+  const std::int64_t tokens_per_step = static_cast<std::int64_t>(layout.dp) * m * B * T;
   ProgressLine progress;
   const auto start = Clock::now();
   for (int step = 0; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
-    const StepResult r = train_step_whole_model(
-        model, *stash, optimizer, tc, step, m, [&](int mb, int* inputs, int* targets) {
-          train.fill_train_batch(tc.seed, step, 0, mb, B, T, inputs, targets);
-        });
+    const StepReport r = executor.run_step(step, [&](int global_mb, int* inputs, int* targets) {
+      data.train.fill_train_batch(tc.seed, step, 0, global_mb, B, T, inputs, targets);
+    });
     const double step_s = seconds_since(t0);
+    if (!config.logging.trace || step >= kTracedSteps) executor.clear_timeline();
+    if (config.logging.trace && step + 1 == std::min(kTracedSteps, tc.steps)) {
+      write_trace(summary.run_dir, transport.rank(), executor.timeline());
+    }
 
     StepMetrics sm;
     sm.step = step + 1;
@@ -113,17 +156,20 @@ TrainSummary train_single_process(const Config& config, int local_ranks) {
     sm.grad_norm = r.grad_norm;
     sm.step_ms = step_s * 1e3;
     sm.tokens_per_s = tokens_per_second(tokens_per_step, step_s);
+    if (layout.stages() > 1) {
+      for (double b : r.pipeline_bubbles) sm.bubble_pct.push_back(100.0 * b);
+    }
     const bool last = step + 1 == tc.steps;
-    if (val && (last || (tc.val_every > 0 && sm.step % tc.val_every == 0))) {
-      sm.val_loss = evaluate(model, *stash, *val, tc.val_batches, B, T);
+    if (data.val && (last || (tc.val_every > 0 && sm.step % tc.val_every == 0))) {
+      sm.val_loss = evaluate(executor, *data.val, tc.val_batches, B, T);
       summary.final_val_loss = sm.val_loss;
     }
     const double eta = seconds_since(start) / sm.step * (tc.steps - sm.step);
     if (last || sm.step % config.logging.every == 0 || sm.val_loss) {
       progress.clear();
       spdlog::info(format_step_line(sm, tc.steps, eta));
-      metrics.write(sm);
-    } else {
+      if (metrics) metrics->write(sm);
+    } else if (reporter) {
       progress.update(sm.step, tc.steps, eta);
     }
     summary.final_loss = r.loss;
@@ -132,17 +178,18 @@ TrainSummary train_single_process(const Config& config, int local_ranks) {
               r.loss, sm.step);
   }
   progress.clear();
-  spdlog::info("trained {} steps in {}; host memory peaks: {}", summary.steps,
+  spdlog::info("trained {} steps in {}; host memory peaks on rank 0: {}", summary.steps,
                format_duration(seconds_since(start)), describe_memory_peaks(memory));
 
+  if (!save_params_dir.empty()) save_stage_parameters(executor, save_params_dir);
   if (tc.sample_tokens > 0) {
-    const TokenDataset& source = val ? *val : train;
+    const TokenDataset& source = data.val ? *data.val : data.train;
     std::vector<int> window(static_cast<std::size_t>(B) * T), unused(window.size());
     source.fill_eval_batch(0, B, T, window.data(), unused.data());
     const std::vector<int> prompt(window.begin(), window.begin() + std::max(1, T / 4));
-    const std::vector<int> sample = generate_tokens(model, prompt, tc.sample_tokens, tc.seed);
+    const std::vector<int> sample = executor.generate(prompt, tc.sample_tokens, tc.seed);
     spdlog::info("sample (prompt: the first {} tokens of a {} window):\n{}", prompt.size(),
-                 val ? "validation" : "training", sample_text(sample, shape.vocab_size));
+                 data.val ? "validation" : "training", sample_text(sample, shape.vocab_size));
   }
   return summary;
 }

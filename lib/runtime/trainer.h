@@ -1,14 +1,25 @@
-// Training on one process holding the whole model: micro-batches with gradient
-// accumulation, global grad-norm clipping, AdamW with a cosine schedule, validation, a
-// generated sample, console lines and metrics.jsonl in the run directory.
+// Training on one or many ranks: every rank runs this with its own transport. The
+// pipeline executor does the steps; this file adds the data, validation, the generated
+// sample, console lines, metrics.jsonl and the per-rank traces in the run directory.
 #pragma once
 
 #include <optional>
 #include <string>
 
+#include "comm/transport.h"
 #include "config/config.h"
+#include "data/token_dataset.h"
+#include "runtime/training_plan.h"
 
 namespace pptrain {
+
+struct TrainingData {
+  TokenDataset train;
+  std::optional<TokenDataset> val;
+};
+
+// Opens and checks the shards of data.train and data.val (errors name the config key).
+TrainingData open_training_data(const Config& config, const GPT2Shape& shape);
 
 struct TrainSummary {
   int steps = 0;
@@ -17,7 +28,9 @@ struct TrainSummary {
   std::string run_dir;
 };
 
-// local_ranks: processes sharing this node's cores (for the thread count).
-TrainSummary train_single_process(const Config& config, int local_ranks);
+// local_ranks: processes sharing this node's cores (for the thread count). A non-empty
+// save_params_dir receives stage<S>.safetensors from each stage after the last step.
+TrainSummary train(const Config& config, const TrainingPlan& plan, const TrainingData& data,
+                   Transport& transport, int local_ranks, const std::string& save_params_dir = "");
 
 }  // namespace pptrain

@@ -1,10 +1,12 @@
 #include "schedule/timeline.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "metrics/chrome_trace.h"
 
 namespace pptrain::schedule {
 namespace {
@@ -74,41 +76,19 @@ std::string format_grid(const Schedule& schedule, const SimResult* sim) {
 }
 
 std::string to_chrome_trace(const SimResult& sim) {
-  using nlohmann::json;
   constexpr double kUsPerUnit = 1000.0;
-  json events = json::array();
+  std::vector<TraceEvent> events;
   for (int r = 0; r < sim.ranks; ++r) {
-    events.push_back({{"name", "process_name"},
-                      {"ph", "M"},
-                      {"pid", r},
-                      {"args", {{"name", fmt::format("rank {}", r)}}}});
-    events.push_back({{"name", "thread_name"},
-                      {"ph", "M"},
-                      {"pid", r},
-                      {"tid", 0},
-                      {"args", {{"name", "compute"}}}});
-    events.push_back({{"name", "thread_name"},
-                      {"ph", "M"},
-                      {"pid", r},
-                      {"tid", 1},
-                      {"args", {{"name", "communication"}}}});
     for (const TimedAction& t : sim.timelines[r]) {
-      events.push_back(
-          {{"name", to_string(t.action)},
-           {"cat", std::string(kind_code(t.action.kind))},
-           {"ph", "X"},
-           {"pid", r},
-           {"tid", is_compute(t.action.kind) ? 0 : 1},
-           {"ts", t.start * kUsPerUnit},
-           {"dur", (t.end - t.start) * kUsPerUnit},
-           {"args", {{"stage", t.action.stage}, {"micro_batch", t.action.micro_batch}}}});
+      events.push_back({r, is_compute(t.action.kind) ? 0 : 1, to_string(t.action),
+                        t.start * kUsPerUnit, (t.end - t.start) * kUsPerUnit,
+                        std::string(kind_code(t.action.kind)),
+                        {{"stage", t.action.stage}, {"micro_batch", t.action.micro_batch}}});
     }
   }
-  json trace = {
-      {"traceEvents", std::move(events)},
-      {"displayTimeUnit", "ms"},
-      {"otherData", {{"schedule", sim.name}, {"makespan", sim.makespan}, {"bubble", sim.bubble}}}};
-  return trace.dump();
+  return chrome_trace_json(events, {{"schedule", sim.name},
+                                    {"makespan", fmt::format("{}", sim.makespan)},
+                                    {"bubble", fmt::format("{}", sim.bubble)}});
 }
 
 }  // namespace pptrain::schedule

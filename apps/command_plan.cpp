@@ -1,0 +1,51 @@
+// `pptrain plan CONFIG`: the partition, the schedule grid, the simulated bubble and the
+// in-flight micro-batches per stage, without launching ranks or reading data.
+#include <fmt/format.h>
+
+#include <fstream>
+
+#include "apps/commands.h"
+#include "config/config_loader.h"
+#include "core/error.h"
+#include "runtime/training_plan.h"
+#include "schedule/schedule_io.h"
+#include "schedule/simulator.h"
+#include "schedule/timeline.h"
+
+namespace pptrain::app {
+
+Command add_plan_command(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("plan", "show the partition and the simulated schedule of a config");
+  struct Options {
+    std::string config_path;
+    std::vector<std::string> overrides;
+    std::string trace_path, csv_path;
+  };
+  auto o = std::make_shared<Options>();
+  cmd->add_option("config", o->config_path, "the YAML config file")->required();
+  cmd->add_option("--set", o->overrides, "override a config key (repeatable)");
+  cmd->add_option("--trace", o->trace_path, "write the simulated timeline as a Chrome/Perfetto trace");
+  cmd->add_option("--csv", o->csv_path, "write the compute-only schedule as CSV (editable, for schedule: csv:PATH)");
+  return [o](MpiSession& session) {
+    if (session.rank() != 0) return 0;
+    const Config config = load_config(o->config_path, o->overrides);
+    const TrainingPlan plan = make_training_plan(config);
+    fmt::print("{}", describe_training_plan(config, plan));
+    auto write = [](const std::string& path, const std::string& text) {
+      std::ofstream out(path, std::ios::trunc);
+      out << text;
+      PPT_CHECK(out.good(), "cannot write '{}'", path);
+      fmt::print("wrote {}\n", path);
+    };
+    if (!o->trace_path.empty()) {
+      schedule::ActionCosts costs;
+      costs.forward = 1.0 / config.pipeline.virtual_stages;
+      costs.backward = 2.0 / config.pipeline.virtual_stages;
+      write(o->trace_path, schedule::to_chrome_trace(schedule::simulate(plan.lowered, costs)));
+    }
+    if (!o->csv_path.empty()) write(o->csv_path, schedule::to_csv(plan.compute_only));
+    return 0;
+  };
+}
+
+}  // namespace pptrain::app

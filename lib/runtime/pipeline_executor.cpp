@@ -1,0 +1,393 @@
+#include "runtime/pipeline_executor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <tuple>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "kernels/grad_norm.h"
+#include "runtime/generate.h"
+#include "runtime/lr_schedule.h"
+#include "schedule/lowering.h"
+
+namespace pptrain {
+
+using schedule::Action;
+using schedule::ActionKind;
+
+struct PipelineExecutor::Chunk {
+  int stage = 0;
+  std::unique_ptr<StageModel> model;
+  std::unique_ptr<AdamWOptimizer> optimizer;
+  std::vector<std::unique_ptr<Stash>> free;       // stash pool: peak in-flight micro-batches
+  std::map<int, std::unique_ptr<Stash>> live;     // micro-batch -> its stash
+  std::map<int, std::unique_ptr<Stash>> forward_only;  // batch size -> stash for eval/sampling
+};
+
+// Activation-sized (B,T,C) float buffers for messages and local gradient hand-offs, keyed by
+// (role, stage, micro-batch) and drawn from a pool so a step allocates nothing once warm.
+struct PipelineExecutor::Buffers {
+  enum Role { kReceivedActivation, kOutputGrad, kGradToSend };
+  using Key = std::tuple<int, int, int>;
+  Buffers(MemoryTracker& m, std::size_t f) : memory(m), floats(f) {}
+  float* acquire(Role role, int stage, int mb) {
+    const Key key{role, stage, mb};
+    PPT_CHECK(in_use.find(key) == in_use.end(), "buffer ({}, stage {}, micro-batch {}) taken twice",
+              static_cast<int>(role), stage, mb);
+    FloatBuffer b;
+    if (free.empty()) {
+      b = FloatBuffer(memory, MemCategory::Activations, floats);
+    } else {
+      b = std::move(free.back());
+      free.pop_back();
+    }
+    return in_use.emplace(key, std::move(b)).first->second.data();
+  }
+  float* get(Role role, int stage, int mb) {
+    auto it = in_use.find(Key{role, stage, mb});
+    PPT_CHECK(it != in_use.end(), "no buffer ({}, stage {}, micro-batch {})", static_cast<int>(role), stage, mb);
+    return it->second.data();
+  }
+  void release(Role role, int stage, int mb) {
+    auto it = in_use.find(Key{role, stage, mb});
+    if (it == in_use.end()) return;
+    free.push_back(std::move(it->second));
+    in_use.erase(it);
+  }
+  MemoryTracker& memory;
+  std::size_t floats;
+  std::vector<FloatBuffer> free;
+  std::map<Key, FloatBuffer> in_use;
+};
+
+namespace {
+using RequestKey = std::tuple<int, int, int>;  // (kind, stage, micro-batch) of a comm action
+RequestKey request_key(const Action& a) { return {static_cast<int>(a.kind), a.stage, a.micro_batch}; }
+}  // namespace
+
+PipelineExecutor::PipelineExecutor(const Config& config, const GPT2Shape& shape,
+                                   schedule::Schedule lowered,
+                                   const std::vector<StageRange>& partition,
+                                   const PipelineLayout& layout, Transport& transport,
+                                   MemoryTracker& memory)
+    : config_(config),
+      shape_(shape),
+      schedule_(std::move(lowered)),
+      layout_(layout),
+      transport_(transport),
+      memory_(memory) {
+  origin_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+  PPT_CHECK(schedule_.ranks == layout.pp && schedule_.virtual_stages == layout.v,
+            "schedule {} does not fit {} pipeline ranks x {} virtual stages",
+            schedule::describe(schedule_), layout.pp, layout.v);
+  PPT_CHECK(static_cast<int>(partition.size()) == layout.stages(),
+            "partition has {} stages, the pipeline {}", partition.size(), layout.stages());
+  const int B = config.pipeline.micro_batch_size;
+  for (int stage : layout.local_stages()) {
+    auto c = std::make_unique<Chunk>();
+    c->stage = stage;
+    c->model = std::make_unique<StageModel>(shape, partition[stage].first_layer,
+                                            partition[stage].end_layer, B,
+                                            config.training.seed, memory);
+    c->optimizer = std::make_unique<AdamWOptimizer>(c->model->table(), config.training, memory);
+    chunks_.push_back(std::move(c));
+  }
+  buffers_ = std::make_unique<Buffers>(
+      memory, static_cast<std::size_t>(B) * shape.max_seq_len * shape.channels);
+  // Groups are made collectively by every world rank, in the same order on all of them.
+  pipeline_group_ = transport.split_group(layout.dp_rank, layout.pp_rank);
+  replica_group_ = transport.split_group(layout.pp_rank, layout.dp_rank);
+  const bool holds_tied = layout.stages() > 1 && layout.pp > 1 &&
+                          (layout.holds_stage(0) || layout.holds_stage(layout.stages() - 1));
+  embedding_group_ = transport.split_group(holds_tied ? layout.dp_rank : -1, layout.pp_rank);
+}
+
+PipelineExecutor::~PipelineExecutor() = default;
+
+StageModel& PipelineExecutor::chunk_model(int i) { return *chunks_.at(i)->model; }
+int PipelineExecutor::chunk_stage(int i) const { return chunks_.at(i)->stage; }
+
+PipelineExecutor::Chunk& PipelineExecutor::chunk_of_stage(int stage) {
+  for (auto& c : chunks_) {
+    if (c->stage == stage) return *c;
+  }
+  PPT_THROW("stage {} is not held by pipeline rank {}", stage, layout_.pp_rank);
+}
+
+double PipelineExecutor::now_us() const {
+  return (std::chrono::steady_clock::now().time_since_epoch().count() - origin_ns_) / 1e3;
+}
+
+int PipelineExecutor::world_peer(const Action& comm) const {
+  return layout_.world_rank_of(schedule::peer_rank(schedule_, comm), layout_.dp_rank);
+}
+
+std::string PipelineExecutor::label(const Action& a) const {
+  const bool send = schedule::is_send(a.kind);
+  return fmt::format("{} {} rank {}", schedule::to_string(a), send ? "to" : "from", world_peer(a));
+}
+
+StepReport PipelineExecutor::run_step(int step, const BatchFiller& fill) {
+  for (auto& c : chunks_) c->model->zero_grads();
+  const double t0 = now_us();
+  const std::size_t first_event = timeline_.size();
+  double loss_sum = 0.0;
+  run_schedule(step, fill, &loss_sum);
+  StepReport report;
+  double busy = 0.0;
+  for (std::size_t i = first_event; i < timeline_.size(); ++i) {
+    if (timeline_[i].compute) busy += timeline_[i].end_us - timeline_[i].start_us;
+  }
+  const double span = now_us() - t0;
+  report.bubble = span > 0.0 ? std::max(0.0, 1.0 - busy / span) : 0.0;
+  reduce_and_update(step, loss_sum, report);
+  return report;
+}
+
+void PipelineExecutor::run_schedule(int step, const BatchFiller& fill, double* loss_sum) {
+  (void)step;
+  const std::vector<Action>& list = schedule_.actions[layout_.pp_rank];
+  const int S = layout_.stages(), m = schedule_.micro_batches;
+  const int B = config_.pipeline.micro_batch_size, T = shape_.max_seq_len;
+  const std::size_t count = buffers_->floats;
+  // Each token's loss is scaled by 1/(all tokens of the global batch), so the gradients
+  // summed over micro-batches and replicas are those of the global mean loss.
+  const float dloss_scale = 1.0f / static_cast<float>(static_cast<double>(layout_.dp) * m * B * T);
+  std::vector<int> tokens(static_cast<std::size_t>(B) * T), targets(tokens.size());
+  std::map<RequestKey, Transport::Request> requests;
+
+  auto post = [&](const Action& a) {
+    const RequestKey key = request_key(a);
+    if (requests.count(key)) return;  // posted ahead
+    const int tag = schedule::comm_tag(schedule_, a), peer = world_peer(a);
+    Transport::Request r = 0;
+    switch (a.kind) {
+      case ActionKind::SendF: {
+        Chunk& c = chunk_of_stage(a.stage);
+        r = transport_.isend(c.model->output(*c.live.at(a.micro_batch)), count, peer, tag);
+        break;
+      }
+      case ActionKind::SendB:
+        r = transport_.isend(buffers_->get(Buffers::kGradToSend, a.stage, a.micro_batch), count, peer, tag);
+        break;
+      case ActionKind::RecvF:
+        r = transport_.irecv(buffers_->acquire(Buffers::kReceivedActivation, a.stage, a.micro_batch), count, peer, tag);
+        break;
+      case ActionKind::RecvB:
+        r = transport_.irecv(buffers_->acquire(Buffers::kOutputGrad, a.stage, a.micro_batch), count, peer, tag);
+        break;
+      default: PPT_THROW("{} is not a communication action", schedule::to_string(a));
+    }
+    requests.emplace(key, r);
+  };
+  auto wait = [&](const Action& a) {
+    auto it = requests.find(request_key(a));
+    PPT_CHECK(it != requests.end(), "{} was never posted: the schedule is not lowered", schedule::to_string(a));
+    const double start = now_us();
+    transport_.wait(it->second, label(a));
+    requests.erase(it);
+    timeline_.push_back({"wait " + schedule::to_string(a), start, now_us(), false});
+  };
+  auto local = [&](int stage) { return layout_.holds_stage(stage); };
+
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const Action& a = list[i];
+    if (schedule::is_comm(a.kind)) {
+      post(a);
+      continue;
+    }
+    // Post the receives of the comm group after this compute now, so the data can arrive
+    // while this action computes.
+    for (std::size_t j = i + 1; j < list.size() && schedule::is_comm(list[j].kind); ++j) {
+      if (schedule::is_recv(list[j].kind)) post(list[j]);
+    }
+    Chunk& c = chunk_of_stage(a.stage);
+    const int s = a.stage, mb = a.micro_batch;
+    if (a.kind == ActionKind::Forward) {
+      const float* input = nullptr;
+      if (s == 0 || s == S - 1) fill(layout_.dp_rank * m + mb, tokens.data(), targets.data());
+      if (s > 0 && local(s - 1)) {
+        Chunk& prev = chunk_of_stage(s - 1);
+        input = prev.model->output(*prev.live.at(mb));
+      } else if (s > 0) {
+        wait(Action{s, ActionKind::RecvF, mb});
+        input = buffers_->get(Buffers::kReceivedActivation, s, mb);
+      }
+      std::unique_ptr<Stash> stash;
+      if (c.free.empty()) {
+        stash = c.model->make_stash(B);
+      } else {
+        stash = std::move(c.free.back());
+        c.free.pop_back();
+      }
+      const double start = now_us();
+      *loss_sum += c.model->forward(*stash, tokens.data(), input, s == S - 1 ? targets.data() : nullptr,
+                                    dloss_scale, true);
+      timeline_.push_back({schedule::to_string(a), start, now_us(), true});
+      c.live.emplace(mb, std::move(stash));
+      buffers_->release(Buffers::kReceivedActivation, s, mb);
+    } else if (a.kind == ActionKind::Backward) {
+      const float* dout = nullptr;
+      if (s < S - 1) {
+        if (!local(s + 1)) wait(Action{s, ActionKind::RecvB, mb});
+        dout = buffers_->get(Buffers::kOutputGrad, s, mb);
+      }
+      auto it = c.live.find(mb);
+      PPT_CHECK(it != c.live.end(), "{} runs before its forward", schedule::to_string(a));
+      const double start = now_us();
+      c.model->backward(*it->second, dout);
+      if (s > 0) {
+        const float* dx = c.model->input_grad();
+        float* dst = local(s - 1) ? buffers_->acquire(Buffers::kOutputGrad, s - 1, mb)
+                                  : buffers_->acquire(Buffers::kGradToSend, s, mb);
+        std::copy(dx, dx + count, dst);
+      }
+      timeline_.push_back({schedule::to_string(a), start, now_us(), true});
+      buffers_->release(Buffers::kOutputGrad, s, mb);
+      // The stash's output may still be on its way to the next stage.
+      const Action send_f{s, ActionKind::SendF, mb};
+      if (requests.count(request_key(send_f))) wait(send_f);
+      c.free.push_back(std::move(it->second));
+      c.live.erase(it);
+    } else {
+      PPT_THROW("{}: split backward (I/W) is not supported by this executor yet", schedule::to_string(a));
+    }
+  }
+  // Flush: the last sends (gradients to the previous stage) must land before the next step
+  // reuses their buffers.
+  while (!requests.empty()) {
+    const auto [kind, stage, mb] = requests.begin()->first;
+    const Action a{stage, static_cast<ActionKind>(kind), mb};
+    PPT_CHECK(schedule::is_send(a.kind), "{} was posted but never used", schedule::to_string(a));
+    wait(a);
+    buffers_->release(Buffers::kGradToSend, stage, mb);
+  }
+  for (auto& ch : chunks_) {
+    PPT_CHECK(ch->live.empty(), "stage {} ended the step with {} micro-batches in flight",
+              ch->stage, ch->live.size());
+  }
+}
+
+void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& report) {
+  const int S = layout_.stages();
+  const double t0 = now_us();
+  // The tied embedding: stage 0 (lookup) and stage S-1 (LM head) hold copies of wte whose
+  // gradients are summed, so both take the same AdamW step and stay identical.
+  Chunk* first = layout_.holds_stage(0) ? &chunk_of_stage(0) : nullptr;
+  Chunk* last = layout_.holds_stage(S - 1) ? &chunk_of_stage(S - 1) : nullptr;
+  const std::size_t wte_floats = static_cast<std::size_t>(shape_.padded_vocab_size) * shape_.channels;
+  if (S > 1 && first != nullptr && last != nullptr) {
+    float* a = first->model->grad("wte");
+    float* b = last->model->grad("wte");
+    for (std::size_t i = 0; i < wte_floats; ++i) b[i] = a[i] = a[i] + b[i];
+  } else if (S > 1 && (first != nullptr || last != nullptr)) {
+    transport_.allreduce_sum((first ? first : last)->model->grad("wte"), wte_floats,
+                             embedding_group_, "the tied-embedding gradient all-reduce");
+  }
+  if (layout_.dp > 1) {
+    for (auto& c : chunks_) {
+      transport_.allreduce_sum(c->model->grads(), c->model->num_params(), replica_group_,
+                               fmt::format("the data-parallel gradient all-reduce of stage {}", c->stage));
+    }
+  }
+  // [sum of squares, loss sum, bubble of each pipeline rank]; the head's copy of wte is not
+  // counted in the norm when stage 0 holds the other: the model has one wte.
+  std::vector<double> sums(2 + layout_.pp, 0.0);
+  for (auto& c : chunks_) {
+    StageModel& model = *c->model;
+    double sq = kernels::cpu::sum_of_squares(model.grads(), model.num_params());
+    if (S > 1 && c->stage == S - 1 && !model.has_embedding()) {
+      sq -= kernels::cpu::sum_of_squares(model.grad("wte"), wte_floats);
+    }
+    sums[0] += sq;
+  }
+  sums[1] = loss_sum;
+  sums[2 + layout_.pp_rank] = report.bubble;
+  if (layout_.pp > 1) transport_.allreduce_sum(sums.data(), sums.size(), pipeline_group_, "the loss and grad-norm all-reduce");
+  if (layout_.dp > 1) transport_.allreduce_sum(&sums[1], 1, replica_group_, "the loss all-reduce");
+  report.loss = sums[1] / (static_cast<double>(layout_.dp) * schedule_.micro_batches);
+  report.grad_norm = std::sqrt(std::max(0.0, sums[0]));
+  report.pipeline_bubbles.assign(sums.begin() + 2, sums.end());
+  report.lr = learning_rate(config_.training, step);
+  for (auto& c : chunks_) {
+    const double max_norm = config_.training.grad_clip;
+    if (max_norm > 0.0 && report.grad_norm > max_norm) {
+      kernels::cpu::scale_in_place(c->model->grads(), c->model->num_params(),
+                                   static_cast<float>(max_norm / report.grad_norm));
+    }
+    c->optimizer->step(c->model->params(), c->model->grads(), static_cast<float>(report.lr), step + 1);
+  }
+  timeline_.push_back({"reduce + optimizer", t0, now_us(), false});
+}
+
+void PipelineExecutor::forward_only(int B, const int* inputs, const int* targets, double* loss,
+                                    std::vector<float>* logits_row, int row) {
+  const int S = layout_.stages();
+  const std::size_t count = static_cast<std::size_t>(B) * shape_.max_seq_len * shape_.channels;
+  // Tags above the schedule's range [0, 2*S*m), one per stage boundary.
+  const int tag_base = 2 * S * schedule_.micro_batches;
+  std::vector<Transport::Request> sends;
+  FloatBuffer received(memory_, MemCategory::Workspace, count);
+  double local_loss = 0.0;
+  for (auto& c : chunks_) {  // ascending stages: data flows forward, sends never block
+    const int s = c->stage;
+    auto& stash = c->forward_only[B];
+    if (!stash) stash = c->model->make_stash(B);
+    const float* input = nullptr;
+    if (s > 0 && layout_.holds_stage(s - 1)) {
+      Chunk& prev = chunk_of_stage(s - 1);
+      input = prev.model->output(*prev.forward_only.at(B));
+    } else if (s > 0) {
+      const int peer = layout_.world_rank_of(layout_.rank_of_stage(s - 1), layout_.dp_rank);
+      transport_.wait(transport_.irecv(received.data(), count, peer, tag_base + s),
+                      fmt::format("the forward-only activation of stage {} from rank {}", s, peer));
+      input = received.data();
+    }
+    const bool last = s == S - 1;
+    const float l = c->model->forward(*stash, inputs, input, last ? targets : nullptr, 0.0f, false);
+    if (last && targets != nullptr) local_loss = l;
+    if (last && logits_row != nullptr) {
+      const float* r = c->model->logits(*stash) + static_cast<std::size_t>(row) * shape_.padded_vocab_size;
+      logits_row->assign(r, r + shape_.padded_vocab_size);
+    }
+    if (!last && !layout_.holds_stage(s + 1)) {
+      const int peer = layout_.world_rank_of(layout_.rank_of_stage(s + 1), layout_.dp_rank);
+      sends.push_back(transport_.isend(c->model->output(*stash), count, peer, tag_base + s + 1));
+    }
+  }
+  for (Transport::Request r : sends) transport_.wait(r, "a forward-only activation send");
+  if (loss != nullptr) {
+    *loss = local_loss;
+    if (layout_.pp > 1) transport_.allreduce_sum(loss, 1, pipeline_group_, "the validation loss all-reduce");
+  }
+}
+
+double PipelineExecutor::evaluate_batch(const int* inputs, const int* targets) {
+  double loss = 0.0;
+  forward_only(config_.pipeline.micro_batch_size, inputs, targets, &loss, nullptr, 0);
+  return loss;
+}
+
+std::vector<int> PipelineExecutor::generate(const std::vector<int>& prompt, int n, std::uint64_t seed) {
+  PPT_CHECK(!prompt.empty(), "sampling needs a non-empty prompt");
+  const int T = shape_.max_seq_len;
+  std::vector<int> tokens = prompt, window(T, 0);
+  std::vector<float> logits;
+  Rng rng(stream_key(seed, "sample"));
+  const bool last = layout_.holds_stage(layout_.stages() - 1);
+  for (int i = 0; i < n; ++i) {
+    const int len = std::min<int>(static_cast<int>(tokens.size()), T);
+    std::fill(window.begin(), window.end(), 0);
+    std::copy(tokens.end() - len, tokens.end(), window.begin());
+    forward_only(1, window.data(), nullptr, nullptr, last ? &logits : nullptr, len - 1);
+    // The last stage draws; the token reaches the other ranks by a sum where they add 0.
+    double next = last ? sample_token(logits.data(), shape_.vocab_size, rng) : 0.0;
+    if (layout_.pp > 1) transport_.allreduce_sum(&next, 1, pipeline_group_, "the sampled token broadcast");
+    tokens.push_back(static_cast<int>(next));
+  }
+  return tokens;
+}
+
+}  // namespace pptrain

@@ -1,0 +1,43 @@
+// Who holds what: world = pp x dp with data-parallel peers adjacent, stages placed round
+// the pipeline ranks (loop placement for virtual stages).
+#include <catch2/catch.hpp>
+
+#include "runtime/pipeline_layout.h"
+
+using namespace pptrain;
+
+namespace {
+Config layout_config(int pp, int dp, int v) {
+  Config c;
+  c.pipeline.stages = pp;
+  c.parallel.data = dp;
+  c.pipeline.virtual_stages = v;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("Ranks map to pipeline and data-parallel positions", "[layout]") {
+  const Config c = layout_config(2, 2, 1);
+  const PipelineLayout r3 = PipelineLayout::make(c, 3, 4);
+  CHECK(r3.pp_rank == 1);
+  CHECK(r3.dp_rank == 1);
+  CHECK(r3.pipeline_world_ranks() == std::vector<int>{1, 3});
+  CHECK(r3.replica_world_ranks() == std::vector<int>{2, 3});
+  const PipelineLayout r0 = PipelineLayout::make(c, 0, 4);
+  CHECK(r0.pipeline_world_ranks() == std::vector<int>{0, 2});
+  CHECK(r0.replica_world_ranks() == std::vector<int>{0, 1});
+}
+
+TEST_CASE("Virtual stages are placed round the ranks", "[layout]") {
+  const PipelineLayout l = PipelineLayout::make(layout_config(4, 1, 2), 1, 4);
+  CHECK(l.stages() == 8);
+  CHECK(l.local_stages() == std::vector<int>{1, 5});
+  CHECK(l.holds_stage(5));
+  CHECK_FALSE(l.holds_stage(6));
+  CHECK(l.rank_of_stage(7) == 3);
+}
+
+TEST_CASE("A launch that does not fit the config is refused", "[layout]") {
+  CHECK_THROWS_WITH(PipelineLayout::make(layout_config(2, 2, 1), 0, 3),
+                    Catch::Contains("pipeline.stages (2) x parallel.data (2) = 4 ranks, but the job has 3"));
+}
