@@ -36,7 +36,10 @@ int main(int argc, char** argv) {
   } catch (const pptrain::MpiSession::ReportedElsewhere&) {
     return 1;
   } catch (const pptrain::Error& e) {
-    std::fprintf(stderr, "pptrain: error: %s\n", e.what());
+    const std::string rank = session && session->world_size() > 1
+                                 ? "rank " + std::to_string(session->rank()) + ": "
+                                 : std::string();
+    std::fprintf(stderr, "pptrain: error: %s%s\n", rank.c_str(), e.what());
     if (verbose) std::fprintf(stderr, "  (raised at %s)\n", e.source_location().c_str());
     if (session && !session->failed_together()) session->abort_job_if_parallel(1);
     return 1;

@@ -15,7 +15,6 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
   MPI_CHECK(MPI_Comm_size(node, &local_size_));
   MPI_Comm_free(&node);
-  set_error_rank(world_size_ > 1 ? rank_ : -1);
 }
 
 MpiSession::~MpiSession() {

@@ -1,7 +1,8 @@
 // One error family for the whole project. The library throws pptrain::Error; only the
 // application decides to log and abort. Messages are written for the user: they name the
 // file, key, rank or tensor at fault and what is wrong. The source location is kept apart
-// so the app can show it with --verbose without cluttering the one-line message.
+// so the app can show it with --verbose without cluttering the one-line message. The app
+// adds the rank when it prints, so a message wrapped by an outer context names it once.
 #pragma once
 
 #include <fmt/format.h>
@@ -20,10 +21,6 @@ class Error : public std::runtime_error {
  private:
   std::string source_location_;
 };
-
-// The rank named in error messages; set once by the launcher. -1 means "not in a job".
-void set_error_rank(int rank);
-int error_rank();
 
 [[noreturn]] void throw_error(const char* file, int line, std::string message);
 

@@ -181,7 +181,8 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   spdlog::info("trained {} steps in {}; host memory peaks on rank 0: {}", summary.steps,
                format_duration(seconds_since(start)), describe_memory_peaks(memory));
 
-  if (!save_params_dir.empty()) save_stage_parameters(executor, save_params_dir);
+  // Replicas hold identical parameters: the first one writes them.
+  if (!save_params_dir.empty() && layout.dp_rank == 0) save_stage_parameters(executor, save_params_dir);
   if (tc.sample_tokens > 0) {
     const TokenDataset& source = data.val ? *data.val : data.train;
     std::vector<int> window(static_cast<std::size_t>(B) * T), unused(window.size());

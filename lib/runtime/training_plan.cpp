@@ -28,8 +28,12 @@ TrainingPlan make_training_plan(const Config& config) {
   } catch (const Error& e) {
     PPT_THROW("{}: {}", config.where("pipeline.schedule"), e.what());
   }
-  plan.lowered = schedule::has_comm(plan.compute_only) ? plan.compute_only : schedule::lower(plan.compute_only);
-  schedule::validate_or_throw(plan.lowered);
+  try {
+    plan.lowered = schedule::has_comm(plan.compute_only) ? plan.compute_only : schedule::lower(plan.compute_only);
+    schedule::validate_or_throw(plan.lowered);
+  } catch (const Error& e) {
+    PPT_THROW("{}: {}", config.where("pipeline.schedule"), e.what());
+  }
   return plan;
 }
 

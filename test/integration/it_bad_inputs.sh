@@ -37,5 +37,13 @@ check_error "data.train: no file matches" "$PPTRAIN_BIN" train "$WORK/tiny.yaml"
 check_error "cannot read config" "$PPTRAIN_BIN" train "$WORK/missing.yaml"
 check_error "--set training.steps=many" "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set training.steps=many
 check_error "pipeline.stages" "$MPIEXEC" -np 2 "$PPTRAIN_BIN" train "$WORK/tiny.yaml"
+# A schedule that deadlocks is refused by the validator at start-up, with the grid.
+csv="$PPTRAIN_SOURCE_DIR/test/data/schedules/circular_wait.csv"
+check_error "pipeline.schedule: csv:$csv (p=2, v=1, m=2): deadlock at step 2" \
+  "$MPIEXEC" -np 2 "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set pipeline.stages=2 \
+  --set pipeline.micro_batches=2 --set "pipeline.schedule=csv:$csv"
+grep -q '^>>    2  \[0RECV_B0\]  \[1RECV_F1\]' "$WORK/stderr.txt" || { cat "$WORK/stderr.txt"; fail "no grid with the failing step"; }
+check_error "deadlock at step 2" "$PPTRAIN_BIN" plan "$WORK/tiny.yaml" --set pipeline.stages=2 \
+  --set pipeline.micro_batches=2 --set "pipeline.schedule=csv:$csv"
 [ ! -d "$WORK/runs" ] || fail "a failed launch left a run directory behind: $(ls "$WORK/runs")"
-echo "$((count + 8)) bad inputs rejected cleanly"
+echo "$((count + 10)) bad inputs rejected cleanly"

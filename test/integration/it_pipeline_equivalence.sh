@@ -1,12 +1,14 @@
 # A pipelined run equals the single-process run with the same global batch: GPipe, 1F1B and
-# interleaved 1F1B (v=2) on p = 2 and 4 ranks with m = p and 2p+1 micro-batches; the loss at
-# every step and every parameter after 5 steps, within fp32 round-off.
+# interleaved 1F1B (v=2) on p = 2 and 4 ranks with m = p and 2p+1 micro-batches, and 1F1B
+# with 2 data-parallel replicas; the loss at every step and every parameter after 5 steps,
+# within fp32 round-off.
 #
 # Tolerance, and why: each stage runs the same kernels on the same data in the same order
 # as the single process (micro-batches are accumulated in increasing order by every
 # schedule), so stage-local gradients are bitwise equal. Three sums are ordered differently:
 # the tied embedding's gradient (two partial sums added, instead of one accumulator), the
-# squared grad norm (summed per stage, then across ranks) and nothing else. These differ by
+# squared grad norm (summed per stage, then across ranks) and, with replicas, the sum of
+# their gradients (two partial sums instead of one accumulator). These differ by
 # a few fp32 ulps (~1e-7 relative), and 5 AdamW steps carry such differences through
 # m/sqrt(v) without amplifying them beyond ~1e-6. So: losses within 1e-6 relative,
 # parameters within 1e-5 relative (L2 per tensor); a wrong gradient, a dropped micro-batch
@@ -43,5 +45,16 @@ for p in 2 4; do
       checked=$((checked + 1))
     done
   done
+done
+# Data parallel: 2 replicas of a 2-stage 1F1B pipeline with m micro-batches each equal one
+# process with 2m micro-batches (the replica's micro-batch index is folded into the global one).
+for m in 2 3; do
+  run "ref_m$((2 * m))" 1 --set "pipeline.micro_batches=$((2 * m))"
+  name="1f1b_p2_dp2_m$m"
+  run "$name" 4 --set "pipeline.micro_batches=$m" --set pipeline.stages=2 --set parallel.data=2
+  echo -n "$name vs single process with m=$((2 * m)): "
+  $compare "$WORK/runs/ref_m$((2 * m))" "$WORK/params/ref_m$((2 * m))" "$WORK/runs/$name" "$WORK/params/$name" 1e-6 1e-5 ||
+    fail "$name differs from the single-process run"
+  checked=$((checked + 1))
 done
 echo "$checked pipelined layouts equal the single-process run"
