@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libopenmpi-dev openmpi-bin          # MPI: bootstrap and the CPU transport
-  libopenblas-dev                     # sgemm for the CPU kernels
+  libopenblas-openmp-dev              # sgemm for the CPU kernels, sharing OpenMP's threads
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   catch2                              # unit tests (Catch2 v2)
   bible-kjv                           # the demo corpus: the King James Bible as text

@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
 
   const std::vector<BenchCase> cases = {
       {"gpt2-124m", GPT2Shape{50257, 50304, 64, 12, 12, 768}, 4, 1},
-      {"demo", GPT2Shape{256, 256, 64, 4, 4, 128}, 8, 2},
+      {"demo", GPT2Shape{256, 256, 64, 4, 4, 128}, 4, 4},
   };
   fmt::print("| model | params | B x m x T | threads | ms/step (median of {}) | tokens/s |\n", steps);
   fmt::print("|---|---|---|---|---|---|\n");

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <thread>
 
 #include "core/error.h"
 #include "data/prepare.h"
@@ -129,6 +130,11 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
                data.val ? fmt::format(", val: {} tokens", data.val->num_tokens()) : std::string(),
                layout.dp, m, B, T);
   spdlog::info("run directory: {}", summary.run_dir);
+  if (transport.world_size() == 1 && config.runtime.threads == 0 &&
+      usable_cores() < static_cast<int>(std::thread::hardware_concurrency())) {
+    spdlog::info("note: the launcher bound this rank to {} of {} cores (mpirun --bind-to none "
+                 "lets one rank use them all)", usable_cores(), std::thread::hardware_concurrency());
+  }
 
   if (data.val) {
     summary.first_val_loss = evaluate(executor, *data.val, tc.val_batches, B, T);

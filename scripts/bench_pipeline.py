@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Pipeline benchmark: the demo model (configs/demo.yaml) on 1, 2 and 4 ranks with GPipe and
+1F1B, m = 4 and 16 micro-batches. Prints a markdown table of tokens/s (median over the timed
+steps), the measured bubble (mean over ranks and timed steps, from metrics.jsonl) and the
+simulated bubble (`pptrain plan`, unit costs F=1, B=2).
+
+usage: python3 scripts/bench_pipeline.py [--steps N] [--warmup N]   (after scripts/demo.sh
+or scripts/build.sh + scripts/prepare_demo_data.sh)"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "build", "apps", "pptrain")
+
+
+def mpi_env():
+    env = dict(os.environ)
+    if os.geteuid() == 0:
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+    return env
+
+
+def overrides(ranks, schedule, m, extra):
+    sets = [f"pipeline.stages={ranks}", f"pipeline.schedule={schedule}", f"pipeline.micro_batches={m}"] + extra
+    return [arg for s in sets for arg in ("--set", s)]
+
+
+def simulated_bubble(ranks, schedule, m):
+    out = subprocess.run([BIN, "plan", "configs/demo.yaml"] + overrides(ranks, schedule, m, []),
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"bubble ([0-9.]+)%", out).group(1))
+
+
+def measure(ranks, schedule, m, steps, warmup, run_dir):
+    name = f"{schedule}_p{ranks}_m{m}"
+    extra = [f"training.steps={steps + warmup}", "logging.every=1", "training.val_every=0",
+             "training.sample_tokens=0", "data.val=", f"logging.dir={run_dir}", f"logging.name={name}"]
+    # One rank may use both cores (mpirun would bind it to one); more ranks get one core each.
+    bind = ["--bind-to", "none"] if ranks == 1 else []
+    cmd = ["mpirun"] + bind + ["-np", str(ranks), BIN, "train", "configs/demo.yaml"] + overrides(ranks, schedule, m, extra)
+    subprocess.run(cmd, cwd=ROOT, check=True, env=mpi_env(), stdout=subprocess.DEVNULL)
+    with open(os.path.join(run_dir, name, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f][warmup:]
+    tokens_per_s = statistics.median(r["tokens_per_s"] for r in rows)
+    bubbles = [statistics.mean(r["bubble_pct"]) for r in rows if "bubble_pct" in r]
+    return tokens_per_s, (statistics.mean(bubbles) if bubbles else 0.0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args()
+    if not os.path.exists(BIN):
+        sys.exit(f"{BIN} not found: run scripts/build.sh first")
+    print(f"| ranks | schedule | m | tokens/s | measured bubble % | simulated bubble % |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as run_dir:
+        for ranks in (1, 2, 4):
+            for schedule in ("gpipe", "1f1b"):
+                for m in (4, 16):
+                    tps, bubble = measure(ranks, schedule, m, args.steps, args.warmup, run_dir)
+                    sim = simulated_bubble(ranks, schedule, m) if ranks > 1 else 0.0
+                    print(f"| {ranks} | {schedule} | {m} | {tps:.0f} | {bubble:.1f} | {sim:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
