@@ -36,9 +36,9 @@ Command add_train_command(CLI::App& app) {
     }
     const TrainSummary summary =
         train(config, plan, *data, *transport, session.local_size(), *save_params);
-    if (summary.final_val_loss) {
-      spdlog::info("val loss {:.4f} -> {:.4f}; metrics in {}/metrics.jsonl",
-                   summary.first_val_loss.value_or(0.0), *summary.final_val_loss, summary.run_dir);
+    if (summary.first_val_loss && summary.final_val_loss) {
+      spdlog::info("val loss {:.4f} -> {:.4f}; metrics in {}/metrics.jsonl", *summary.first_val_loss,
+                   *summary.final_val_loss, summary.run_dir);
     }
     return 0;
   };

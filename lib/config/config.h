@@ -51,6 +51,7 @@ struct TrainingConfig {
   int val_every = 0;            // 0 = only at the end
   int val_batches = 8;          // micro-batches of validation per evaluation
   int sample_tokens = 64;       // generated at the end; 0 = none
+  int max_nonfinite_steps = 5;  // skipped steps (non-finite loss or grad norm) in a row before stopping
 };
 
 struct DataConfig {

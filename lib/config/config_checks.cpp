@@ -117,6 +117,7 @@ void check_training(const Config& c) {
   at_least(c, "training.val_every", t.val_every, 0);
   at_least(c, "training.val_batches", t.val_batches, 1);
   at_least(c, "training.sample_tokens", t.sample_tokens, 0);
+  at_least(c, "training.max_nonfinite_steps", t.max_nonfinite_steps, 1);
 }
 
 void check_run(const Config& c) {

@@ -46,6 +46,7 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"training", "val_every", &t.val_every},
       {"training", "val_batches", &t.val_batches},
       {"training", "sample_tokens", &t.sample_tokens},
+      {"training", "max_nonfinite_steps", &t.max_nonfinite_steps},
       {"data", "train", &c.data.train},
       {"data", "val", &c.data.val},
       {"runtime", "device", &r.device},

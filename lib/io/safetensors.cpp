@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/durable_file.h"
 
 namespace pptrain {
 
@@ -42,9 +43,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorRef>& te
     out.flush();
     PPT_CHECK(out.good(), "failed writing '{}' (disk full?)", tmp);
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  PPT_CHECK(!ec, "cannot rename '{}' to '{}': {}", tmp, path, ec.message());
+  fsync_path(tmp);
+  rename_durably(tmp, path);
 }
 
 SafetensorsFile read_safetensors(const std::string& path) {

@@ -1,7 +1,7 @@
 // The safetensors format (Hugging Face): an 8-byte little-endian header length N, N bytes
 // of JSON {"name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...,
 // "__metadata__": {string: string}}, then the raw tensor bytes. Only F32 here.
-// Files are written to <path>.tmp, flushed and renamed, so a reader never sees half a file.
+// Files are written to <path>.tmp, fsynced and renamed, so a reader never sees half a file.
 #pragma once
 
 #include <cstdint>

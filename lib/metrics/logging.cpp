@@ -15,8 +15,8 @@ void setup_console_logging(bool verbose) {
   spdlog::set_default_logger(logger);
 }
 
-void add_log_file(const std::string& path) {
-  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/true);
+void add_log_file(const std::string& path, bool append) {
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/!append);
   file->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %v");
   spdlog::default_logger()->sinks().push_back(file);
 }

@@ -7,6 +7,6 @@
 namespace pptrain {
 
 void setup_console_logging(bool verbose);
-void add_log_file(const std::string& path);
+void add_log_file(const std::string& path, bool append = false);
 
 }  // namespace pptrain

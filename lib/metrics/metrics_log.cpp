@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -24,7 +25,24 @@ std::string format_step_line(const StepMetrics& m, int total_steps, double eta_s
   return line;
 }
 
-MetricsLog::MetricsLog(const std::string& path) : path_(path), out_(path, std::ios::trunc) {
+namespace {
+std::string lines_through_step(const std::string& path, int last_step) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("step") && j["step"].is_number() && j["step"].get<int>() <= last_step) {
+      kept += line + "\n";
+    }
+  }
+  return kept;
+}
+}  // namespace
+
+MetricsLog::MetricsLog(const std::string& path, int resumed_after_step) : path_(path) {
+  const std::string kept = resumed_after_step >= 0 ? lines_through_step(path, resumed_after_step) : "";
+  out_.open(path, std::ios::trunc);
+  out_ << kept;
   PPT_CHECK(out_.good(), "cannot write metrics file '{}'", path);
 }
 

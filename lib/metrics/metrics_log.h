@@ -26,7 +26,9 @@ std::string format_step_line(const StepMetrics& m, int total_steps, double eta_s
 
 class MetricsLog {
  public:
-  explicit MetricsLog(const std::string& path);
+  // A resumed run passes the step it resumes after: lines of later steps (logged before a
+  // crash, and about to be redone) are dropped and new lines are appended. -1 starts afresh.
+  explicit MetricsLog(const std::string& path, int resumed_after_step = -1);
   void write(const StepMetrics& m);
 
  private:

@@ -57,6 +57,7 @@ class StageModel {
 
   const ParamTable& table() const { return table_; }
   float* params() { return params_.data(); }
+  const float* params() const { return params_.data(); }
   float* grads() { return grads_.data(); }
   std::size_t num_params() const { return table_.total_floats(); }
   float* param(const std::string& name) { return params_.data() + table_.find(name).offset; }

@@ -15,6 +15,8 @@ class AdamWOptimizer {
   void step(float* params, const float* grads, float lr, int t);
   float* first_moment() { return m_.data(); }
   float* second_moment() { return v_.data(); }
+  const float* first_moment() const { return m_.data(); }
+  const float* second_moment() const { return v_.data(); }
 
  private:
   const ParamTable& table_;

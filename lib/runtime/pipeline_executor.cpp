@@ -97,6 +97,7 @@ PipelineExecutor::PipelineExecutor(const Config& config, const GPT2Shape& shape,
   buffers_ = std::make_unique<Buffers>(
       memory, static_cast<std::size_t>(B) * shape.max_seq_len * shape.channels);
   // Groups are made collectively by every world rank, in the same order on all of them.
+  world_group_ = transport.split_group(0, layout.world_rank);
   pipeline_group_ = transport.split_group(layout.dp_rank, layout.pp_rank);
   replica_group_ = transport.split_group(layout.pp_rank, layout.dp_rank);
   const bool holds_tied = layout.stages() > 1 && layout.pp > 1 &&
@@ -311,7 +312,10 @@ void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& 
   report.grad_norm = std::sqrt(std::max(0.0, sums[0]));
   report.pipeline_bubbles.assign(sums.begin() + 2, sums.end());
   report.lr = learning_rate(config_.training, step);
+  // Every rank sees the same reduced loss and norm, so all skip together.
+  report.skipped = !std::isfinite(report.loss) || !std::isfinite(report.grad_norm);
   for (auto& c : chunks_) {
+    if (report.skipped) break;
     const double max_norm = config_.training.grad_clip;
     if (max_norm > 0.0 && report.grad_norm > max_norm) {
       kernels::cpu::scale_in_place(c->model->grads(), c->model->num_params(),
@@ -368,6 +372,31 @@ double PipelineExecutor::evaluate_batch(const int* inputs, const int* targets) {
   double loss = 0.0;
   forward_only(config_.pipeline.micro_batch_size, inputs, targets, &loss, nullptr, 0);
   return loss;
+}
+
+NamedTensors PipelineExecutor::chunk_state(int i) const {
+  const Chunk& c = *chunks_.at(i);
+  NamedTensors out;
+  const ParamTable& table = c.model->table();
+  add_stage_tensors(out, "", table, c.model->params());
+  add_stage_tensors(out, "adam_m.", table, c.optimizer->first_moment());
+  add_stage_tensors(out, "adam_v.", table, c.optimizer->second_moment());
+  return out;
+}
+
+void PipelineExecutor::load_state(const NamedTensors& tensors, const std::string& source) {
+  for (auto& c : chunks_) {
+    const ParamTable& table = c->model->table();
+    load_stage_tensors(tensors, "", table, c->model->params(), source);
+    load_stage_tensors(tensors, "adam_m.", table, c->optimizer->first_moment(), source);
+    load_stage_tensors(tensors, "adam_v.", table, c->optimizer->second_moment(), source);
+  }
+}
+
+bool PipelineExecutor::any_rank(bool flag, const std::string& what) {
+  double v = flag ? 1.0 : 0.0;
+  if (transport_.world_size() > 1) transport_.allreduce_sum(&v, 1, world_group_, what);
+  return v > 0.0;
 }
 
 std::vector<int> PipelineExecutor::generate(const std::vector<int>& prompt, int n, std::uint64_t seed) {

@@ -15,6 +15,7 @@
 
 #include "comm/transport.h"
 #include "config/config.h"
+#include "io/named_tensors.h"
 #include "model/stage_model.h"
 #include "partition/partition.h"
 #include "runtime/adamw_optimizer.h"
@@ -40,6 +41,7 @@ struct StepReport {
   double grad_norm = 0.0;  // global, before clipping
   double lr = 0.0;
   double bubble = 0.0;     // this rank: 1 - compute time / schedule time
+  bool skipped = false;    // loss or grad norm not finite: no update was applied
   std::vector<double> pipeline_bubbles;  // bubble of each pipeline rank (this replica)
 };
 
@@ -60,6 +62,14 @@ class PipelineExecutor {
 
   const std::vector<ExecutedAction>& timeline() const { return timeline_; }
   void clear_timeline() { timeline_.clear(); }
+
+  // Parameters and AdamW moments of this rank's chunks by name: "wte", "adam_m.wte",
+  // "adam_v.wte", ... (for checkpoints; the tied wte of two chunks is the same tensor).
+  NamedTensors chunk_state(int i) const;
+  // Loads every chunk's parameters and moments from `tensors`; errors name `source`.
+  void load_state(const NamedTensors& tensors, const std::string& source);
+  // True on every rank if `flag` is true on any rank (collective over the world).
+  bool any_rank(bool flag, const std::string& what);
 
   // The chunks this rank holds, by ascending stage (for tests and checkpoints).
   int num_chunks() const { return static_cast<int>(chunks_.size()); }
@@ -86,7 +96,7 @@ class PipelineExecutor {
   MemoryTracker& memory_;
   std::vector<std::unique_ptr<Chunk>> chunks_;
   std::unique_ptr<Buffers> buffers_;
-  GroupId pipeline_group_ = kNoGroup, replica_group_ = kNoGroup, embedding_group_ = kNoGroup;
+  GroupId world_group_ = kNoGroup, pipeline_group_ = kNoGroup, replica_group_ = kNoGroup, embedding_group_ = kNoGroup;
   std::vector<ExecutedAction> timeline_;
   std::int64_t origin_ns_ = 0;
 };

@@ -18,8 +18,10 @@
 #include "metrics/metrics_log.h"
 #include "metrics/progress_line.h"
 #include "metrics/throughput.h"
+#include "runtime/checkpointing.h"
 #include "runtime/cpu_threads.h"
 #include "runtime/pipeline_executor.h"
+#include "runtime/stop_signal.h"
 
 namespace pptrain {
 
@@ -108,18 +110,22 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   const int m = config.pipeline.micro_batches;
   const PipelineLayout layout = PipelineLayout::make(config, transport.rank(), transport.world_size());
   const bool reporter = transport.rank() == 0;
+  install_stop_signal_handlers();
+
+  MemoryTracker memory;
+  PipelineExecutor executor(config, shape, plan.lowered, plan.partition, layout, transport, memory);
+  const std::optional<std::string> resume_from = checkpoint_to_resume(config);
+  const int first_step = resume_from ? load_checkpoint(executor, *resume_from, plan) : 0;
 
   TrainSummary summary;
   summary.run_dir = run_directory_path(config);
   std::optional<MetricsLog> metrics;
   if (reporter) {
     create_run_directory(config);
-    add_log_file((fs::path(summary.run_dir) / "log.txt").string());
-    metrics.emplace((fs::path(summary.run_dir) / "metrics.jsonl").string());
+    // A resumed run continues the log and the metrics of the run it resumes.
+    add_log_file((fs::path(summary.run_dir) / "log.txt").string(), resume_from.has_value());
+    metrics.emplace((fs::path(summary.run_dir) / "metrics.jsonl").string(), resume_from ? first_step : -1);
   }
-
-  MemoryTracker memory;
-  PipelineExecutor executor(config, shape, plan.lowered, plan.partition, layout, transport, memory);
   spdlog::info("model: {} layers, {} heads, {} channels, vocab {} (padded {}), seq {}: {:.2f}M parameters",
                shape.n_layer, shape.n_head, shape.channels, shape.vocab_size,
                shape.padded_vocab_size, T, shape.num_parameters() / 1e6);
@@ -130,21 +136,26 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
                data.val ? fmt::format(", val: {} tokens", data.val->num_tokens()) : std::string(),
                layout.dp, m, B, T);
   spdlog::info("run directory: {}", summary.run_dir);
+  if (resume_from) spdlog::info("resumed from {} after step {}", *resume_from, first_step);
   if (transport.world_size() == 1 && config.runtime.threads == 0 &&
       usable_cores() < static_cast<int>(std::thread::hardware_concurrency())) {
     spdlog::info("note: the launcher bound this rank to {} of {} cores (mpirun --bind-to none "
                  "lets one rank use them all)", usable_cores(), std::thread::hardware_concurrency());
   }
 
-  if (data.val) {
+  if (data.val && !resume_from) {
     summary.first_val_loss = evaluate(executor, *data.val, tc.val_batches, B, T);
     spdlog::info("step 0 | val {:.4f}", *summary.first_val_loss);
   }
 
   const std::int64_t tokens_per_step = static_cast<std::int64_t>(layout.dp) * m * B * T;
+  const bool checkpointing = config.checkpoint.every > 0;
+  std::optional<std::string> last_checkpoint = resume_from;
+  int nonfinite_in_a_row = 0;
   ProgressLine progress;
   const auto start = Clock::now();
-  for (int step = 0; step < tc.steps; ++step) {
+  summary.steps = first_step;
+  for (int step = first_step; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
     const StepReport r = executor.run_step(step, [&](int global_mb, int* inputs, int* targets) {
       data.train.fill_train_batch(tc.seed, step, 0, global_mb, B, T, inputs, targets);
@@ -153,6 +164,23 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
     if (!config.logging.trace || step >= kTracedSteps) executor.clear_timeline();
     if (config.logging.trace && step + 1 == std::min(kTracedSteps, tc.steps)) {
       write_trace(summary.run_dir, transport.rank(), executor.timeline());
+    }
+    summary.steps = step + 1;
+    summary.final_loss = r.loss;
+
+    if (r.skipped) {
+      ++nonfinite_in_a_row;
+      progress.clear();
+      spdlog::warn("step {}: loss {} / grad norm {} not finite: update skipped ({} in a row, stop at {})",
+                   step + 1, r.loss, r.grad_norm, nonfinite_in_a_row, tc.max_nonfinite_steps);
+      PPT_CHECK(nonfinite_in_a_row < tc.max_nonfinite_steps,
+                "the loss or grad norm was not finite for {} steps in a row (steps {}-{}), so training "
+                "stopped (training.max_nonfinite_steps); {}; try a lower training.lr",
+                nonfinite_in_a_row, step + 2 - nonfinite_in_a_row, step + 1,
+                last_checkpoint ? "the last good checkpoint is " + *last_checkpoint
+                                : std::string("no checkpoint was written"));
+    } else {
+      nonfinite_in_a_row = 0;
     }
 
     StepMetrics sm;
@@ -170,7 +198,7 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
       sm.val_loss = evaluate(executor, *data.val, tc.val_batches, B, T);
       summary.final_val_loss = sm.val_loss;
     }
-    const double eta = seconds_since(start) / sm.step * (tc.steps - sm.step);
+    const double eta = seconds_since(start) / (sm.step - first_step) * (tc.steps - sm.step);
     if (last || sm.step % config.logging.every == 0 || sm.val_loss) {
       progress.clear();
       spdlog::info(format_step_line(sm, tc.steps, eta));
@@ -178,13 +206,28 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
     } else if (reporter) {
       progress.update(sm.step, tc.steps, eta);
     }
-    summary.final_loss = r.loss;
-    summary.steps = sm.step;
-    PPT_CHECK(std::isfinite(r.loss), "loss is {} at step {}: training diverged (lower training.lr?)",
-              r.loss, sm.step);
+
+    // Every rank checks for SIGTERM/SIGUSR1 after every step and they agree, so all stop at
+    // the same step boundary with the same checkpoint.
+    const int signal = stop_signal_received();
+    const bool stop = executor.any_rank(signal != 0, "the stop-signal agreement");
+    const bool due = checkpointing && !r.skipped && (sm.step % config.checkpoint.every == 0 || last);
+    if (due || stop) {
+      last_checkpoint = save_checkpoint(executor, config, plan, layout, transport, sm.step);
+      spdlog::info("checkpoint: {}", *last_checkpoint);
+    }
+    if (stop) {
+      progress.clear();
+      spdlog::info("stopped by {} after step {}: resume with the same command and "
+                   "--set checkpoint.resume=auto (or checkpoint.resume: {})",
+                   signal != 0 ? signal_name(signal) : "a stop signal on another rank", sm.step,
+                   *last_checkpoint);
+      summary.stopped_by_signal = true;
+      return summary;
+    }
   }
   progress.clear();
-  spdlog::info("trained {} steps in {}; host memory peaks on rank 0: {}", summary.steps,
+  spdlog::info("trained {} steps in {}; host memory peaks on rank 0: {}", summary.steps - first_step,
                format_duration(seconds_since(start)), describe_memory_peaks(memory));
 
   // Replicas hold identical parameters: the first one writes them.

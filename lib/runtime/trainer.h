@@ -26,6 +26,7 @@ struct TrainSummary {
   double final_loss = 0.0;
   std::optional<double> first_val_loss, final_val_loss;
   std::string run_dir;
+  bool stopped_by_signal = false;  // SIGTERM/SIGUSR1: a checkpoint was written, resume later
 };
 
 // local_ranks: processes sharing this node's cores (for the thread count). A non-empty
