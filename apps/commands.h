@@ -15,5 +15,7 @@ using Command = std::function<int(MpiSession&)>;
 Command add_train_command(CLI::App& app);
 Command add_prepare_command(CLI::App& app);
 Command add_plan_command(CLI::App& app);
+Command add_inspect_command(CLI::App& app);
+Command add_export_command(CLI::App& app);
 
 }  // namespace pptrain::app

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   add(pptrain::app::add_train_command);
   add(pptrain::app::add_prepare_command);
   add(pptrain::app::add_plan_command);
+  add(pptrain::app::add_inspect_command);
+  add(pptrain::app::add_export_command);
   CLI11_PARSE(app, argc, argv);
 
   std::optional<pptrain::MpiSession> session;

@@ -12,6 +12,8 @@ packages=(
   bible-kjv                           # the demo corpus: the King James Bible as text
 )
 
+python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet numpy || echo "setup: pip could not install numpy (test/integration/hf_reference.py needs it)" >&2
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
