@@ -35,7 +35,10 @@ int main(int argc, char** argv) {
     pptrain::setup_console_logging(verbose);
     if (session->rank() != 0) spdlog::set_level(spdlog::level::warn);
     for (CLI::App* sub : app.get_subcommands()) return commands.at(sub)(*session);
-  } catch (const pptrain::MpiSession::ReportedElsewhere&) {
+  } catch (const pptrain::ReportedOnAnotherRank&) {
+    return 1;
+  } catch (const pptrain::AllRanksError& e) {
+    if (!session || session->rank() == 0) std::fprintf(stderr, "pptrain: error: %s\n", e.what());
     return 1;
   } catch (const pptrain::Error& e) {
     const std::string rank = session && session->world_size() > 1

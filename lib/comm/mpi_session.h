@@ -4,6 +4,8 @@
 
 #include <exception>
 
+#include "core/error.h"
+
 namespace pptrain {
 
 class MpiSession {
@@ -21,7 +23,7 @@ class MpiSession {
   // Runs a start-up step (config, data checks) on every rank and agrees on the outcome, so
   // that a bad input is reported once, by the lowest failing rank, and every rank exits
   // cleanly instead of some waiting forever for the others. If any rank failed: the lowest
-  // failing rank rethrows its error, the others throw ReportedElsewhere.
+  // failing rank rethrows its error, the others throw ReportedOnAnotherRank.
   template <typename Step>
   void run_on_all_ranks(Step&& step) {
     std::exception_ptr error;
@@ -34,11 +36,8 @@ class MpiSession {
     if (reporter < 0) return;
     failed_together_ = true;
     if (reporter == rank_) std::rethrow_exception(error);
-    throw ReportedElsewhere{};
+    throw ReportedOnAnotherRank{};
   }
-  struct ReportedElsewhere : std::exception {
-    const char* what() const noexcept override { return "failed on another rank"; }
-  };
   // True after run_on_all_ranks saw a failure: every rank is exiting, no abort is needed.
   bool failed_together() const { return failed_together_; }
 

@@ -22,11 +22,28 @@ class Error : public std::runtime_error {
   std::string source_location_;
 };
 
+// An error every rank of the job raises at the same point, from the same collective
+// decision (e.g. the agreed loss is not finite): rank 0 reports it once and all ranks exit
+// cleanly, with no MPI_Abort.
+class AllRanksError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Thrown on the ranks that did not fail when another rank's error is reported for all of
+// them (see run_on_all_ranks): the rank exits 1 without a message of its own.
+struct ReportedOnAnotherRank : std::exception {
+  const char* what() const noexcept override { return "failed on another rank"; }
+};
+
 [[noreturn]] void throw_error(const char* file, int line, std::string message);
+[[noreturn]] void throw_all_ranks_error(const char* file, int line, std::string message);
 
 }  // namespace pptrain
 
 #define PPT_THROW(...) ::pptrain::throw_error(__FILE__, __LINE__, ::fmt::format(__VA_ARGS__))
+#define PPT_THROW_ALL_RANKS(...) \
+  ::pptrain::throw_all_ranks_error(__FILE__, __LINE__, ::fmt::format(__VA_ARGS__))
 #define PPT_CHECK(cond, ...)   \
   do {                         \
     if (!(cond)) {             \

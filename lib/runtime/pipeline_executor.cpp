@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <tuple>
 
 #include "core/error.h"
@@ -309,7 +310,8 @@ void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& 
   if (layout_.pp > 1) transport_.allreduce_sum(sums.data(), sums.size(), pipeline_group_, "the loss and grad-norm all-reduce");
   if (layout_.dp > 1) transport_.allreduce_sum(&sums[1], 1, replica_group_, "the loss all-reduce");
   report.loss = sums[1] / (static_cast<double>(layout_.dp) * schedule_.micro_batches);
-  report.grad_norm = std::sqrt(std::max(0.0, sums[0]));
+  // max() guards the head-wte subtraction's round-off; it must not turn a NaN into 0.
+  report.grad_norm = std::isnan(sums[0]) ? sums[0] : std::sqrt(std::max(0.0, sums[0]));
   report.pipeline_bubbles.assign(sums.begin() + 2, sums.end());
   report.lr = learning_rate(config_.training, step);
   // Every rank sees the same reduced loss and norm, so all skip together.
@@ -397,6 +399,23 @@ bool PipelineExecutor::any_rank(bool flag, const std::string& what) {
   double v = flag ? 1.0 : 0.0;
   if (transport_.world_size() > 1) transport_.allreduce_sum(&v, 1, world_group_, what);
   return v > 0.0;
+}
+
+void PipelineExecutor::run_on_all_ranks(const std::function<void()>& step, const std::string& what) {
+  std::optional<Error> error;
+  try {
+    step();
+  } catch (const Error& e) {
+    error = e;
+  }
+  // Slot r is 1 if rank r failed; the sum tells every rank who failed.
+  std::vector<double> failed(transport_.world_size(), 0.0);
+  failed[transport_.rank()] = error ? 1.0 : 0.0;
+  if (transport_.world_size() > 1) transport_.allreduce_sum(failed.data(), failed.size(), world_group_, what);
+  const auto first = std::find(failed.begin(), failed.end(), 1.0);
+  if (first == failed.end()) return;
+  if (first - failed.begin() == transport_.rank()) throw AllRanksError(error->what(), error->source_location());
+  throw ReportedOnAnotherRank{};
 }
 
 std::vector<int> PipelineExecutor::generate(const std::vector<int>& prompt, int n, std::uint64_t seed) {

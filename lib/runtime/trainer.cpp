@@ -114,8 +114,12 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
 
   MemoryTracker memory;
   PipelineExecutor executor(config, shape, plan.lowered, plan.partition, layout, transport, memory);
-  const std::optional<std::string> resume_from = checkpoint_to_resume(config);
-  const int first_step = resume_from ? load_checkpoint(executor, *resume_from, plan) : 0;
+  std::optional<std::string> resume_from;
+  int first_step = 0;
+  executor.run_on_all_ranks([&] {
+    resume_from = checkpoint_to_resume(config);
+    if (resume_from) first_step = load_checkpoint(executor, *resume_from, plan);
+  }, "the checkpoint-loading agreement");
 
   TrainSummary summary;
   summary.run_dir = run_directory_path(config);
@@ -171,14 +175,19 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
     if (r.skipped) {
       ++nonfinite_in_a_row;
       progress.clear();
-      spdlog::warn("step {}: loss {} / grad norm {} not finite: update skipped ({} in a row, stop at {})",
-                   step + 1, r.loss, r.grad_norm, nonfinite_in_a_row, tc.max_nonfinite_steps);
-      PPT_CHECK(nonfinite_in_a_row < tc.max_nonfinite_steps,
+      if (reporter) {
+        spdlog::warn("step {}: loss {} / grad norm {} not finite: update skipped ({} in a row, stop at {})",
+                     step + 1, r.loss, r.grad_norm, nonfinite_in_a_row, tc.max_nonfinite_steps);
+      }
+      // Every rank sees the same reduced loss and norm, so all stop here together.
+      if (nonfinite_in_a_row >= tc.max_nonfinite_steps) {
+        PPT_THROW_ALL_RANKS(
                 "the loss or grad norm was not finite for {} steps in a row (steps {}-{}), so training "
                 "stopped (training.max_nonfinite_steps); {}; try a lower training.lr",
                 nonfinite_in_a_row, step + 2 - nonfinite_in_a_row, step + 1,
                 last_checkpoint ? "the last good checkpoint is " + *last_checkpoint
                                 : std::string("no checkpoint was written"));
+      }
     } else {
       nonfinite_in_a_row = 0;
     }
