@@ -1,0 +1,142 @@
+// The CUDA backend's ops: host wrappers callable from plain C++ (g++). Each op mirrors its CPU
+// twin in kernels/<op>.h (same names, argument order and shapes; read the twin for the math)
+// and adds a storage type `dt` and a stream. All pointers are device pointers.
+//
+// Conventions, for both dtypes:
+// - `void*` tensors are stored in `dt` (fp32, or bf16 as 16-bit words): activations, their
+//   gradients, and the weights the forward reads. Math is fp32 in registers.
+// - `float*` tensors are always fp32: parameter gradients (dweight, dbias, dwte, dwpe: they sum
+//   over micro-batches, which bf16 would round away), layernorm mean/rstd, attention
+//   logsumexp, losses, AdamW master weights and moments.
+// - Every backward ACCUMULATES (+=) into its gradient outputs, as on the CPU.
+// - Sizes of zero are allowed and do nothing; bad shapes throw pptrain::Error; every kernel
+//   launch is checked. Calls are asynchronous on `stream`.
+// - Reductions are deterministic: a fixed shape gives bitwise identical results run to run
+//   (no float atomics anywhere).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "core/memory.h"
+#include "kernels/cuda/cuda_types.h"
+
+namespace pptrain::kernels::cuda {
+
+// ---- encoder: inp (B,T) int32 ids in [0,Vp), wte (Vp,C), wpe (maxT,C) with T <= maxT ----
+// out (B,T,C) = wte[inp[b,t]] + wpe[t].
+void encoder_forward(void* out, const int* inp, const void* wte, const void* wpe, int B, int T,
+                     int C, DType dt, Stream stream);
+// Bytes of device scratch encoder_backward needs for these sizes.
+std::size_t encoder_backward_scratch_bytes(int B, int T, int Vp);
+// dwte (Vp,C) += sum of dout rows by token id; dwpe (T rows of (maxT,C)) += sum over b.
+// Deterministic without float atomics: (id, position) pairs are radix-sorted (stable), then
+// each id's rows are summed in position order by the one warp that owns (id, 32 channels).
+void encoder_backward(float* dwte, float* dwpe, const void* dout, const int* inp, int B, int T,
+                      int C, int Vp, DType dt, void* scratch, std::size_t scratch_bytes,
+                      Stream stream);
+
+// ---- layernorm over the last axis, eps 1e-5: inp/out (N,C), weight/bias (C), mean/rstd (N) ----
+void layernorm_forward(void* out, float* mean, float* rstd, const void* inp, const void* weight,
+                       const void* bias, int N, int C, DType dt, Stream stream);
+// residual = a + b (stored in dt), then out = LayerNorm(residual) of the stored residual.
+void residual_layernorm_forward(void* residual, void* out, float* mean, float* rstd, const void* a,
+                                const void* b, const void* weight, const void* bias, int N, int C,
+                                DType dt, Stream stream);
+// dinp (N,C) += ..., dweight (C) += ..., dbias (C) += ... (fp32).
+void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* dout,
+                        const void* inp, const void* weight, const float* mean, const float* rstd,
+                        int N, int C, DType dt, Stream stream);
+
+// ---- GELU (tanh approximation), elementwise over n values ----
+void gelu_forward(void* out, const void* inp, std::size_t n, DType dt, Stream stream);
+// dinp += gelu'(inp) * dout. dinp must not alias dout (the += would add dout itself).
+void gelu_backward(void* dinp, const void* inp, const void* dout, std::size_t n, DType dt,
+                   Stream stream);
+
+// ---- causal self-attention: inp (B,T,3C) = [q | k | v], NH heads of hs = C/NH <= 128 ----
+// out (B,T,C); lse (B,NH,T) = log sum_{t2<=t} exp(scale q_t.k_t2), the per-row softmax
+// statistic the backward uses to recompute probabilities (the (T,T) matrix is never stored).
+void attention_forward(void* out, float* lse, const void* inp, int B, int T, int C, int NH,
+                       DType dt, Stream stream);
+// dinp (B,T,3C) += d/d(q,k,v). Needs the forward's out and lse.
+void attention_backward(void* dinp, const void* dout, const void* inp, const void* out,
+                        const float* lse, int B, int T, int C, int NH, DType dt, Stream stream);
+
+// ---- fused classifier: logits (N,Vp), real columns [0,V), targets (N) in [0,V) ----
+// losses (N) = -log softmax(logits)[target] (fp32). With compute_grad, logits are overwritten
+// with dloss_scale * (softmax - onehot), padded columns with 0. One pass per row, no
+// probabilities stored.
+void classifier_forward_backward(void* logits, float* losses, const int* targets, int N, int V,
+                                 int Vp, float dloss_scale, bool compute_grad, DType dt,
+                                 Stream stream);
+
+// ---- matmul through cuBLASLt: weight (OC,C) as in PyTorch, inp (N,C), out (N,OC) ----
+// One cuBLASLt handle and one workspace (counted as Workspace in `tracker`). Not thread-safe,
+// and one stream at a time: matmuls on two streams that may overlap would share the
+// workspace, so give each concurrent stream its own context. fp32 mode computes in true fp32
+// (no TF32); bf16 mode reads bf16 and accumulates in fp32.
+class CublasLtContext {
+ public:
+  explicit CublasLtContext(MemoryTracker& tracker, std::size_t workspace_bytes = 32u << 20);
+  ~CublasLtContext();
+  CublasLtContext(const CublasLtContext&) = delete;
+  CublasLtContext& operator=(const CublasLtContext&) = delete;
+
+  // Whether matmul_forward may use cuBLASLt's GELU_AUX epilogue (default on). Off forces the
+  // unfused path (bias epilogue + gelu_forward kernel); tests compare the two.
+  void set_gelu_fusion(bool on);
+  // How many GELU forwards ran fused / unfused since construction.
+  long gelu_fused_calls() const;
+  long gelu_unfused_calls() const;
+
+  struct Impl;  // defined in matmul.cu
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// out = inp @ weight^T + bias (bias (OC) may be null). With gelu_pre non-null (N,OC): gelu_pre
+// receives that pre-activation and out = GELU(gelu_pre). Fused in the cuBLASLt epilogue
+// (GELU_AUX[_BIAS]) when OC % 8 == 0, gelu_pre is 16-byte aligned and cuBLASLt has an
+// algorithm; otherwise the bias epilogue writes gelu_pre and gelu_forward makes out.
+void matmul_forward(CublasLtContext& ctx, void* out, const void* inp, const void* weight,
+                    const void* bias, int N, int C, int OC, DType dt, Stream stream,
+                    void* gelu_pre = nullptr);
+// dinp (N,C) += dout @ weight (skipped when null), dweight (OC,C) += dout^T @ inp (fp32),
+// dbias (OC) += column sums of dout (fp32; skipped when null). For a GELU layer call
+// gelu_backward first to turn d(out) into d(gelu_pre).
+void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* dbias,
+                     const void* dout, const void* inp, const void* weight, int N, int C, int OC,
+                     DType dt, Stream stream);
+
+// ---- AdamW (kernels/adamw.h): fp32 master params, grads, m, v; t counts steps from 1 ----
+void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, int t, Stream stream);
+// The same update, also writing the bf16 working copy params_bf16 (n words) with stochastic
+// rounding. The random bits are a hash of (seed, element index): pass a new seed every step
+// (e.g. stream_key(seed, "adamw", t)) and two runs with the same seeds agree bitwise.
+void adamw_update_bf16(float* params, std::uint16_t* params_bf16, const float* grads, float* m,
+                       float* v, std::size_t n, float lr, float beta1, float beta2, float eps,
+                       float weight_decay, int t, std::uint64_t seed, Stream stream);
+
+// ---- global gradient norm (kernels/grad_norm.h) ----
+// Bytes of device scratch sum_of_squares needs (independent of n).
+std::size_t sum_of_squares_scratch_bytes();
+// *acc (one device double) += sum_i x_i^2, summed in double in a fixed order that depends on n
+// only. Zero *acc first; call once per tensor or flat gradient array, then read it back.
+void sum_of_squares(double* acc, const float* x, std::size_t n, void* scratch,
+                    std::size_t scratch_bytes, Stream stream);
+void scale_in_place(float* x, std::size_t n, float factor, Stream stream);
+
+// ---- casts; bf16 values are 16-bit words (the high half of the fp32 bit pattern) ----
+void cast_f32_to_bf16(std::uint16_t* dst, const float* src, std::size_t n, Stream stream);
+void cast_bf16_to_f32(float* dst, const std::uint16_t* src, std::size_t n, Stream stream);
+// Rounds up with probability (distance to the lower bf16) / (bf16 spacing): unbiased in
+// expectation. Random bits from (seed, element index), as in adamw_update_bf16.
+void cast_f32_to_bf16_stochastic(std::uint16_t* dst, const float* src, std::size_t n,
+                                 std::uint64_t seed, Stream stream);
+
+}  // namespace pptrain::kernels::cuda

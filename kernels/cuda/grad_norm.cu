@@ -1,0 +1,68 @@
+// Global gradient norm pieces on the GPU: sum of squares in double with a deterministic
+// two-kernel reduction, and an in-place scale (for clipping). x: n fp32 values.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace pptrain::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+// Partial sums: at most this many blocks, a number that depends on n only (never on the GPU),
+// so the summation order, and with it every bit of the result, is fixed by n.
+constexpr std::size_t kMaxBlocks = 1024;
+
+__global__ void sum_of_squares_partial_kernel(double* partial, const float* x, std::size_t n) {
+  __shared__ double shared[32];
+  double acc = 0.0;
+  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    const double v = x[i];
+    acc += v * v;
+  }
+  acc = block_sum(acc, shared);
+  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+}
+
+// One block of kMaxBlocks threads adds the `count` partials (thread i takes partial i).
+__global__ void sum_of_squares_final_kernel(double* acc, const double* partial, unsigned count) {
+  __shared__ double shared[32];
+  const double v = threadIdx.x < count ? partial[threadIdx.x] : 0.0;
+  const double total = block_sum(v, shared);
+  if (threadIdx.x == 0) *acc += total;
+}
+
+__global__ void scale_kernel(float* x, std::size_t n, float factor) {
+  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    x[i] *= factor;
+  }
+}
+
+}  // namespace
+
+std::size_t sum_of_squares_scratch_bytes() { return kMaxBlocks * sizeof(double); }
+
+void sum_of_squares(double* acc, const float* x, std::size_t n, void* scratch,
+                    std::size_t scratch_bytes, Stream stream) {
+  if (n == 0) return;
+  PPT_CHECK(scratch != nullptr && scratch_bytes >= sum_of_squares_scratch_bytes(),
+            "sum_of_squares: scratch of {} bytes given, {} needed", scratch_bytes,
+            sum_of_squares_scratch_bytes());
+  const cudaStream_t s = to_cuda(stream);
+  double* partial = static_cast<double*>(scratch);
+  const unsigned blocks = grid_for(n, kThreads, kMaxBlocks);
+  sum_of_squares_partial_kernel<<<blocks, kThreads, 0, s>>>(partial, x, n);
+  CUDA_CHECK_LAUNCH();
+  sum_of_squares_final_kernel<<<1, kMaxBlocks, 0, s>>>(acc, partial, blocks);
+  CUDA_CHECK_LAUNCH();
+}
+
+void scale_in_place(float* x, std::size_t n, float factor, Stream stream) {
+  if (n == 0) return;
+  scale_kernel<<<grid_for(n, kThreads), kThreads, 0, to_cuda(stream)>>>(x, n, factor);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace pptrain::kernels::cuda

@@ -1,0 +1,233 @@
+// Linear layer on the GPU through cuBLASLt. weight (OC,C) as PyTorch stores it, inp (N,C),
+// out (N,OC), all row-major in the storage type S; bias (OC) in S; dweight (OC,C) and dbias (OC)
+// fp32.
+//
+// cuBLASLt is column-major, and a row-major (R,K) matrix is a column-major (K,R) one, so with
+// W seen as (C,OC), inp as (C,N), dout as (OC,N), all column-major:
+//   forward  out as (OC,N)      = W^T @ inp               (A = W transposed)
+//   dinp     dinp as (C,N)     += W @ dout                (beta = 1)
+//   dweight  dweight as (C,OC) += inp @ dout^T            (B = dout transposed, beta = 1)
+// with compute type fp32 (true fp32, no TF32) and scale type fp32; in bf16 mode A and B are
+// bf16, D is bf16 for activations and fp32 for dweight (cuBLASLt supports both).
+// GELU: cuBLASLt's GELU_AUX(_BIAS) epilogue is the same tanh approximation and stores the
+// pre-activation for the backward. It needs the aux leading dimension (OC) divisible by 8; when
+// that or an algorithm is missing, the bias epilogue writes the pre-activation and our
+// gelu_forward kernel makes the output (same contract, one extra pass over (N,OC)).
+#include <cublasLt.h>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/device_memory.h"
+
+namespace pptrain::kernels::cuda {
+
+struct CublasLtContext::Impl {
+  cublasLtHandle_t handle = nullptr;
+  DeviceBuffer workspace;
+  bool gelu_fusion = true;
+  long fused = 0, unfused = 0;
+  ~Impl() {
+    if (handle != nullptr) cublasLtDestroy(handle);  // no throw from a destructor
+  }
+};
+
+CublasLtContext::CublasLtContext(MemoryTracker& tracker, std::size_t workspace_bytes)
+    : impl_(std::make_unique<Impl>()) {
+  CUBLAS_CHECK(cublasLtCreate(&impl_->handle));
+  impl_->workspace = DeviceBuffer(tracker, MemCategory::Workspace, workspace_bytes);
+}
+
+CublasLtContext::~CublasLtContext() = default;
+
+void CublasLtContext::set_gelu_fusion(bool on) { impl_->gelu_fusion = on; }
+long CublasLtContext::gelu_fused_calls() const { return impl_->fused; }
+long CublasLtContext::gelu_unfused_calls() const { return impl_->unfused; }
+
+namespace {
+
+// ---- RAII for the cuBLASLt descriptors ----
+struct MatmulDesc {
+  cublasLtMatmulDesc_t d = nullptr;
+  MatmulDesc() { CUBLAS_CHECK(cublasLtMatmulDescCreate(&d, CUBLAS_COMPUTE_32F, CUDA_R_32F)); }
+  ~MatmulDesc() { cublasLtMatmulDescDestroy(d); }
+  template <typename V>
+  void set(cublasLtMatmulDescAttributes_t attr, const V& value) {
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, attr, &value, sizeof(value)));
+  }
+};
+
+struct Layout {
+  cublasLtMatrixLayout_t l = nullptr;
+  Layout(cudaDataType_t type, int rows, int cols, int ld) {
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, static_cast<std::uint64_t>(rows),
+                                            static_cast<std::uint64_t>(cols), ld));
+  }
+  ~Layout() { cublasLtMatrixLayoutDestroy(l); }
+};
+
+struct Preference {
+  cublasLtMatmulPreference_t p = nullptr;
+  Preference() { CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&p)); }
+  ~Preference() { cublasLtMatmulPreferenceDestroy(p); }
+  template <typename V>
+  void set(cublasLtMatmulPreferenceAttributes_t attr, const V& value) {
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(p, attr, &value, sizeof(value)));
+  }
+};
+
+cudaDataType_t cuda_type(DType dt) { return dt == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; }
+
+// Largest power of two <= 256 dividing the address and the leading dimension in bytes: what we
+// promise cuBLASLt, so its heuristic never picks a kernel that assumes more.
+std::uint32_t alignment(const void* p, std::size_t ld_bytes) {
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p) | ld_bytes;
+  std::uint32_t al = 256;
+  while (al > 1 && (a % al) != 0) al /= 2;
+  return al;
+}
+
+struct Operand {
+  const void* ptr;
+  cudaDataType_t type;
+  int rows, cols, ld;  // as stored, column-major
+  std::size_t elem;
+};
+
+// D (m,n) = op(A) @ op(B) + beta * D, column-major, with an optional epilogue. Returns false
+// (when allow_missing) if cuBLASLt has no algorithm for this combination.
+bool lt_matmul(CublasLtContext::Impl& ctx, bool trans_a, bool trans_b, const Operand& A,
+               const Operand& B, const Operand& D, float beta, cublasLtEpilogue_t epilogue,
+               const void* bias, void* aux, int aux_ld, cudaStream_t stream, bool allow_missing) {
+  MatmulDesc desc;
+  const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  desc.set(CUBLASLT_MATMUL_DESC_TRANSA, ta);
+  desc.set(CUBLASLT_MATMUL_DESC_TRANSB, tb);
+  desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
+  // Pointers go in before the heuristic: it reads them for their alignment.
+  if (bias != nullptr) desc.set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
+  if (aux != nullptr) {
+    desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, aux);
+    desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, static_cast<std::int64_t>(aux_ld));
+  }
+  Layout la(A.type, A.rows, A.cols, A.ld), lb(B.type, B.rows, B.cols, B.ld),
+      ld(D.type, D.rows, D.cols, D.ld);
+
+  Preference pref;
+  const std::uint64_t ws = ctx.workspace.bytes();
+  pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws);
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment(A.ptr, A.ld * A.elem));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment(B.ptr, B.ld * B.elem));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment(D.ptr, D.ld * D.elem));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment(D.ptr, D.ld * D.elem));
+
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t rc = cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.d, la.l, lb.l, ld.l,
+                                                           ld.l, pref.p, 1, &result, &found);
+  if (rc != CUBLAS_STATUS_SUCCESS || found == 0) {
+    if (allow_missing) return false;
+    PPT_THROW("cuBLASLt has no algorithm for a {}x{}x{} matmul (A {}{}, B {}{}, epilogue {}; "
+              "status {})",
+              D.rows, D.cols, trans_a ? A.rows : A.cols, trans_a ? "T" : "N",
+              static_cast<int>(A.type), trans_b ? "T" : "N", static_cast<int>(B.type),
+              static_cast<int>(epilogue), static_cast<int>(rc));
+  }
+  const float alpha = 1.0f;
+  void* dptr = const_cast<void*>(D.ptr);
+  CUBLAS_CHECK(cublasLtMatmul(ctx.handle, desc.d, &alpha, A.ptr, la.l, B.ptr, lb.l, &beta, dptr,
+                              ld.l, dptr, ld.l, &result.algo, ctx.workspace.data(), ws, stream));
+  return true;
+}
+
+// dbias[o] += sum_n dout[n,o]: block (32 columns, 32 row lanes), each column owned by one block,
+// rows added in a fixed order (deterministic, no atomics).
+template <typename S>
+__global__ void bias_backward_kernel(float* dbias, const S* dout, int N, int OC) {
+  __shared__ float part[32][33];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int o = blockIdx.x * 32 + tx;
+  float acc = 0.0f;
+  if (o < OC) {
+    for (int n = ty; n < N; n += 32) acc += to_f32(dout[static_cast<std::size_t>(n) * OC + o]);
+  }
+  part[ty][tx] = acc;
+  __syncthreads();
+  if (ty == 0 && o < OC) {
+    float sum = 0.0f;
+    for (int j = 0; j < 32; ++j) sum += part[j][tx];
+    dbias[o] += sum;
+  }
+}
+
+void check_shape(const char* what, int N, int C, int OC) {
+  PPT_CHECK(N >= 0 && C > 0 && OC > 0, "{}: bad shape N={} C={} OC={}", what, N, C, OC);
+}
+
+}  // namespace
+
+void matmul_forward(CublasLtContext& ctx, void* out, const void* inp, const void* weight,
+                    const void* bias, int N, int C, int OC, DType dt, Stream stream,
+                    void* gelu_pre) {
+  check_shape("matmul_forward", N, C, OC);
+  if (N == 0) return;
+  CublasLtContext::Impl& c = ctx.impl();
+  const cudaStream_t s = to_cuda(stream);
+  const cudaDataType_t t = cuda_type(dt);
+  const std::size_t e = dtype_size(dt);
+  const Operand A{weight, t, C, OC, C, e};  // trans: (OC,C)
+  const Operand B{inp, t, C, N, C, e};
+  const cublasLtEpilogue_t plain = bias != nullptr ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+
+  if (gelu_pre == nullptr) {
+    lt_matmul(c, true, false, A, B, Operand{out, t, OC, N, OC, e}, 0.0f, plain, bias, nullptr, 0, s,
+              false);
+    return;
+  }
+  const bool fusable = c.gelu_fusion && OC % 8 == 0 &&
+                       reinterpret_cast<std::uintptr_t>(gelu_pre) % 16 == 0;
+  if (fusable) {
+    const cublasLtEpilogue_t gelu =
+        bias != nullptr ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    if (lt_matmul(c, true, false, A, B, Operand{out, t, OC, N, OC, e}, 0.0f, gelu, bias, gelu_pre,
+                  OC, s, true)) {
+      ++c.fused;
+      return;
+    }
+  }
+  lt_matmul(c, true, false, A, B, Operand{gelu_pre, t, OC, N, OC, e}, 0.0f, plain, bias, nullptr, 0,
+            s, false);
+  gelu_forward(out, gelu_pre, static_cast<std::size_t>(N) * OC, dt, stream);
+  ++c.unfused;
+}
+
+void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* dbias,
+                     const void* dout, const void* inp, const void* weight, int N, int C, int OC,
+                     DType dt, Stream stream) {
+  check_shape("matmul_backward", N, C, OC);
+  if (N == 0) return;
+  PPT_CHECK(dweight != nullptr, "matmul_backward: dweight is required");
+  CublasLtContext::Impl& c = ctx.impl();
+  const cudaStream_t s = to_cuda(stream);
+  const cudaDataType_t t = cuda_type(dt);
+  const std::size_t e = dtype_size(dt);
+  const Operand dout_op{dout, t, OC, N, OC, e};
+  if (dinp != nullptr) {
+    lt_matmul(c, false, false, Operand{weight, t, C, OC, C, e}, dout_op,
+              Operand{dinp, t, C, N, C, e}, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr, nullptr, 0,
+              s, false);
+  }
+  lt_matmul(c, false, true, Operand{inp, t, C, N, C, e}, dout_op,
+            Operand{dweight, CUDA_R_32F, C, OC, C, sizeof(float)}, 1.0f,
+            CUBLASLT_EPILOGUE_DEFAULT, nullptr, nullptr, 0, s, false);
+  if (dbias != nullptr) {
+    dispatch_dtype(dt, [&](auto tag) {
+      using S = typename decltype(tag)::type;
+      bias_backward_kernel<S><<<(OC + 31) / 32, dim3(32, 32), 0, s>>>(
+          dbias, static_cast<const S*>(dout), N, OC);
+      CUDA_CHECK_LAUNCH();
+    });
+  }
+}
+
+}  // namespace pptrain::kernels::cuda
