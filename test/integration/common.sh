@@ -29,3 +29,22 @@ logging: {dir: "$WORK/runs", every: 5}
 runtime: {threads: 1}
 YAML
 }
+
+# check_error EXPECTED_SUBSTRING COMMAND...: the command must exit 1 with exactly one
+# "pptrain: error: ..." line containing the substring, and no crash. (mpirun adds its own
+# banner about the non-zero exit; pptrain itself must say one line.)
+check_error() {  # check_error EXPECTED_SUBSTRING COMMAND...
+  local expect="$1"; shift
+  local rc=0
+  timeout 60 "$@" > "$WORK/stdout.txt" 2> "$WORK/stderr.txt" || rc=$?
+  [ "$rc" -eq 1 ] || { cat "$WORK/stderr.txt"; fail "exit code $rc (expected 1) for: $*"; }
+  local ours
+  ours=$(grep '^pptrain' "$WORK/stderr.txt" || true)
+  [ "$(grep -c '^pptrain' "$WORK/stderr.txt")" -eq 1 ] || { cat "$WORK/stderr.txt"; fail "not one error line: $*"; }
+  [[ "$ours" == "pptrain: error: "* ]] || fail "error line lacks 'pptrain: error:': $ours"
+  [[ "$ours" == *"$expect"* ]] || fail "expected '$expect' in: $ours"
+  ! grep -qE 'terminate called|Segmentation|Aborted|core dumped' "$WORK/stderr.txt" ||
+    { cat "$WORK/stderr.txt"; fail "crashed: $*"; }
+  echo "ok: $ours"
+}
+

@@ -2,22 +2,6 @@
 # no stack trace, no crash, no hang. Bad configs come from test/data/configs/bad_*.yaml
 # (their first line says what the error must contain), bad shards from test/data/shards.
 source "$(dirname "$0")/common.sh"
-check_error() {  # check_error EXPECTED_SUBSTRING COMMAND...
-  local expect="$1"; shift
-  local rc=0
-  timeout 60 "$@" > "$WORK/stdout.txt" 2> "$WORK/stderr.txt" || rc=$?
-  [ "$rc" -eq 1 ] || { cat "$WORK/stderr.txt"; fail "exit code $rc (expected 1) for: $*"; }
-  # mpirun adds its own banner about the non-zero exit; pptrain itself must say one line.
-  local ours
-  ours=$(grep '^pptrain' "$WORK/stderr.txt" || true)
-  [ "$(grep -c '^pptrain' "$WORK/stderr.txt")" -eq 1 ] || { cat "$WORK/stderr.txt"; fail "not one error line: $*"; }
-  [[ "$ours" == "pptrain: error: "* ]] || fail "error line lacks 'pptrain: error:': $ours"
-  [[ "$ours" == *"$expect"* ]] || fail "expected '$expect' in: $ours"
-  ! grep -qE 'terminate called|Segmentation|Aborted|core dumped' "$WORK/stderr.txt" ||
-    { cat "$WORK/stderr.txt"; fail "crashed: $*"; }
-  echo "ok: $ours"
-}
-
 count=0
 cd "$PPTRAIN_SOURCE_DIR/test/data/configs"
 for cfg in bad_*.yaml; do
