@@ -18,6 +18,7 @@ struct ModelConfig {
   int n_layer = 4;
   int n_head = 4;
   int channels = 128;           // C; must be divisible by n_head
+  std::string init_from;        // start from these weights: llm.c file, HF export or checkpoint
 };
 
 struct PipelineConfig {

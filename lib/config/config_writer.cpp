@@ -22,6 +22,7 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"model", "n_layer", &m.n_layer},
       {"model", "n_head", &m.n_head},
       {"model", "channels", &m.channels},
+      {"model", "init_from", &m.init_from},
       {"pipeline", "stages", &p.stages},
       {"pipeline", "schedule", &p.schedule},
       {"pipeline", "virtual_stages", &p.virtual_stages},

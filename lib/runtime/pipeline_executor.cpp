@@ -395,6 +395,10 @@ void PipelineExecutor::load_state(const NamedTensors& tensors, const std::string
   }
 }
 
+void PipelineExecutor::load_parameters(const NamedTensors& tensors, const std::string& source) {
+  for (auto& c : chunks_) load_stage_tensors(tensors, "", c->model->table(), c->model->params(), source);
+}
+
 bool PipelineExecutor::any_rank(bool flag, const std::string& what) {
   double v = flag ? 1.0 : 0.0;
   if (transport_.world_size() > 1) transport_.allreduce_sum(&v, 1, world_group_, what);

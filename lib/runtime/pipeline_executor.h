@@ -68,6 +68,8 @@ class PipelineExecutor {
   NamedTensors chunk_state(int i) const;
   // Loads every chunk's parameters and moments from `tensors`; errors name `source`.
   void load_state(const NamedTensors& tensors, const std::string& source);
+  // Loads parameters only (the optimizer starts fresh): initialising from a model file.
+  void load_parameters(const NamedTensors& tensors, const std::string& source);
   // True on every rank if `flag` is true on any rank (collective over the world).
   bool any_rank(bool flag, const std::string& what);
   // Runs `step` on every rank and agrees on the outcome: if any rank failed, the lowest

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "data/prepare.h"
+#include "io/model_files.h"
 #include "io/run_directory.h"
 #include "io/safetensors.h"
 #include "metrics/chrome_trace.h"
@@ -118,7 +119,14 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   int first_step = 0;
   executor.run_on_all_ranks([&] {
     resume_from = checkpoint_to_resume(config);
-    if (resume_from) first_step = load_checkpoint(executor, *resume_from, plan);
+    if (resume_from) {
+      first_step = load_checkpoint(executor, *resume_from, plan);
+    } else if (!config.model.init_from.empty()) {
+      const ModelFile model = load_model_file(config.model.init_from);
+      const std::string source = config.where("model.init_from") + ": " + config.model.init_from;
+      check_model_tensors(shape, model.tensors, source);
+      executor.load_parameters(model.tensors, source);
+    }
   }, "the checkpoint-loading agreement");
 
   TrainSummary summary;
@@ -141,6 +149,9 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
                layout.dp, m, B, T);
   spdlog::info("run directory: {}", summary.run_dir);
   if (resume_from) spdlog::info("resumed from {} after step {}", *resume_from, first_step);
+  if (!resume_from && !config.model.init_from.empty()) {
+    spdlog::info("initial weights from {}", config.model.init_from);
+  }
   if (transport.world_size() == 1 && config.runtime.threads == 0 &&
       usable_cores() < static_cast<int>(std::thread::hardware_concurrency())) {
     spdlog::info("note: the launcher bound this rank to {} of {} cores (mpirun --bind-to none "
