@@ -15,29 +15,14 @@
 #include "data/prepare.h"
 #include "data/token_dataset.h"
 #include "data/token_shard.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace pptrain;
 using Catch::Matchers::Contains;
+using pptrain::test::TempDir;
 
 namespace {
-
-// A fresh directory under the system temp dir, removed with everything in it at scope end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("pptrain-test-data-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

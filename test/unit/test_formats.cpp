@@ -18,29 +18,14 @@
 #include "io/llmc_model.h"
 #include "io/model_files.h"
 #include "io/safetensors.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace pptrain;
 using Catch::Matchers::Contains;
+using pptrain::test::TempDir;
 
 namespace {
-
-// A fresh directory under the system temp dir, removed with everything in it at scope end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("pptrain-test-formats-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

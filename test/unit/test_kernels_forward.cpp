@@ -20,6 +20,7 @@
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
 #include "support/tolerance.h"
+#include "support/random_inputs.h"
 
 namespace {
 
@@ -35,21 +36,8 @@ constexpr double kFloatTol = 1e-5;
 // Exact-math identities evaluated in fp64 (a handful of operations each).
 constexpr double kDoubleTol = 1e-12;
 
-// Inputs come from the project's own generator (core/rng.h): reproducible on every platform,
-// unlike std::normal_distribution.
-Vec randn(std::size_t n, std::uint64_t seed, double scale = 1.0) {
-  pptrain::Rng rng(seed);
-  Vec x(n);
-  for (auto& v : x) v = scale * rng.normal();
-  return x;
-}
-
-std::vector<int> random_ids(std::size_t n, int hi, std::uint64_t seed) {
-  pptrain::Rng rng(seed);
-  std::vector<int> ids(n);
-  for (auto& id : ids) id = static_cast<int>(rng.below(static_cast<std::uint64_t>(hi)));
-  return ids;
-}
+using pptrain::test::randn;
+using pptrain::test::random_ids;
 
 template <typename F>
 std::vector<F> cast(const Vec& x) {
