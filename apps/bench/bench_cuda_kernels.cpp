@@ -1,0 +1,396 @@
+// pptrain_bench_cuda: times every CUDA kernel of one GPT-2 124M training step (B=16, T=1024,
+// C=768, NH=12, L=12, V=50257 padded to 50304), in bf16 and fp32 storage, and prints a
+// markdown table: median ms per launch, achieved TFLOP/s (matmuls, attention) or GB/s (the
+// memory-bound kernels), the calls per step, and a summed "one training step of kernels"
+// estimate with tokens/s and MFU (lib/metrics/throughput.h, the project's one definition).
+//
+// Method (docs/gpu-checks.md): inputs are random, never zeros (zeros flatter tensor cores and
+// hide indexing bugs); pure outputs are poisoned (NaN) before the first launch and checked
+// for non-finite values after the last, so a kernel that skips work cannot look fast;
+// accumulating outputs start from small random values. Each sample is timed with CUDA events
+// around `iters` back-to-back launches after `warmup` untimed samples; the median sample is
+// reported. Exit codes: 0 all rows ran and were finite, 1 a row failed, 77 no GPU.
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/cuda/bf16_host.h"
+#include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/device_memory.h"
+#include "kernels/cuda_device.h"
+#include "metrics/throughput.h"
+#include "model/gpt2_shape.h"
+
+namespace {
+
+using namespace pptrain;
+namespace kc = pptrain::kernels::cuda;
+using kc::DType;
+
+MemoryTracker& tracker() {
+  static MemoryTracker t;
+  return t;
+}
+
+// `n` elements of `dt` (F32 also holds ints and the fp32-always tensors) on the device.
+struct Tensor {
+  kc::DeviceBuffer buf;
+  std::size_t n = 0;
+  DType dt = DType::F32;
+  Tensor(std::size_t count, DType type)
+      : buf(tracker(), MemCategory::Activations, count * kc::dtype_size(type)),
+        n(count),
+        dt(type) {}
+  void* p() { return buf.data(); }
+  float* f() { return buf.as<float>(); }
+  std::uint16_t* h() { return buf.as<std::uint16_t>(); }
+  int* i() { return buf.as<int>(); }
+  double* d() { return buf.as<double>(); }
+
+  // Normal(0, scale) values (|x| when positive). A 1M-value random chunk is tiled over the
+  // buffer: filling 124M parameters value by value on the host would cost seconds per array,
+  // and the memory-bound kernels' speed does not depend on the values repeating.
+  Tensor& random(std::uint64_t seed, double scale, bool positive = false) {
+    const std::size_t chunk = std::min<std::size_t>(n, 1u << 20), es = kc::dtype_size(dt);
+    Rng rng(stream_key(seed, "bench_cuda"));
+    std::vector<float> vals(chunk);
+    for (auto& v : vals)
+      v = static_cast<float>(positive ? std::fabs(scale * rng.normal()) : scale * rng.normal());
+    std::vector<std::uint16_t> bits(dt == DType::BF16 ? chunk : 0);
+    for (std::size_t i = 0; i < bits.size(); ++i) bits[i] = kc::float_to_bf16_bits(vals[i]);
+    const void* src = dt == DType::BF16 ? static_cast<const void*>(bits.data()) : vals.data();
+    for (std::size_t off = 0; off < n; off += chunk) {
+      const std::size_t k = std::min(chunk, n - off);
+      CUDA_CHECK(
+          cudaMemcpy(static_cast<char*>(p()) + off * es, src, k * es, cudaMemcpyHostToDevice));
+    }
+    return *this;
+  }
+  Tensor& poisoned() {
+    buf.poison();
+    return *this;
+  }
+  // Non-finite values in the whole tensor (a NaN left by the poison, an overflow).
+  std::size_t count_nonfinite() const {
+    kc::synchronize({});
+    std::vector<float> host(dt == DType::F32 ? n : 0);
+    std::vector<std::uint16_t> bits(dt == DType::BF16 ? n : 0);
+    if (dt == DType::F32)
+      buf.copy_to_host(host.data(), n * 4);
+    else
+      buf.copy_to_host(bits.data(), n * 2);
+    std::size_t bad = 0;
+    for (const float v : host) bad += !std::isfinite(v);
+    for (const auto b : bits) bad += !std::isfinite(kc::bf16_bits_to_float(b));
+    return bad;
+  }
+};
+
+struct Row {
+  std::string name;
+  int calls;                              // launches of this kernel in one training step
+  double flops;                           // per launch; 0 for the memory-bound kernels
+  double bytes;                           // per launch; 0 where FLOPs are what bounds it
+  std::function<void()> launch, prepare;  // prepare (untimed) runs before every sample
+  std::vector<Tensor*> outputs;           // checked for non-finite values afterwards
+};
+
+struct Options {
+  int B = 16, T = 1024, warmup = 3, reps = 10, iters = 5;
+  std::string dtype = "both";
+};
+
+// Median over `reps` samples of ms per launch (CUDA events on the legacy default stream).
+double time_row(const Row& row, const Options& o) {
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  const int k = row.prepare ? 1 : o.iters;  // an in-place kernel is restored before each launch
+  std::vector<double> samples;
+  for (int s = 0; s < o.warmup + o.reps; ++s) {
+    if (row.prepare) row.prepare();
+    CUDA_CHECK(cudaEventRecord(start, nullptr));
+    for (int i = 0; i < k; ++i) row.launch();
+    CUDA_CHECK(cudaEventRecord(stop, nullptr));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (s >= o.warmup) samples.push_back(static_cast<double>(ms) / k);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+// One dtype's table and step estimate. Returns the number of rows that failed.
+int run_dtype(DType dt, const Options& o) {
+  const int B = o.B, T = o.T, C = 768, NH = 12, L = 12, V = 50257, Vp = 50304;
+  const int C3 = 3 * C, C4 = 4 * C, hs = C / NH;
+  const std::size_t N = std::size_t(B) * T, NC = N * C;
+  const double s = static_cast<double>(kc::dtype_size(dt));
+  const GPT2Shape shape{V, Vp, 1024, L, NH, C};  // GPT-2's 1024 positions, whatever T is
+  const std::size_t n_params = shape.num_parameters();
+  const DType F = DType::F32;
+
+  // Random inputs (weights at GPT-2's init scale, activations at unit scale).
+  Tensor wte(std::size_t(Vp) * C, dt), wpe(std::size_t(T) * C, dt), x(NC, dt), x2(NC, dt);
+  wte.random(1, 0.02);
+  wpe.random(2, 0.02);
+  x.random(3, 1.0);
+  x2.random(4, 1.0);
+  Tensor lnw(C, dt), lnb(C, dt), qkvw(std::size_t(C3) * C, dt), qkvb(C3, dt),
+      attw(std::size_t(C) * C, dt), attb(C, dt), fcw(std::size_t(C4) * C, dt), fcb(C4, dt),
+      fcpw(std::size_t(C) * C4, dt), fcpb(C, dt);
+  lnw.random(5, 1.0);
+  lnb.random(6, 0.1);
+  qkvw.random(7, 0.02);
+  qkvb.random(8, 0.02);
+  attw.random(9, 0.02);
+  attb.random(10, 0.02);
+  fcw.random(11, 0.02);
+  fcb.random(12, 0.02);
+  fcpw.random(13, 0.02);
+  fcpb.random(14, 0.02);
+  Tensor qkv_in(N * C3, dt), h(N * C4, dt), logits_src(N * Vp, dt), dy(NC, dt), dy4(N * C4, dt);
+  qkv_in.random(15, 1.0);
+  h.random(16, 1.0);
+  logits_src.random(17, 1.0);
+  dy.random(18, 1.0);
+  dy4.random(19, 1.0);
+  std::vector<int> host_ids(N), host_targets(N);
+  Rng rng(stream_key(20, "bench_cuda_ids"));
+  for (std::size_t i = 0; i < N; ++i) {
+    host_ids[i] = static_cast<int>(rng.below(V));
+    host_targets[i] = static_cast<int>(rng.below(V));
+  }
+  Tensor ids(N, F), targets(N, F);
+  ids.buf.copy_from_host(host_ids.data(), N * sizeof(int));
+  targets.buf.copy_from_host(host_targets.data(), N * sizeof(int));
+  const double unique_ids =
+      static_cast<double>(std::set<int>(host_ids.begin(), host_ids.end()).size());
+
+  // Pure outputs, poisoned.
+  Tensor enc_out(NC, dt), ln_out(NC, dt), mean(N, F), rstd(N, F), res_out(NC, dt), ln2_out(NC, dt),
+      mean2(N, F), rstd2(N, F), qkv_out(N * C3, dt), att_out(NC, dt),
+      lse(std::size_t(B) * NH * T, F), proj_out(NC, dt), fc_pre(N * C4, dt), fc_out(N * C4, dt),
+      fcp_out(NC, dt), logits(N * Vp, dt), losses(N, F);
+  for (Tensor* t : {&enc_out, &ln_out, &mean, &rstd, &res_out, &ln2_out, &mean2, &rstd2, &qkv_out,
+                    &att_out, &lse, &proj_out, &fc_pre, &fc_out, &fcp_out, &logits, &losses}) {
+    t->poisoned();
+  }
+  // Accumulated outputs (+=): small random starts; fp32 parameter gradients.
+  Tensor dx(NC, dt), dqkv(N * C3, dt), dh(N * C4, dt), dwte(std::size_t(Vp) * C, F),
+      dwpe(std::size_t(T) * C, F), dlnw(C, F), dlnb(C, F), dW(std::size_t(C4) * C, F), db(C4, F);
+  std::uint64_t seed = 100;
+  for (Tensor* t : {&dx, &dqkv, &dh, &dwte, &dwpe, &dlnw, &dlnb, &dW, &db}) t->random(seed++, 1e-3);
+  // Optimizer over every parameter: fp32 master weights, gradients and moments (v >= 0).
+  Tensor params(n_params, F), grads(n_params, F), m(n_params, F), v(n_params, F),
+      params_bf16(n_params, DType::BF16), acc(2, F);  // acc: one double
+  params.random(30, 0.02);
+  grads.random(31, 1e-3);
+  m.random(32, 1e-3);
+  v.random(33, 1e-6, true);
+  params_bf16.poisoned();
+  acc.buf.zero();
+  kc::DeviceBuffer enc_scratch(tracker(), MemCategory::Workspace,
+                               kc::encoder_backward_scratch_bytes(B, T, Vp));
+  kc::DeviceBuffer sq_scratch(tracker(), MemCategory::Workspace,
+                              kc::sum_of_squares_scratch_bytes());
+  kc::CublasLtContext ctx(tracker());
+  const kc::Stream st{};
+
+  // FLOP and byte counts, per launch (s = bytes per stored element):
+  //   matmul forward  2*N*C*OC;  matmul backward 4*N*C*OC (dinp and dweight; dbias not counted)
+  //   attention: P = B*NH*T*(T+1)/2 causal (q,k) pairs; forward 4*P*hs (q.k and p.v),
+  //     backward 10*P*hs (q.k recomputed, dv, dp, dq, dk), FlashAttention's convention
+  //   memory-bound kernels: every tensor read once and every output written once (an
+  //     accumulated one read and written): the floor a perfect kernel would move
+  //     encoder fwd 4N + 2NCs + TCs; layernorm fwd 2NCs + 8N; residual+layernorm 4NCs + 8N;
+  //     layernorm bwd 4NCs + 8N; gelu bwd 4*N*4C*s; classifier 2*N*Vp*s + 8N;
+  //     encoder bwd NCs + 4N + 8*U*C + 8TC (U = distinct ids: each dwte row read and written)
+  //     sum_of_squares 4n; scale 8n; AdamW 28n (fp32: read p,g,m,v; write p,m,v) + 2n (bf16 copy)
+  const double P = double(B) * NH * T * (T + 1) / 2.0, n = static_cast<double>(n_params);
+  const double Nd = static_cast<double>(N), NCd = static_cast<double>(NC);
+  auto mm_fwd = [&](void* out, Tensor& in, Tensor& w, Tensor* b, int K, int OC,
+                    void* pre = nullptr) {
+    kc::matmul_forward(ctx, out, in.p(), w.p(), b ? b->p() : nullptr, int(N), K, OC, dt, st, pre);
+  };
+  auto mm_bwd = [&](void* din, float* dbias, Tensor& dout, Tensor& in, Tensor& w, int K, int OC) {
+    kc::matmul_backward(ctx, din, dW.f(), dbias, dout.p(), in.p(), w.p(), int(N), K, OC, dt, st);
+  };
+  std::vector<Row> rows;
+  auto add = [&](const char* name, int calls, double flops, double bytes, std::vector<Tensor*> outs,
+                 std::function<void()> launch, std::function<void()> prepare = {}) {
+    rows.push_back({name, calls, flops, bytes, std::move(launch), std::move(prepare), outs});
+  };
+  const int iN = static_cast<int>(N);
+  // Forward, in a step's order.
+  add("encoder_forward", 1, 0, 4 * Nd + 2 * NCd * s + double(T) * C * s, {&enc_out},
+      [&] { kc::encoder_forward(enc_out.p(), ids.i(), wte.p(), wpe.p(), B, T, C, dt, st); });
+  add("layernorm_forward", 1, 0, 2 * NCd * s + 8 * Nd, {&ln_out, &mean, &rstd}, [&] {
+    kc::layernorm_forward(ln_out.p(), mean.f(), rstd.f(), x.p(), lnw.p(), lnb.p(), iN, C, dt, st);
+  });
+  add("matmul_forward qkv", L, 2 * NCd * C3, 0, {&qkv_out},
+      [&] { mm_fwd(qkv_out.p(), x, qkvw, &qkvb, C, C3); });
+  add("attention_forward", L, 4 * P * hs, 0, {&att_out, &lse},
+      [&] { kc::attention_forward(att_out.p(), lse.f(), qkv_in.p(), B, T, C, NH, dt, st); });
+  add("matmul_forward attproj", L, 2 * NCd * C, 0, {&proj_out},
+      [&] { mm_fwd(proj_out.p(), x, attw, &attb, C, C); });
+  add("residual_layernorm_forward", 2 * L, 0, 4 * NCd * s + 8 * Nd,
+      {&res_out, &ln2_out, &mean2, &rstd2}, [&] {
+        kc::residual_layernorm_forward(res_out.p(), ln2_out.p(), mean2.f(), rstd2.f(), x.p(),
+                                       x2.p(), lnw.p(), lnb.p(), iN, C, dt, st);
+      });
+  add("matmul_forward fc+gelu", L, 2 * NCd * C4, 0, {&fc_out, &fc_pre},
+      [&] { mm_fwd(fc_out.p(), x, fcw, &fcb, C, C4, fc_pre.p()); });
+  add("matmul_forward fcproj", L, 2 * NCd * C4, 0, {&fcp_out},
+      [&] { mm_fwd(fcp_out.p(), h, fcpw, &fcpb, C4, C); });
+  add("matmul_forward lm_head", 1, 2 * NCd * Vp, 0, {&logits},
+      [&] { mm_fwd(logits.p(), x, wte, nullptr, C, Vp); });
+  // In place (logits become dlogits): the random logits are restored before each launch.
+  add(
+      "classifier_forward_backward", 1, 0, 2 * Nd * Vp * s + 8 * Nd, {&logits, &losses},
+      [&] {
+        kc::classifier_forward_backward(logits.p(), losses.f(), targets.i(), iN, V, Vp,
+                                        1.0f / float(N), true, dt, st);
+      },
+      [&] {
+        CUDA_CHECK(
+            cudaMemcpy(logits.p(), logits_src.p(), logits.buf.bytes(), cudaMemcpyDeviceToDevice));
+      });
+  // Backward.
+  add("matmul_backward lm_head", 1, 4 * NCd * Vp, 0, {&dx, &dwte}, [&] {
+    kc::matmul_backward(ctx, dx.p(), dwte.f(), nullptr, logits_src.p(), x.p(), wte.p(), iN, C, Vp,
+                        dt, st);
+  });
+  add("layernorm_backward", 2 * L + 1, 0, 4 * NCd * s + 8 * Nd, {&dx, &dlnw, &dlnb}, [&] {
+    kc::layernorm_backward(dx.p(), dlnw.f(), dlnb.f(), dy.p(), x.p(), lnw.p(), mean.f(), rstd.f(),
+                           iN, C, dt, st);
+  });
+  add("matmul_backward fcproj", L, 4 * NCd * C4, 0, {&dh, &dW, &db},
+      [&] { mm_bwd(dh.p(), db.f(), dy, h, fcpw, C4, C); });
+  add("gelu_backward", L, 0, 4 * Nd * C4 * s, {&dh},
+      [&] { kc::gelu_backward(dh.p(), h.p(), dy4.p(), N * C4, dt, st); });
+  add("matmul_backward fc", L, 4 * NCd * C4, 0, {&dx, &dW, &db},
+      [&] { mm_bwd(dx.p(), db.f(), dy4, x, fcw, C, C4); });
+  add("matmul_backward attproj", L, 4 * NCd * C, 0, {&dx, &dW, &db},
+      [&] { mm_bwd(dx.p(), db.f(), dy, x, attw, C, C); });
+  add("attention_backward", L, 10 * P * hs, 0, {&dqkv}, [&] {
+    kc::attention_backward(dqkv.p(), dy.p(), qkv_in.p(), att_out.p(), lse.f(), B, T, C, NH, dt, st);
+  });
+  add("matmul_backward qkv", L, 4 * NCd * C3, 0, {&dx, &dW, &db},
+      [&] { mm_bwd(dx.p(), db.f(), qkv_in, x, qkvw, C, C3); });
+  add("encoder_backward", 1, 0, NCd * s + 4 * Nd + 8 * unique_ids * C + 8.0 * T * C, {&dwte, &dwpe},
+      [&] {
+        kc::encoder_backward(dwte.f(), dwpe.f(), dy.p(), ids.i(), B, T, C, Vp, dt,
+                             enc_scratch.data(), enc_scratch.bytes(), st);
+      });
+  // Optimizer, over all n parameters.
+  add("sum_of_squares (grad norm)", 1, 0, 4 * n, {}, [&] {
+    kc::sum_of_squares(acc.d(), grads.f(), n_params, sq_scratch.data(), sq_scratch.bytes(), st);
+  });
+  add("scale_in_place (clip)", 1, 0, 8 * n, {&grads},
+      [&] { kc::scale_in_place(grads.f(), n_params, 0.9999f, st); });
+  if (dt == DType::BF16) {
+    add("adamw_update_bf16", 1, 0, 30 * n, {&params, &m, &v, &params_bf16}, [&] {
+      kc::adamw_update_bf16(params.f(), params_bf16.h(), grads.f(), m.f(), v.f(), n_params, 1e-4f,
+                            0.9f, 0.95f, 1e-8f, 0.1f, 1, 42, st);
+    });
+  } else {
+    add("adamw_update", 1, 0, 28 * n, {&params, &m, &v}, [&] {
+      kc::adamw_update(params.f(), grads.f(), m.f(), v.f(), n_params, 1e-4f, 0.9f, 0.95f, 1e-8f,
+                       0.1f, 1, st);
+    });
+  }
+  // dW and db hold every matmul's weight gradient (the widest shape); the bench needs their
+  // timing, not their values. The real step also zeroes gradients (a memset): not counted.
+
+  fmt::print("\n### {} storage, B={} T={} C={} NH={} L={} Vp={} ({:.2f}M params)\n\n",
+             kc::dtype_name(dt), B, T, C, NH, L, Vp, n / 1e6);
+  fmt::print("| kernel | calls/step | ms (median of {}) | TFLOP/s | GB/s | ms/step | outputs |\n",
+             o.reps);
+  fmt::print("|---|---|---|---|---|---|---|\n");
+  double step_ms = 0.0;
+  int failed = 0;
+  for (const Row& row : rows) {
+    try {
+      const double ms = time_row(row, o);
+      std::size_t bad = 0;
+      for (const Tensor* t : row.outputs) bad += t->count_nonfinite();
+      step_ms += ms * row.calls;
+      failed += bad > 0;
+      fmt::print("| {} | {} | {:.4f} | {} | {} | {:.3f} | {} |\n", row.name, row.calls, ms,
+                 row.flops > 0 ? fmt::format("{:.1f}", row.flops / (ms * 1e-3) / 1e12) : "-",
+                 row.bytes > 0 ? fmt::format("{:.0f}", row.bytes / (ms * 1e-3) / 1e9) : "-",
+                 ms * row.calls, bad == 0 ? "finite" : fmt::format("{} NON-FINITE", bad));
+    } catch (const std::exception& e) {
+      ++failed;
+      fmt::print("| {} | {} | error | - | - | - | {} |\n", row.name, row.calls, e.what());
+    }
+    std::fflush(stdout);
+  }
+  const double tps = tokens_per_second(static_cast<std::int64_t>(N), step_ms * 1e-3);
+  const double fpt = model_flops_per_token(n, L, C, T);
+  fmt::print("\nGELU epilogue fused in cuBLASLt: {} fused / {} unfused calls\n",
+             ctx.gelu_fused_calls(), ctx.gelu_unfused_calls());
+  fmt::print(
+      "one training step of kernels ({}): {:.2f} ms for {} tokens -> {:.0f} tokens/s, "
+      "MFU {:.1f}% ({:.3g} model FLOP/token, peak {:.0f} TFLOP/s bf16 dense){}\n",
+      kc::dtype_name(dt), step_ms, N, tps, 100.0 * mfu(tps, fpt), fpt, kH200Bf16PeakFlops / 1e12,
+      failed ? " [INCOMPLETE: failed rows]" : "");
+  fmt::print(
+      "STEP_SUMMARY dtype={} step_ms={:.3f} tokens_per_s={:.0f} mfu_pct={:.2f} failed_rows={}\n",
+      kc::dtype_name(dt), step_ms, tps, 100.0 * mfu(tps, fpt), failed);
+  return failed;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pptrain_bench_cuda: time each CUDA kernel of a GPT-2 124M training step"};
+  Options o;
+  app.add_option("-B,--batch", o.B, "micro-batch size")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("-T,--seq", o.T, "sequence length")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--warmup", o.warmup, "untimed samples first")->capture_default_str();
+  app.add_option("--reps", o.reps, "timed samples (median reported)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--iters", o.iters, "launches per sample")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_option("--dtype", o.dtype, "bf16, fp32 or both")
+      ->check(CLI::IsMember({"bf16", "fp32", "both"}))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (kc::device_count() == 0) {
+    std::printf("no GPU: pptrain_bench_cuda measured nothing\n");
+    return 77;
+  }
+  try {
+    fmt::print("pptrain_bench_cuda on {}\n", kc::device_description(0));
+    int failed = 0;
+    if (o.dtype != "fp32") failed += run_dtype(DType::BF16, o);
+    if (o.dtype != "bf16") failed += run_dtype(DType::F32, o);
+    fmt::print("\n{}\n", failed ? fmt::format("{} row(s) FAILED", failed)
+                                : std::string("all rows ran, outputs finite"));
+    return failed ? 1 : 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pptrain_bench_cuda: error: %s\n", e.what());
+    return 1;
+  }
+}
