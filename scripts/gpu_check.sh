@@ -119,7 +119,7 @@ EOF
     if [[ -n $found ]]; then
       [[ " ${dirs[*]} " == *" $found "* ]] || dirs+=("$found")
       log "cuda lib: $soname -> $found"; cuda_found=$((cuda_found + 1))
-    elif ldconfig -p 2>/dev/null | grep -q "$soname "; then
+    elif ldconfig -p 2>/dev/null | grep "$soname " >/dev/null; then  # no -q: pipefail + SIGPIPE
       log "cuda lib: $soname -> system (ldconfig)"; cuda_found=$((cuda_found + 1))
     else
       log "cuda lib: $soname NOT FOUND (looked in: ${cand[*]})"

@@ -79,7 +79,7 @@ src_hash=$(bash scripts/gpu_check.sh --source-hash)
     echo "gpu_code (nvcc flags; no cuobjdump here): $(grep -o 'code=\[[^]]*\]' "$BUILD/build.ninja" | sort -u | tr '\n' ' ')"
   fi
   echo "needs_glibc_2.35_or_newer: $(for f in "$DEST"/bin/* "$DEST"/lib/*.so*; do
-    objdump -T "$f" | grep -qE 'GLIBC_2\.(3[5-9]|[4-9][0-9])' && printf '%s ' "${f#"$DEST"/}"; done)"
+    objdump -T "$f" | grep -E 'GLIBC_2\.(3[5-9]|[4-9][0-9])' >/dev/null && printf '%s ' "${f#"$DEST"/}"; done)"
   echo "files:"
   (cd "$DEST" && find bin lib -type f -printf '  %p %s\n' | sort)
 } >"$DEST/MANIFEST.txt"
