@@ -9,6 +9,7 @@ packages=(
   libopenblas-openmp-dev              # sgemm for the CPU kernels, sharing OpenMP's threads
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   catch2                              # unit tests (Catch2 v2)
+  clang libclang-rt-14-dev libomp-dev # scripts/fuzz.sh: clang, its libFuzzer/ASan runtimes, OpenMP
   bible-kjv                           # the demo corpus: the King James Bible as text
 )
 

@@ -6,3 +6,4 @@ bash scripts/setup.sh
 bash scripts/build.sh
 source scripts/mpi_env.sh
 ctest --test-dir build --output-on-failure -j "$(nproc)" "$@"
+bash scripts/fuzz.sh   # libFuzzer targets, FUZZ_SECONDS (default 20) each: about 100 s with its build

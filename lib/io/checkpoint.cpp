@@ -4,7 +4,10 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <type_traits>
+#include <utility>
 
 #include "core/error.h"
 #include "io/durable_file.h"
@@ -29,6 +32,15 @@ std::array<std::uint32_t, 256> make_crc_table() {
 template <typename T>
 T required(const nlohmann::json& j, const char* key, const std::string& path) {
   PPT_CHECK(j.contains(key), "{}: manifest lacks '{}'", path, key);
+  if constexpr (std::is_integral_v<T>) {
+    // get<T>() converts 1e300 or 2^40 unchecked (a float-to-int cast out of range is undefined
+    // behaviour: fuzz/corpus/model_files/regress_manifest_*), so integers are range-checked.
+    const nlohmann::json& v = j.at(key);
+    const bool fits = v.is_number_unsigned() ? std::in_range<T>(v.get<std::uint64_t>())
+                                             : v.is_number_integer() && std::in_range<T>(v.get<std::int64_t>());
+    PPT_CHECK(fits, "{}: manifest field '{}' must be an integer in [{}, {}], got {}", path, key,
+              std::numeric_limits<T>::min(), std::numeric_limits<T>::max(), v.dump());
+  }
   try {
     return j.at(key).get<T>();
   } catch (const nlohmann::json::exception&) {
@@ -64,7 +76,8 @@ CheckpointManifest read_checkpoint_manifest(const std::string& checkpoint_dir) {
   } catch (const nlohmann::json::exception& e) {
     PPT_THROW("{}: not valid JSON ({})", path, e.what());
   }
-  PPT_CHECK(j.is_object() && j.value("format", "") == kCheckpointFormat,
+  // Not j.value("format", ""): it throws json's type_error when format is not a string.
+  PPT_CHECK(j.is_object() && j.contains("format") && j["format"] == kCheckpointFormat,
             "{}: not a pptrain checkpoint manifest (format should be '{}')", path, kCheckpointFormat);
   const int version = required<int>(j, "version", path);
   PPT_CHECK(version == kCheckpointVersion, "{}: checkpoint version {} is not supported (this build reads {})",

@@ -102,7 +102,13 @@ ModelFile read_llmc_model(const std::string& path) {
   PPT_CHECK(approx * bytes_per_value(version) <= 1e15,
             "{}: the header describes {:.3g} parameters, not a plausible model (corrupt header?)", path,
             approx);
-  const std::uint64_t want = kLlmcHeaderBytes + llmc_param_bytes(s, version);
+  // approx is exact here (integer terms below 2^53). A file too small for it is truncated, found
+  // before llmc_param_bytes walks the parameter table, whose length grows with L: a 1.6 KB file
+  // claiming 1.5e9 layers would build 1.8e10 entries first (fuzz/corpus/model_files/regress_*).
+  const double approx_bytes = approx * static_cast<double>(bytes_per_value(version));
+  const std::uint64_t want = static_cast<double>(file_size - kLlmcHeaderBytes) < approx_bytes
+                                 ? kLlmcHeaderBytes + static_cast<std::uint64_t>(approx_bytes)
+                                 : kLlmcHeaderBytes + llmc_param_bytes(s, version);
   PPT_CHECK(file_size >= want,
             "{}: truncated: {} bytes, but a version {} model of this shape (V {}, Vp {}, maxT {}, L {}, NH {}, "
             "C {}) takes {}", path, file_size, version, s.vocab_size, s.padded_vocab_size, s.max_seq_len,

@@ -72,6 +72,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
   SafetensorsFile file;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
+      // Iterating a non-object yields iterators whose key() throws json's invalid_iterator.
+      PPT_CHECK(it->is_object(), "{}: __metadata__ is not a JSON object", path);
       for (auto m = it->begin(); m != it->end(); ++m) {
         PPT_CHECK(m->is_string(), "{}: metadata '{}' is not a string", path, m.key());
         file.metadata[m.key()] = m->get<std::string>();
@@ -84,12 +86,19 @@ SafetensorsFile read_safetensors(const std::string& path) {
     PPT_CHECK(t["dtype"] == "F32", "{}: tensor '{}' has dtype {}, only F32 is read", path, it.key(),
               t["dtype"].dump());
     LoadedTensor lt;
+    // The value count saturates at one more than the data can hold: a shape such as [2^62]
+    // must not wrap around to match a small byte range (fuzz/corpus/model_files/regress_*).
+    const std::uint64_t max_count = data_size / 4;
     std::uint64_t count = 1;
+    bool empty = false;
     for (const auto& d : t["shape"]) {
       PPT_CHECK(d.is_number_integer() && d.get<std::int64_t>() >= 0, "{}: tensor '{}' has a bad shape", path, it.key());
       lt.shape.push_back(d.get<std::int64_t>());
-      count *= static_cast<std::uint64_t>(lt.shape.back());
+      const auto dim = static_cast<std::uint64_t>(lt.shape.back());
+      empty = empty || dim == 0;
+      count = dim != 0 && count > max_count / dim ? max_count + 1 : count * dim;
     }
+    if (empty) count = 0;
     const auto& off = t["data_offsets"];
     PPT_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
               "{}: tensor '{}' has bad data_offsets", path, it.key());
