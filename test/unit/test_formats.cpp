@@ -290,7 +290,7 @@ TEST_CASE("Hugging Face import: the hub's unprefixed names, mask buffers, tied l
   require_error([&] { load_model_file(dir / "hf"); }, {"neither a pptrain checkpoint", "Hugging Face"});
 }
 
-TEST_CASE("--save-params directories: stage files merge, the tied wte must agree", "[formats]") {
+TEST_CASE("Saved-params directories: stage files merge, the tied wte must agree", "[formats]") {
   TempDir dir;
   const GPT2Shape shape = small_shape(2);
   const NamedTensors tensors = random_tensors(shape, 9);
