@@ -23,6 +23,7 @@
 #include "kernels/cuda/bf16_host.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_memory.h"
+#include "support/random_inputs.h"
 #include "support/tolerance.h"
 
 namespace pptrain::test::cuda {
@@ -47,20 +48,13 @@ inline MemoryTracker& device_tracker() {
   return tracker;
 }
 
-// Inputs from the project's generator (core/rng.h): reproducible on every platform.
+// Inputs from the project's generator (test/support/random_inputs.h), as fp32.
 inline std::vector<float> randn(std::size_t n, std::uint64_t seed, double scale = 1.0) {
-  Rng rng(seed);
-  std::vector<float> x(n);
-  for (auto& v : x) v = static_cast<float>(scale * rng.normal());
-  return x;
+  const std::vector<double> x = pptrain::test::randn(n, seed, scale);
+  return std::vector<float>(x.begin(), x.end());
 }
 
-inline std::vector<int> random_ids(std::size_t n, int hi, std::uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int> ids(n);
-  for (auto& id : ids) id = static_cast<int>(rng.below(static_cast<std::uint64_t>(hi)));
-  return ids;
-}
+using pptrain::test::random_ids;
 
 // x as the storage type holds it (a copy; rounded to bf16 in bf16 mode).
 inline std::vector<float> rounded(std::vector<float> x, DType dt) {
