@@ -30,6 +30,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::optional<pptrain::MpiSession> session;
+  // One line; in a job of several ranks it names the rank that met the error.
+  auto report = [&](const pptrain::Error& e, int rank) {
+    const std::string who =
+        session && session->world_size() > 1 ? "rank " + std::to_string(rank) + ": " : std::string();
+    std::fprintf(stderr, "pptrain: error: %s%s\n", who.c_str(), e.what());
+    if (verbose) std::fprintf(stderr, "  (raised at %s)\n", e.source_location().c_str());
+  };
   try {
     session.emplace(&argc, &argv);
     pptrain::setup_console_logging(verbose);
@@ -38,19 +45,16 @@ int main(int argc, char** argv) {
   } catch (const pptrain::ReportedOnAnotherRank&) {
     return 1;
   } catch (const pptrain::AllRanksError& e) {
-    if (!session || session->rank() == 0) std::fprintf(stderr, "pptrain: error: %s\n", e.what());
+    // Every rank is here; the one named in the error speaks for all of them.
+    if (!session || session->rank() == e.reporting_rank()) report(e, e.reporting_rank());
     return 1;
   } catch (const pptrain::Error& e) {
-    const std::string rank = session && session->world_size() > 1
-                                 ? "rank " + std::to_string(session->rank()) + ": "
-                                 : std::string();
-    std::fprintf(stderr, "pptrain: error: %s%s\n", rank.c_str(), e.what());
-    if (verbose) std::fprintf(stderr, "  (raised at %s)\n", e.source_location().c_str());
-    if (session && !session->failed_together()) session->abort_job_if_parallel(1);
+    report(e, session ? session->rank() : 0);
+    if (session) session->abort_job_if_parallel(1);
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pptrain: internal error: %s\n", e.what());
-    if (session && !session->failed_together()) session->abort_job_if_parallel(2);
+    if (session) session->abort_job_if_parallel(2);
     return 2;
   }
   return 0;

@@ -2,7 +2,7 @@
 // of world size 1). Gives the rank, world size and node-local rank; ends the job on error.
 #pragma once
 
-#include <exception>
+#include <optional>
 
 #include "core/error.h"
 
@@ -22,24 +22,17 @@ class MpiSession {
 
   // Runs a start-up step (config, data checks) on every rank and agrees on the outcome, so
   // that a bad input is reported once, by the lowest failing rank, and every rank exits
-  // cleanly instead of some waiting forever for the others. If any rank failed: the lowest
-  // failing rank rethrows its error, the others throw ReportedOnAnotherRank.
+  // cleanly instead of some waiting forever for the others (raise_if_any_rank_failed).
   template <typename Step>
   void run_on_all_ranks(Step&& step) {
-    std::exception_ptr error;
+    std::optional<Error> error;
     try {
       step();
-    } catch (...) {
-      error = std::current_exception();
+    } catch (const Error& e) {
+      error = e;
     }
-    const int reporter = lowest_failing_rank(error != nullptr);
-    if (reporter < 0) return;
-    failed_together_ = true;
-    if (reporter == rank_) std::rethrow_exception(error);
-    throw ReportedOnAnotherRank{};
+    raise_if_any_rank_failed(lowest_failing_rank(error.has_value()), rank_, error);
   }
-  // True after run_on_all_ranks saw a failure: every rank is exiting, no abort is needed.
-  bool failed_together() const { return failed_together_; }
 
   // In a job of several ranks, ends every rank with this exit code (MPI_Abort does not
   // return). With one rank it returns, and the caller returns the code from main.
@@ -47,7 +40,6 @@ class MpiSession {
 
  private:
   int lowest_failing_rank(bool failed);  // -1 when no rank failed; collective
-  bool failed_together_ = false;
   int rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1;
 };
 

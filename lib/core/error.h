@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -22,12 +23,17 @@ class Error : public std::runtime_error {
   std::string source_location_;
 };
 
-// An error every rank of the job raises at the same point, from the same collective
-// decision (e.g. the agreed loss is not finite): rank 0 reports it once and all ranks exit
-// cleanly, with no MPI_Abort.
+// An error every rank of the job meets at the same point, from one collective decision (the
+// agreed loss is not finite; a start-up step failed on some rank): one rank, reporting_rank,
+// prints it and all ranks exit 1 cleanly, with no MPI_Abort.
 class AllRanksError : public Error {
  public:
-  using Error::Error;
+  AllRanksError(std::string message, std::string source_location, int reporting_rank = 0)
+      : Error(std::move(message), std::move(source_location)), reporting_rank_(reporting_rank) {}
+  int reporting_rank() const { return reporting_rank_; }
+
+ private:
+  int reporting_rank_;
 };
 
 // Thrown on the ranks that did not fail when another rank's error is reported for all of
@@ -35,6 +41,11 @@ class AllRanksError : public Error {
 struct ReportedOnAnotherRank : std::exception {
   const char* what() const noexcept override { return "failed on another rank"; }
 };
+
+// The end of a start-up step that every rank ran, once the ranks agreed which one failed
+// first (lowest_failing_rank, -1 if none): returns when none failed; otherwise that rank
+// throws its own error as an AllRanksError it reports, and the others ReportedOnAnotherRank.
+void raise_if_any_rank_failed(int lowest_failing_rank, int my_rank, const std::optional<Error>& my_error);
 
 [[noreturn]] void throw_error(const char* file, int line, std::string message);
 [[noreturn]] void throw_all_ranks_error(const char* file, int line, std::string message);

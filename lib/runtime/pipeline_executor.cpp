@@ -417,9 +417,8 @@ void PipelineExecutor::run_on_all_ranks(const std::function<void()>& step, const
   failed[transport_.rank()] = error ? 1.0 : 0.0;
   if (transport_.world_size() > 1) transport_.allreduce_sum(failed.data(), failed.size(), world_group_, what);
   const auto first = std::find(failed.begin(), failed.end(), 1.0);
-  if (first == failed.end()) return;
-  if (first - failed.begin() == transport_.rank()) throw AllRanksError(error->what(), error->source_location());
-  throw ReportedOnAnotherRank{};
+  const int lowest = first == failed.end() ? -1 : static_cast<int>(first - failed.begin());
+  raise_if_any_rank_failed(lowest, transport_.rank(), error);
 }
 
 std::vector<int> PipelineExecutor::generate(const std::vector<int>& prompt, int n, std::uint64_t seed) {

@@ -72,9 +72,9 @@ class PipelineExecutor {
   void load_parameters(const NamedTensors& tensors, const std::string& source);
   // True on every rank if `flag` is true on any rank (collective over the world).
   bool any_rank(bool flag, const std::string& what);
-  // Runs `step` on every rank and agrees on the outcome: if any rank failed, the lowest
-  // failing rank rethrows its error as an AllRanksError (reported once, no abort) and the
-  // others throw ReportedOnAnotherRank. For start-up work such as loading a checkpoint.
+  // Runs `step` on every rank and agrees on the outcome (raise_if_any_rank_failed): a
+  // failure is reported once, by the lowest failing rank, and no rank is left waiting. For
+  // start-up work such as loading a checkpoint.
   void run_on_all_ranks(const std::function<void()>& step, const std::string& what);
 
   // The chunks this rank holds, by ascending stage (for tests and checkpoints).

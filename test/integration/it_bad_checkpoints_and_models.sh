@@ -59,5 +59,17 @@ resume_fails "must be a plain name" "$c"
 c=$(corrupt no_manifest); rm "$c/manifest.json"
 resume_fails "not a checkpoint (no readable manifest.json)" "$c"
 resume_fails "checkpoint of another model" "$good" --set model.channels=32
+
+# A file only one rank reads (stage 2 of a 4-stage checkpoint is read by rank 2 alone): that
+# rank's error is the one reported, once, and every rank exits.
+"$MPIEXEC" -np 4 "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set pipeline.stages=4 --set model.n_layer=4 \
+  --set training.steps=2 --set checkpoint.every=2 --set logging.name=good4 > "$WORK/good4.log" 2>&1 ||
+  { cat "$WORK/good4.log"; fail "could not make a 4-stage checkpoint"; }
+c="$WORK/ckpt/stage2_only"; rm -rf "$c"; cp -r "$WORK/runs/good4/checkpoints/step_00000002" "$c"
+truncate -s -100 "$c/stage2.safetensors"
+check_error "rank 2: $c/stage2.safetensors: " "$MPIEXEC" -np 4 "$PPTRAIN_BIN" train "$WORK/tiny.yaml" \
+  --set pipeline.stages=4 --set model.n_layer=4 --set logging.name=resumed4 --set "checkpoint.resume=$c"
+[ ! -e "$WORK/runs/resumed4" ] || fail "a failed resume left $WORK/runs/resumed4 behind"
+count=$((count + 1))
 resume_fails "checkpoint.resume: no checkpoint directory" "$WORK/nowhere"
 echo "$count bad checkpoints and model files rejected cleanly"
