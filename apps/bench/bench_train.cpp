@@ -32,8 +32,12 @@ struct BenchRow {
 
 BenchRow run_case(const BenchCase& c, int warmup, int steps) {
   Config config;
-  config.model = {"gpt2", c.shape.vocab_size, c.shape.padded_vocab_size, c.shape.max_seq_len,
-                  c.shape.n_layer, c.shape.n_head, c.shape.channels};
+  config.model.vocab_size = c.shape.vocab_size;
+  config.model.padded_vocab_size = c.shape.padded_vocab_size;
+  config.model.seq_len = c.shape.max_seq_len;
+  config.model.n_layer = c.shape.n_layer;
+  config.model.n_head = c.shape.n_head;
+  config.model.channels = c.shape.channels;
   config.pipeline.micro_batch_size = c.B;
   config.pipeline.micro_batches = c.m;
   config.training.steps = warmup + steps;

@@ -15,6 +15,21 @@ namespace {
 constexpr auto kMinSleep = std::chrono::microseconds(50);
 constexpr auto kMaxSleep = std::chrono::microseconds(2000);
 
+// Calls done() until it returns true, sleeping between calls (50 us growing to 2 ms), so a
+// waiting rank leaves its core to the ranks that compute. After timeout_s, calls
+// on_timeout(seconds waited), which throws.
+template <typename Done, typename OnTimeout>
+void poll_until(double timeout_s, Done&& done, OnTimeout&& on_timeout) {
+  const auto start = std::chrono::steady_clock::now();
+  auto sleep = kMinSleep;
+  while (!done()) {
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (waited >= timeout_s) on_timeout(waited);
+    std::this_thread::sleep_for(sleep);
+    sleep = std::min(kMaxSleep, sleep * 2);
+  }
+}
+
 int to_int_count(std::size_t count) {
   PPT_CHECK(count <= static_cast<std::size_t>(INT_MAX), "message of {} values exceeds MPI's int count", count);
   return static_cast<int>(count);
@@ -57,20 +72,17 @@ Transport::Request MpiTransport::irecv(float* data, std::size_t count, int peer,
 }
 
 void MpiTransport::wait_request(MPI_Request& request, const std::string& what) {
-  const auto start = std::chrono::steady_clock::now();
-  auto sleep = kMinSleep;
-  for (;;) {
-    int done = 0;
-    MPI_Status status;
-    MPI_CHECK(MPI_Test(&request, &done, &status));
-    if (done) return;
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    PPT_CHECK(waited < timeout_s_,
-              "waited {:.1f} s for {} (runtime.timeout_s = {}): the peer rank is lost or stuck",
-              waited, what, timeout_s_);
-    std::this_thread::sleep_for(sleep);
-    sleep = std::min(kMaxSleep, sleep * 2);
-  }
+  poll_until(
+      timeout_s_,
+      [&] {
+        int done = 0;
+        MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+        return done != 0;
+      },
+      [&](double waited) {
+        PPT_THROW("waited {:.1f} s for {} (runtime.timeout_s = {}): the peer rank is lost or stuck",
+                  waited, what, timeout_s_);
+      });
 }
 
 void MpiTransport::wait(Request request, const std::string& what) {
@@ -129,23 +141,22 @@ void MpiTransport::allreduce(void* data, std::size_t count, MPI_Datatype type, G
 
 void MpiTransport::wait_all_naming(std::vector<MPI_Request>& requests, const std::vector<int>& peers,
                                    const std::string& what) {
-  const auto start = std::chrono::steady_clock::now();
-  auto sleep = kMinSleep;
-  for (;;) {
-    std::vector<int> open;
-    for (std::size_t i = 0; i < requests.size(); ++i) {
-      int done = 0;
-      MPI_CHECK(MPI_Test(&requests[i], &done, MPI_STATUS_IGNORE));
-      if (!done) open.push_back(peers[i]);
-    }
-    if (open.empty()) return;
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    PPT_CHECK(waited < timeout_s_,
-              "waited {:.1f} s for {} (runtime.timeout_s = {}): nothing came from rank {}, lost or stuck",
-              waited, what, timeout_s_, fmt::join(open, ", "));
-    std::this_thread::sleep_for(sleep);
-    sleep = std::min(kMaxSleep, sleep * 2);
-  }
+  std::vector<int> open;  // peers whose request is still open, as of the last poll
+  poll_until(
+      timeout_s_,
+      [&] {
+        open.clear();
+        for (std::size_t i = 0; i < requests.size(); ++i) {
+          int done = 0;
+          MPI_CHECK(MPI_Test(&requests[i], &done, MPI_STATUS_IGNORE));
+          if (!done) open.push_back(peers[i]);
+        }
+        return open.empty();
+      },
+      [&](double waited) {
+        PPT_THROW("waited {:.1f} s for {} (runtime.timeout_s = {}): nothing came from rank {}, lost or stuck",
+                  waited, what, timeout_s_, fmt::join(open, ", "));
+      });
 }
 
 // A collective cannot say who is missing, so first every member sends one byte to every

@@ -136,7 +136,7 @@ StepReport PipelineExecutor::run_step(int step, const BatchFiller& fill) {
   const double t0 = now_us();
   const std::size_t first_event = timeline_.size();
   double loss_sum = 0.0;
-  run_schedule(step, fill, &loss_sum);
+  run_schedule(fill, &loss_sum);
   StepReport report;
   double busy = 0.0;
   for (std::size_t i = first_event; i < timeline_.size(); ++i) {
@@ -148,8 +148,7 @@ StepReport PipelineExecutor::run_step(int step, const BatchFiller& fill) {
   return report;
 }
 
-void PipelineExecutor::run_schedule(int step, const BatchFiller& fill, double* loss_sum) {
-  (void)step;
+void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
   const std::vector<Action>& list = schedule_.actions[layout_.pp_rank];
   const int S = layout_.stages(), m = schedule_.micro_batches;
   const int B = config_.pipeline.micro_batch_size, T = shape_.max_seq_len;

@@ -35,16 +35,7 @@ std::string read_bytes(const std::string& path) {
 std::string fixture(const std::string& name) { return std::string(PPTRAIN_TEST_DATA_DIR) + "/models/" + name; }
 
 // The fixtures' model (test/data/models/make_fixtures.py): maxT 4, V 5, L 1, NH 2, C 4, Vp 8.
-GPT2Shape small_shape(int n_layer = 1) {
-  GPT2Shape s;
-  s.vocab_size = 5;
-  s.padded_vocab_size = 8;
-  s.max_seq_len = 4;
-  s.n_layer = n_layer;
-  s.n_head = 2;
-  s.channels = 4;
-  return s;
-}
+GPT2Shape small_shape(int n_layer = 1) { return GPT2Shape{5, 8, 4, n_layer, 2, 4}; }
 
 NamedTensors random_tensors(const GPT2Shape& shape, std::uint32_t seed) {
   std::mt19937 gen(seed);

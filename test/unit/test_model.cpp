@@ -16,16 +16,8 @@ using namespace pptrain;
 
 namespace {
 
-GPT2Shape tiny_shape() {
-  GPT2Shape s;
-  s.vocab_size = 11;  // odd, and padded to 16: padded logits must not matter
-  s.padded_vocab_size = 16;
-  s.max_seq_len = 7;
-  s.n_layer = 3;
-  s.n_head = 2;
-  s.channels = 6;
-  return s;
-}
+// GPT2Shape{V, Vp, maxT, L, NH, C}: V odd and padded to 16, so padded logits must not matter.
+GPT2Shape tiny_shape() { return GPT2Shape{11, 16, 7, 3, 2, 6}; }
 
 std::vector<int> random_tokens(int n, int vocab, std::uint64_t key) {
   Rng rng(key);

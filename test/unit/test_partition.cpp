@@ -18,27 +18,9 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-GPT2Shape shape_with(int n_layer) {
-  GPT2Shape s;
-  s.vocab_size = 50;
-  s.padded_vocab_size = 64;
-  s.max_seq_len = 16;
-  s.n_layer = n_layer;
-  s.n_head = 2;
-  s.channels = 8;
-  return s;
-}
-
-GPT2Shape gpt2_124m() {
-  GPT2Shape s;
-  s.vocab_size = 50257;
-  s.padded_vocab_size = 50304;
-  s.max_seq_len = 1024;
-  s.n_layer = 12;
-  s.n_head = 12;
-  s.channels = 768;
-  return s;
-}
+// GPT2Shape{V, Vp, maxT, L, NH, C}
+GPT2Shape shape_with(int n_layer) { return GPT2Shape{50, 64, 16, n_layer, 2, 8}; }
+GPT2Shape gpt2_124m() { return GPT2Shape{50257, 50304, 1024, 12, 12, 768}; }
 
 Config config_with(int stages, std::string partition, int virtual_stages = 1) {
   Config c;
