@@ -86,7 +86,7 @@ std::string save_checkpoint(PipelineExecutor& executor, const Config& config, co
     fs::create_directories(tmp, ec);
     PPT_CHECK(!ec, "{}: cannot create '{}': {}", config.where("checkpoint.dir"), tmp, ec.message());
   }
-  executor.any_rank(false, "the checkpoint start barrier");
+  executor.barrier("the checkpoint start barrier");
   if (layout.dp_rank == 0) {  // replicas hold identical state
     for (int i = 0; i < executor.num_chunks(); ++i) {
       const NamedTensors state = executor.chunk_state(i);
@@ -96,7 +96,7 @@ std::string save_checkpoint(PipelineExecutor& executor, const Config& config, co
                         refs, {{"step", std::to_string(steps_done)}});
     }
   }
-  executor.any_rank(false, "the checkpoint files barrier");
+  executor.barrier("the checkpoint files barrier");
   if (transport.rank() == 0) {
     CheckpointManifest m;
     m.step = steps_done;
@@ -121,7 +121,7 @@ std::string save_checkpoint(PipelineExecutor& executor, const Config& config, co
     rename_durably(tmp, final_dir);
     prune_checkpoints(root, config.checkpoint.keep, final_dir);
   }
-  executor.any_rank(false, "the checkpoint end barrier");
+  executor.barrier("the checkpoint end barrier");
   return final_dir;
 }
 

@@ -398,10 +398,13 @@ void PipelineExecutor::load_parameters(const NamedTensors& tensors, const std::s
   for (auto& c : chunks_) load_stage_tensors(tensors, "", c->model->table(), c->model->params(), source);
 }
 
-bool PipelineExecutor::any_rank(bool flag, const std::string& what) {
-  double v = flag ? 1.0 : 0.0;
-  if (transport_.world_size() > 1) transport_.allreduce_sum(&v, 1, world_group_, what);
-  return v > 0.0;
+void PipelineExecutor::sum_over_world(std::vector<double>& values, const std::string& what) {
+  if (transport_.world_size() > 1) transport_.allreduce_sum(values.data(), values.size(), world_group_, what);
+}
+
+void PipelineExecutor::barrier(const std::string& what) {
+  std::vector<double> nothing(1, 0.0);
+  sum_over_world(nothing, what);
 }
 
 void PipelineExecutor::run_on_all_ranks(const std::function<void()>& step, const std::string& what) {
@@ -414,7 +417,7 @@ void PipelineExecutor::run_on_all_ranks(const std::function<void()>& step, const
   // Slot r is 1 if rank r failed; the sum tells every rank who failed.
   std::vector<double> failed(transport_.world_size(), 0.0);
   failed[transport_.rank()] = error ? 1.0 : 0.0;
-  if (transport_.world_size() > 1) transport_.allreduce_sum(failed.data(), failed.size(), world_group_, what);
+  sum_over_world(failed, what);
   const auto first = std::find(failed.begin(), failed.end(), 1.0);
   const int lowest = first == failed.end() ? -1 : static_cast<int>(first - failed.begin());
   raise_if_any_rank_failed(lowest, transport_.rank(), error);

@@ -70,8 +70,10 @@ class PipelineExecutor {
   void load_state(const NamedTensors& tensors, const std::string& source);
   // Loads parameters only (the optimizer starts fresh): initialising from a model file.
   void load_parameters(const NamedTensors& tensors, const std::string& source);
-  // True on every rank if `flag` is true on any rank (collective over the world).
-  bool any_rank(bool flag, const std::string& what);
+  // Element-wise sum over every rank of the job, in place (collective over the world; so
+  // also a barrier). `what` names it in a timeout error.
+  void sum_over_world(std::vector<double>& values, const std::string& what);
+  void barrier(const std::string& what);
   // Runs `step` on every rank and agrees on the outcome (raise_if_any_rank_failed): a
   // failure is reported once, by the lowest failing rank, and no rank is left waiting. For
   // start-up work such as loading a checkpoint.

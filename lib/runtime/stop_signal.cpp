@@ -19,7 +19,16 @@ void install_stop_signal_handlers() {
   sigaction(SIGUSR1, &action, nullptr);
 }
 
-int stop_signal_received() { return g_stop_signal; }
+std::vector<double> stop_signal_votes() {
+  const int s = g_stop_signal;
+  return {s == SIGTERM ? 1.0 : 0.0, s == SIGUSR1 ? 1.0 : 0.0};
+}
+
+int agreed_stop_signal(const std::vector<double>& summed_votes) {
+  if (summed_votes.at(0) > 0.0) return SIGTERM;
+  if (summed_votes.at(1) > 0.0) return SIGUSR1;
+  return 0;
+}
 
 const char* signal_name(int signal) {
   switch (signal) {

@@ -229,8 +229,10 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
 
     // Every rank checks for SIGTERM/SIGUSR1 after every step and they agree, so all stop at
     // the same step boundary with the same checkpoint.
-    const int signal = stop_signal_received();
-    const bool stop = executor.any_rank(signal != 0, "the stop-signal agreement");
+    std::vector<double> votes = stop_signal_votes();
+    executor.sum_over_world(votes, "the stop-signal agreement");
+    const int signal = agreed_stop_signal(votes);
+    const bool stop = signal != 0;
     const bool due = checkpointing && !r.skipped && (sm.step % config.checkpoint.every == 0 || last);
     if (due || stop) {
       last_checkpoint = save_checkpoint(executor, config, plan, layout, transport, sm.step);
@@ -240,7 +242,7 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
       progress.clear();
       spdlog::info("stopped by {} after step {}: resume with the same command and "
                    "--set checkpoint.resume=auto (or checkpoint.resume: {})",
-                   signal != 0 ? signal_name(signal) : "a stop signal on another rank", sm.step,
+                   signal_name(signal), sm.step,
                    *last_checkpoint);
       summary.stopped_by_signal = true;
       return summary;
