@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 
 #include "kernels/cuda/common.cuh"
@@ -63,6 +65,157 @@ __device__ __forceinline__ void stage_tile(float* dst, const S* src, std::size_t
     const int r = i / hs, d = i % hs;
     const int t = t0 + r;
     dst[r * (hs + 1) + d] = t < T ? to_f32(src[static_cast<std::size_t>(t) * row_stride + col + d]) : 0.0f;
+  }
+}
+
+
+// ---- bf16 tensor-core path (mma.sync.m16n8k16, sm_80+) ----
+// Used when the storage type is bf16; fp32 storage keeps the CUDA-core kernels above so fp32 mode
+// tracks the CPU twin to ~1e-6. Tiles are 64 rows (4 warps x 16 rows each) of one head, staged in
+// shared memory as bf16 rows of tc::kLd<HS_MAX> = HS_MAX + 8 elements: zero-filled past T and
+// past hs (so the mma k-loop can always run to HS_MAX), and the 16-byte row skew makes the
+// fragment loads below bank-conflict free.
+//
+// Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16"), g = lane / 4, c = lane % 4,
+// two bf16 per 32-bit register with the lower column in the low half:
+//   A (16x16, m x k): a0 = (g, 2c..2c+1), a1 = (g+8, 2c..2c+1), a2 = (g, 2c+8..), a3 = (g+8, 2c+8..)
+//   B (16x8,  k x n): b0 = (k 2c..2c+1, n g), b1 = (k 2c+8..2c+9, n g)
+//   C (16x8, fp32):   c0, c1 = (g, 2c..2c+1), c2, c3 = (g+8, 2c..2c+1)
+namespace tc {
+
+constexpr int kRows = 64;  // rows of a key tile (and of a query tile, except dkv at hs > 64)
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+template <int HS_MAX>
+constexpr int kLd = HS_MAX + 8;
+
+// Shared-memory bytes of `rows` staged rows.
+template <int HS_MAX>
+constexpr std::size_t tile_bytes(int rows) {
+  return static_cast<std::size_t>(rows) * kLd<HS_MAX> * sizeof(bf16);
+}
+
+__device__ __forceinline__ std::uint32_t lds32(const bf16* p) {
+  return *reinterpret_cast<const std::uint32_t*>(p);
+}
+
+__device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low half) = lo
+  return *reinterpret_cast<const std::uint32_t*>(&v);
+}
+
+// c += a b, fp32 accumulate.
+__device__ __forceinline__ void mma(float c[4], const std::uint32_t a[4], const std::uint32_t b[2]) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// A fragment: rows m0..m0+15, columns k0..k0+15 of a row-major [m][k] tile.
+__device__ __forceinline__ void load_a(std::uint32_t a[4], const bf16* tile, int ld, int m0,
+                                       int k0) {
+  const int lane = threadIdx.x % 32;
+  const bf16* p = tile + (m0 + lane / 4) * ld + k0 + 2 * (lane % 4);
+  a[0] = lds32(p);
+  a[1] = lds32(p + 8 * ld);
+  a[2] = lds32(p + 8);
+  a[3] = lds32(p + 8 * ld + 8);
+}
+
+// B fragment (k0..k0+15) x (n0..n0+7) of B = X^T, X a row-major [n][k] tile (K in S = Q K^T).
+__device__ __forceinline__ void load_b_nk(std::uint32_t b[2], const bf16* tile, int ld, int n0,
+                                          int k0) {
+  const int lane = threadIdx.x % 32;
+  const bf16* p = tile + (n0 + lane / 4) * ld + k0 + 2 * (lane % 4);
+  b[0] = lds32(p);
+  b[1] = lds32(p + 8);
+}
+
+// B fragment (k0..k0+15) x (n0..n0+7) of a row-major [k][n] tile (V in O = P V): two 8x8
+// matrices (rows k0..k0+7 and k0+8..k0+15, addressed by lanes 0-7 and 8-15) loaded transposed,
+// so register i holds (k 2c..2c+1, n g) of matrix i. n0 % 8 == 0 keeps the rows 16-byte aligned.
+__device__ __forceinline__ void load_b_kn(std::uint32_t b[2], const bf16* tile, int ld, int k0,
+                                          int n0) {
+  const int lane = threadIdx.x % 32;
+  const bf16* p = tile + (k0 + lane % 16) * ld + n0;
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(b[0]), "=r"(b[1])
+               : "r"(addr)
+               : "memory");
+}
+
+// The A fragment of a 16x16 block whose columns 0-7 are accumulator `lo` and 8-15 are `hi`
+// (a C tile's (g, 2c..2c+1) is exactly the A layout's): P or dS, rounded to bf16.
+__device__ __forceinline__ void acc_to_a(std::uint32_t a[4], const float lo[4], const float hi[4]) {
+  a[0] = pack_bf16(lo[0], lo[1]);
+  a[1] = pack_bf16(lo[2], lo[3]);
+  a[2] = pack_bf16(hi[0], hi[1]);
+  a[3] = pack_bf16(hi[2], hi[3]);
+}
+
+// Stages rows t0..t0+ROWS-1 (zeros past T), columns 0..HS_MAX-1 (zeros past hs) of one head
+// (column offset `col` in rows of `row_stride` elements) into dst [ROWS][ld]. `vec`: hs, col and
+// row_stride are multiples of 8 and src is 16-byte aligned, so 8 elements move per load.
+// Call from all threads of the block.
+template <int ROWS, int HS_MAX>
+__device__ __forceinline__ void stage(bf16* dst, const bf16* src, std::size_t row_stride, int col,
+                                      int t0, int T, int hs, bool vec) {
+  constexpr int LD = kLd<HS_MAX>;
+  if (vec) {
+    constexpr int kChunks = HS_MAX / 8;
+    for (int i = threadIdx.x; i < ROWS * kChunks; i += blockDim.x) {
+      const int r = i / kChunks, d = (i % kChunks) * 8, t = t0 + r;
+      uint4 v = make_uint4(0u, 0u, 0u, 0u);
+      if (t < T && d < hs) {
+        v = *reinterpret_cast<const uint4*>(src + static_cast<std::size_t>(t) * row_stride + col + d);
+      }
+      *reinterpret_cast<uint4*>(dst + r * LD + d) = v;
+    }
+  } else {
+    for (int i = threadIdx.x; i < ROWS * HS_MAX; i += blockDim.x) {
+      const int r = i / HS_MAX, d = i % HS_MAX, t = t0 + r;
+      dst[r * LD + d] = (t < T && d < hs) ? src[static_cast<std::size_t>(t) * row_stride + col + d]
+                                          : __float2bfloat16_rn(0.0f);
+    }
+  }
+}
+
+// Whether stage() may use 16-byte loads for tensors of row stride C or 3C at these pointers.
+inline bool can_vectorize(int C, int NH, std::initializer_list<const void*> ptrs) {
+  if ((C / NH) % 8 != 0 || C % 8 != 0) return false;
+  for (const void* p : ptrs) {
+    if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace tc
+
+// Backward row statistics of rows t0..t0+ROWS-1 of one head: Ls = lse (0 past T) and
+// Ds = dout_t . out_t = sum_j p_j dp_j (fp32; 0 past T). One warp per row, fixed-order sum.
+// Call from all threads of the block; a __syncthreads must follow before reading.
+template <int ROWS, typename S>
+__device__ __forceinline__ void stage_row_stats(float* Ls, float* Ds, const float* lse_bh,
+                                                const S* dout_b, const S* out_b, int C, int col,
+                                                int t0, int T, int hs) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int r = warp; r < ROWS; r += blockDim.x / 32) {
+    const int t = t0 + r;
+    float part = 0.0f;
+    if (t < T) {
+      for (int d = lane; d < hs; d += 32) {
+        const std::size_t i = static_cast<std::size_t>(t) * C + col + d;
+        part += to_f32(dout_b[i]) * to_f32(out_b[i]);
+      }
+    }
+    part = warp_sum(part);
+    if (lane == 0) {
+      Ds[r] = part;
+      Ls[r] = t < T ? lse_bh[t] : 0.0f;
+    }
   }
 }
 

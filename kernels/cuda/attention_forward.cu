@@ -1,5 +1,6 @@
-// Causal self-attention forward on the GPU: a flash-style fused kernel. For one (b, h) and a
-// tile of 32 query rows, key tiles of 32 are staged in shared memory; each query row keeps an
+// Causal self-attention forward on the GPU: flash-style fused kernels, fp32 CUDA-core math for
+// fp32 storage and bf16 tensor cores (attention_forward_tc_kernel) for bf16 storage. For one (b, h)
+// and a tile of query rows, key tiles are staged in shared memory; each query row keeps an
 // online softmax (running max m, running sum l, unnormalised output o) so the (T,T) score
 // matrix never exists. It writes out (B,T,C) and lse = m + log l (B,NH,T), from which the
 // backward recomputes the probabilities. See attention_common.cuh for layout and tiling.
@@ -11,7 +12,8 @@ namespace {
 
 using namespace attention;
 
-// grid (ceil(T/32), NH, B), kThreads threads, dynamic shared memory 3 * 32 * (hs+1) floats.
+// fp32 storage. grid (ceil(T/32), NH, B), kThreads threads, dynamic shared memory
+// 3 * 32 * (hs+1) floats.
 template <typename S, int HS_MAX>
 __global__ void __launch_bounds__(kThreads)
     attention_forward_kernel(S* out, float* lse, const S* inp, int T, int C, int NH, float scale) {
@@ -94,6 +96,124 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+
+// bf16 storage, tensor cores. grid (ceil(T/64), NH, B), kThreads threads; dynamic shared memory
+// Qs, Ks, Vs: 3 tiles of [64][HS_MAX + 8] bf16. Warp w owns query rows q0 + 16w .. q0 + 16w + 15;
+// per key tile of 64 it computes S (16x64) = Q K^T with 8 n-tiles x HS_MAX/16 k-steps of mma,
+// updates the online softmax in fp32 registers (log2 domain: x = scale log2(e) q.k), then
+// O (16xHS_MAX) += P V with P rounded to bf16. Thread (g, c) holds rows g and g+8 of the warp's
+// slice; a row's max and sum are combined over the 4 lanes of a quad at fixed xor distances.
+template <int HS_MAX>
+__global__ void __launch_bounds__(kThreads)
+    attention_forward_tc_kernel(bf16* out, float* lse, const bf16* inp, int T, int C, int NH,
+                                float scale_log2, bool vec) {
+  constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = tc::kRows / 8;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* Qs = reinterpret_cast<bf16*>(smem_raw);
+  bf16* Ks = Qs + tc::kRows * LD;
+  bf16* Vs = Ks + tc::kRows * LD;
+  const int hs = C / NH;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * tc::kRows;  // longest (last) query tiles first
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const std::size_t C3 = 3 * static_cast<std::size_t>(C);
+  const bf16* base = inp + static_cast<std::size_t>(b) * T * C3;
+  const int row0 = q0 + warp * 16 + g;  // this thread's rows: row0 and row0 + 8
+
+  tc::stage<tc::kRows, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
+
+  float o[NO][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // l: this lane's part
+  // Key tiles at or before the diagonal one. Every row (padding rows >= T included) has key k0 = 0
+  // unmasked in the first tile, so m is finite from then on.
+  for (int k0 = 0; k0 <= q0; k0 += tc::kRows) {
+    __syncthreads();  // the previous K/V tile is consumed (first time: Qs is written)
+    tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, k0, T, hs, vec);
+    tc::stage<tc::kRows, HS_MAX>(Vs, base, C3, 2 * C + h * hs, k0, T, hs, vec);
+    __syncthreads();
+
+    float s[NS][4] = {};
+#pragma unroll
+    for (int kd = 0; kd < NKD; ++kd) {
+      std::uint32_t a[4];
+      tc::load_a(a, Qs, LD, warp * 16, kd * 16);
+#pragma unroll
+      for (int n = 0; n < NS; ++n) {
+        std::uint32_t bq[2];
+        tc::load_b_nk(bq, Ks, LD, n * 8, kd * 16);
+        tc::mma(s[n], a, bq);
+      }
+    }
+
+    float mx[2] = {m[0], m[1]};
+#pragma unroll
+    for (int n = 0; n < NS; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = k0 + n * 8 + 2 * c + (e & 1);
+        // key > row also masks keys >= T for real rows (row < T).
+        s[n][e] = key <= row0 + 8 * (e >> 1) ? s[n][e] * scale_log2 : -INFINITY;
+        mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
+      }
+    }
+    float alpha[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xFFFFFFFFu, mx[i], 1));
+      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xFFFFFFFFu, mx[i], 2));
+      alpha[i] = exp2f(m[i] - mx[i]);  // 0 on the first tile (m = -inf)
+      m[i] = mx[i];
+      l[i] *= alpha[i];
+    }
+#pragma unroll
+    for (int n = 0; n < NS; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[n][e] = exp2f(s[n][e] - m[e >> 1]);
+        l[e >> 1] += s[n][e];  // fp32 p; only P V uses the bf16-rounded p
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < NO; ++j) {
+      o[j][0] *= alpha[0];
+      o[j][1] *= alpha[0];
+      o[j][2] *= alpha[1];
+      o[j][3] *= alpha[1];
+    }
+#pragma unroll
+    for (int kk = 0; kk < NS / 2; ++kk) {  // 16 keys per k-step
+      std::uint32_t a[4];
+      tc::acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+      for (int j = 0; j < NO; ++j) {
+        std::uint32_t bv[2];
+        tc::load_b_kn(bv, Vs, LD, kk * 16, j * 8);
+        tc::mma(o[j], a, bv);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    l[i] += __shfl_xor_sync(0xFFFFFFFFu, l[i], 1);
+    l[i] += __shfl_xor_sync(0xFFFFFFFFu, l[i], 2);
+    const int t = row0 + 8 * i;
+    if (t >= T) continue;
+    const float inv = 1.0f / l[i];
+    bf16* out_t = out + (static_cast<std::size_t>(b) * T + t) * C + h * hs;
+#pragma unroll
+    for (int j = 0; j < NO; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int d = j * 8 + 2 * c + e;
+        if (d < hs) out_t[d] = __float2bfloat16_rn(o[j][2 * i + e] * inv);
+      }
+    }
+    if (c == 0) {
+      lse[(static_cast<std::size_t>(b) * NH + h) * T + t] = m[i] * tc::kLn2 + logf(l[i]);
+    }
+  }
+}
+
 }  // namespace
 
 void attention_forward(void* out, float* lse, const void* inp, int B, int T, int C, int NH,
@@ -101,18 +221,31 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
   check_shape("attention_forward", B, T, C, NH);
   if (B == 0 || T == 0) return;
   const int hs = C / NH;
-  const std::size_t smem = 3 * kTile * static_cast<std::size_t>(hs + 1) * sizeof(float);
-  const dim3 grid((T + kTile - 1) / kTile, NH, B);
-  dispatch_dtype(dt, [&](auto tag) {
-    using S = typename decltype(tag)::type;
+  const cudaStream_t s = to_cuda(stream);
+  if (dt == DType::BF16) {
+    const bool vec = tc::can_vectorize(C, NH, {inp});
+    const dim3 grid((T + tc::kRows - 1) / tc::kRows, NH, B);
     dispatch_head_size(hs, [&](auto hs_max) {
-      auto kernel = attention_forward_kernel<S, decltype(hs_max)::value>;
+      constexpr int kHsMax = decltype(hs_max)::value;
+      const std::size_t smem = 3 * tc::tile_bytes<kHsMax>(tc::kRows);
+      auto kernel = attention_forward_tc_kernel<kHsMax>;
       allow_shared_memory(kernel, smem);
-      kernel<<<grid, kThreads, smem, to_cuda(stream)>>>(static_cast<S*>(out), lse,
-                                                        static_cast<const S*>(inp), T, C, NH,
-                                                        softmax_scale(hs));
+      kernel<<<grid, kThreads, smem, s>>>(static_cast<bf16*>(out), lse,
+                                          static_cast<const bf16*>(inp), T, C, NH,
+                                          softmax_scale(hs) * tc::kLog2e, vec);
       CUDA_CHECK_LAUNCH();
     });
+    return;
+  }
+  const std::size_t smem = 3 * kTile * static_cast<std::size_t>(hs + 1) * sizeof(float);
+  const dim3 grid((T + kTile - 1) / kTile, NH, B);
+  dispatch_head_size(hs, [&](auto hs_max) {
+    auto kernel = attention_forward_kernel<float, decltype(hs_max)::value>;
+    allow_shared_memory(kernel, smem);
+    kernel<<<grid, kThreads, smem, s>>>(static_cast<float*>(out), lse,
+                                        static_cast<const float*>(inp), T, C, NH,
+                                        softmax_scale(hs));
+    CUDA_CHECK_LAUNCH();
   });
 }
 
