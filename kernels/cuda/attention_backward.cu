@@ -8,6 +8,8 @@
 //   dkv: a block per (key tile, h, b) walks the query tiles at or after it.
 // Both recompute the scores (about 2x the forward's work in dot products). D is recomputed per
 // tile from dout and out (hs multiply-adds per row and tile), which saves a (B,NH,T) scratch.
+// fp32 storage runs the CUDA-core kernels (tiles of 32, fp32 in shared memory); bf16 storage the
+// tensor-core kernels (tiles of 64, bf16 in shared memory, mma.sync with fp32 accumulators).
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
@@ -16,7 +18,7 @@ namespace {
 
 using namespace attention;
 
-// grid (ceil(T/32), NH, B); shared: Qs, dOs, Ks, Vs, each [kTile][hs+1] floats.
+// fp32 storage. grid (ceil(T/32), NH, B); shared: Qs, dOs, Ks, Vs, each [kTile][hs+1] floats.
 template <typename S, int HS_MAX>
 __global__ void __launch_bounds__(kThreads)
     attention_backward_dq_kernel(S* dinp, const S* dout, const S* inp, const S* out,
@@ -217,6 +219,214 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+
+// ---- bf16 storage: tensor-core kernels (fragment layouts in attention_common.cuh) ----
+// p = exp2(scale log2(e) q.k - log2(e) lse) for key <= t < T, else 0; ds = p (dp - D).
+
+// grid (ceil(T/64), NH, B), kThreads threads; shared: Qs, dOs, Ks, Vs tiles of [64][HS_MAX+8]
+// bf16, then Ls, Ds [64] fp32. Warp w owns query rows q0+16w..+15 and, per key tile of 64,
+// computes S = Q K^T and dP = dO V^T (16x64 each), then dQ (16xHS_MAX) += dS K with dS rounded
+// to bf16; dinp's q part += scale dQ at the end.
+template <int HS_MAX>
+__global__ void __launch_bounds__(kThreads)
+    attention_backward_dq_tc_kernel(bf16* dinp, const bf16* dout, const bf16* inp,
+                                    const bf16* out, const float* lse, int T, int C, int NH,
+                                    float scale, bool vec) {
+  constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = tc::kRows / 8;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* Qs = reinterpret_cast<bf16*>(smem_raw);
+  bf16* dOs = Qs + tc::kRows * LD;
+  bf16* Ks = dOs + tc::kRows * LD;
+  bf16* Vs = Ks + tc::kRows * LD;
+  float* Ls = reinterpret_cast<float*>(Vs + tc::kRows * LD);
+  float* Ds = Ls + tc::kRows;
+  const int hs = C / NH;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * tc::kRows;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const std::size_t C3 = 3 * static_cast<std::size_t>(C);
+  const bf16* base = inp + static_cast<std::size_t>(b) * T * C3;
+  const bf16* dout_b = dout + static_cast<std::size_t>(b) * T * C;
+  const float scale_log2 = scale * tc::kLog2e;
+  const int r0 = warp * 16 + g;  // this thread's tile rows: r0 and r0 + 8
+
+  tc::stage<tc::kRows, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
+  tc::stage<tc::kRows, HS_MAX>(dOs, dout_b, C, h * hs, q0, T, hs, vec);
+  stage_row_stats<tc::kRows>(Ls, Ds, lse + (static_cast<std::size_t>(b) * NH + h) * T, dout_b,
+                             out + static_cast<std::size_t>(b) * T * C, C, h * hs, q0, T, hs);
+  __syncthreads();
+  const float L2[2] = {Ls[r0] * tc::kLog2e, Ls[r0 + 8] * tc::kLog2e};
+  const float Dr[2] = {Ds[r0], Ds[r0 + 8]};
+
+  float dq[NO][4] = {};
+  for (int k0 = 0; k0 <= q0; k0 += tc::kRows) {
+    __syncthreads();  // the previous K/V tile is consumed
+    tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, k0, T, hs, vec);
+    tc::stage<tc::kRows, HS_MAX>(Vs, base, C3, 2 * C + h * hs, k0, T, hs, vec);
+    __syncthreads();
+
+    float s[NS][4] = {}, dp[NS][4] = {};
+#pragma unroll
+    for (int kd = 0; kd < NKD; ++kd) {
+      std::uint32_t aq[4], ady[4];
+      tc::load_a(aq, Qs, LD, warp * 16, kd * 16);
+      tc::load_a(ady, dOs, LD, warp * 16, kd * 16);
+#pragma unroll
+      for (int n = 0; n < NS; ++n) {
+        std::uint32_t bk[2], bv[2];
+        tc::load_b_nk(bk, Ks, LD, n * 8, kd * 16);
+        tc::mma(s[n], aq, bk);
+        tc::load_b_nk(bv, Vs, LD, n * 8, kd * 16);
+        tc::mma(dp[n], ady, bv);
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < NS; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = e >> 1, key = k0 + n * 8 + 2 * c + (e & 1);
+        // key <= t also excludes keys >= T for real rows; rows >= T are never stored.
+        const float p = key <= q0 + r0 + 8 * i ? exp2f(s[n][e] * scale_log2 - L2[i]) : 0.0f;
+        dp[n][e] = p * (dp[n][e] - Dr[i]);  // ds
+      }
+    }
+#pragma unroll
+    for (int kk = 0; kk < NS / 2; ++kk) {  // 16 keys per k-step
+      std::uint32_t a[4];
+      tc::acc_to_a(a, dp[2 * kk], dp[2 * kk + 1]);
+#pragma unroll
+      for (int j = 0; j < NO; ++j) {
+        std::uint32_t bk[2];
+        tc::load_b_kn(bk, Ks, LD, kk * 16, j * 8);
+        tc::mma(dq[j], a, bk);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int t = q0 + r0 + 8 * i;
+    if (t >= T) continue;
+    bf16* dq_t = dinp + (static_cast<std::size_t>(b) * T + t) * C3 + h * hs;
+#pragma unroll
+    for (int j = 0; j < NO; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int d = j * 8 + 2 * c + e;
+        if (d < hs) dq_t[d] = __float2bfloat16_rn(__bfloat162float(dq_t[d]) + scale * dq[j][2 * i + e]);
+      }
+    }
+  }
+}
+
+// Query rows per tile of the dk/dv kernel: 32 at HS_MAX = 128 keeps dK, dV, S and dP in registers.
+template <int HS_MAX>
+constexpr int kDkvQueryRows = HS_MAX > 64 ? 32 : 64;
+
+// grid (ceil(T/64), NH, B), kThreads threads; shared: Ks, Vs tiles of [64][HS_MAX+8] bf16 (the
+// block's keys), Qs, dOs of [QT][HS_MAX+8] (the current query tile), then Ls, Ds [QT] fp32.
+// Warp w owns keys k0+16w..+15 and, per query tile, computes S^T = K Q^T and dP^T = V dO^T
+// (16xQT each), then dV += P^T dO and dK += dS^T Q (16xHS_MAX, P and dS rounded to bf16);
+// dinp's k part += scale dK and v part += dV at the end.
+template <int HS_MAX>
+__global__ void __launch_bounds__(kThreads)
+    attention_backward_dkv_tc_kernel(bf16* dinp, const bf16* dout, const bf16* inp,
+                                     const bf16* out, const float* lse, int T, int C, int NH,
+                                     float scale, bool vec) {
+  constexpr int QT = kDkvQueryRows<HS_MAX>;
+  constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = QT / 8;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
+  bf16* Vs = Ks + tc::kRows * LD;
+  bf16* Qs = Vs + tc::kRows * LD;
+  bf16* dOs = Qs + QT * LD;
+  float* Ls = reinterpret_cast<float*>(dOs + QT * LD);
+  float* Ds = Ls + QT;
+  const int hs = C / NH;
+  const int k0 = blockIdx.x * tc::kRows;  // the first key tiles see the most queries: start them first
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const std::size_t C3 = 3 * static_cast<std::size_t>(C);
+  const bf16* base = inp + static_cast<std::size_t>(b) * T * C3;
+  const bf16* dout_b = dout + static_cast<std::size_t>(b) * T * C;
+  const bf16* out_b = out + static_cast<std::size_t>(b) * T * C;
+  const float* lse_bh = lse + (static_cast<std::size_t>(b) * NH + h) * T;
+  const float scale_log2 = scale * tc::kLog2e;
+  const int key0 = k0 + warp * 16 + g;  // this thread's keys: key0 and key0 + 8
+
+  tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, k0, T, hs, vec);
+  tc::stage<tc::kRows, HS_MAX>(Vs, base, C3, 2 * C + h * hs, k0, T, hs, vec);
+
+  float dk[NO][4] = {}, dv[NO][4] = {};
+  // Query tiles from the key tile on (causality: t >= key); QT divides 64, so they stay aligned.
+  for (int q0 = k0; q0 < T; q0 += QT) {
+    __syncthreads();  // the previous query tile is consumed (first time: Ks/Vs are written)
+    tc::stage<QT, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
+    tc::stage<QT, HS_MAX>(dOs, dout_b, C, h * hs, q0, T, hs, vec);
+    stage_row_stats<QT>(Ls, Ds, lse_bh, dout_b, out_b, C, h * hs, q0, T, hs);
+    __syncthreads();
+
+    float s[NS][4] = {}, dp[NS][4] = {};
+#pragma unroll
+    for (int kd = 0; kd < NKD; ++kd) {
+      std::uint32_t ak[4], av[4];
+      tc::load_a(ak, Ks, LD, warp * 16, kd * 16);
+      tc::load_a(av, Vs, LD, warp * 16, kd * 16);
+#pragma unroll
+      for (int n = 0; n < NS; ++n) {
+        std::uint32_t bq[2], bdy[2];
+        tc::load_b_nk(bq, Qs, LD, n * 8, kd * 16);
+        tc::mma(s[n], ak, bq);
+        tc::load_b_nk(bdy, dOs, LD, n * 8, kd * 16);
+        tc::mma(dp[n], av, bdy);
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < NS; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int qr = n * 8 + 2 * c + (e & 1), t = q0 + qr;
+        const bool valid = t >= key0 + 8 * (e >> 1) && t < T;
+        const float p = valid ? exp2f(s[n][e] * scale_log2 - Ls[qr] * tc::kLog2e) : 0.0f;
+        s[n][e] = p;
+        dp[n][e] = p * (dp[n][e] - Ds[qr]);  // ds
+      }
+    }
+#pragma unroll
+    for (int kk = 0; kk < NS / 2; ++kk) {  // 16 queries per k-step
+      std::uint32_t ap[4], ads[4];
+      tc::acc_to_a(ap, s[2 * kk], s[2 * kk + 1]);
+      tc::acc_to_a(ads, dp[2 * kk], dp[2 * kk + 1]);
+#pragma unroll
+      for (int j = 0; j < NO; ++j) {
+        std::uint32_t bdy[2], bq[2];
+        tc::load_b_kn(bdy, dOs, LD, kk * 16, j * 8);
+        tc::mma(dv[j], ap, bdy);
+        tc::load_b_kn(bq, Qs, LD, kk * 16, j * 8);
+        tc::mma(dk[j], ads, bq);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int key = key0 + 8 * i;
+    if (key >= T) continue;
+    bf16* row = dinp + (static_cast<std::size_t>(b) * T + key) * C3 + h * hs;
+#pragma unroll
+    for (int j = 0; j < NO; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int d = j * 8 + 2 * c + e;
+        if (d < hs) {
+          row[C + d] = __float2bfloat16_rn(__bfloat162float(row[C + d]) + scale * dk[j][2 * i + e]);
+          row[2 * C + d] = __float2bfloat16_rn(__bfloat162float(row[2 * C + d]) + dv[j][2 * i + e]);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void attention_backward(void* dinp, const void* dout, const void* inp, const void* out,
@@ -224,29 +434,51 @@ void attention_backward(void* dinp, const void* dout, const void* inp, const voi
   check_shape("attention_backward", B, T, C, NH);
   if (B == 0 || T == 0) return;
   const int hs = C / NH;
+  const cudaStream_t s = to_cuda(stream);
+  const float scale = softmax_scale(hs);
+  if (dt == DType::BF16) {
+    bf16* dx = static_cast<bf16*>(dinp);
+    const bf16* dy = static_cast<const bf16*>(dout);
+    const bf16* x = static_cast<const bf16*>(inp);
+    const bf16* y = static_cast<const bf16*>(out);
+    const bool vec = tc::can_vectorize(C, NH, {inp, dout});
+    const dim3 grid((T + tc::kRows - 1) / tc::kRows, NH, B);
+    dispatch_head_size(hs, [&](auto hs_max) {
+      constexpr int kHsMax = decltype(hs_max)::value;
+      constexpr int kQt = kDkvQueryRows<kHsMax>;
+      const std::size_t smem_dq =
+          4 * tc::tile_bytes<kHsMax>(tc::kRows) + 2 * tc::kRows * sizeof(float);
+      const std::size_t smem_dkv = 2 * tc::tile_bytes<kHsMax>(tc::kRows) +
+                                   2 * tc::tile_bytes<kHsMax>(kQt) + 2 * kQt * sizeof(float);
+      auto dq_kernel = attention_backward_dq_tc_kernel<kHsMax>;
+      allow_shared_memory(dq_kernel, smem_dq);
+      dq_kernel<<<grid, kThreads, smem_dq, s>>>(dx, dy, x, y, lse, T, C, NH, scale, vec);
+      CUDA_CHECK_LAUNCH();
+      auto dkv_kernel = attention_backward_dkv_tc_kernel<kHsMax>;
+      allow_shared_memory(dkv_kernel, smem_dkv);
+      dkv_kernel<<<grid, kThreads, smem_dkv, s>>>(dx, dy, x, y, lse, T, C, NH, scale, vec);
+      CUDA_CHECK_LAUNCH();
+    });
+    return;
+  }
   const std::size_t tile_bytes = kTile * static_cast<std::size_t>(hs + 1) * sizeof(float);
   const std::size_t smem_dq = 4 * tile_bytes;
   const std::size_t smem_dkv = 4 * tile_bytes + 2 * kTile * sizeof(float);
   const dim3 grid((T + kTile - 1) / kTile, NH, B);
-  const cudaStream_t s = to_cuda(stream);
-  const float scale = softmax_scale(hs);
-  dispatch_dtype(dt, [&](auto tag) {
-    using S = typename decltype(tag)::type;
-    S* dx = static_cast<S*>(dinp);
-    const S* dy = static_cast<const S*>(dout);
-    const S* x = static_cast<const S*>(inp);
-    const S* y = static_cast<const S*>(out);
-    dispatch_head_size(hs, [&](auto hs_max) {
-      constexpr int kHsMax = decltype(hs_max)::value;
-      auto dq_kernel = attention_backward_dq_kernel<S, kHsMax>;
-      allow_shared_memory(dq_kernel, smem_dq);
-      dq_kernel<<<grid, kThreads, smem_dq, s>>>(dx, dy, x, y, lse, T, C, NH, scale);
-      CUDA_CHECK_LAUNCH();
-      auto dkv_kernel = attention_backward_dkv_kernel<S, kHsMax>;
-      allow_shared_memory(dkv_kernel, smem_dkv);
-      dkv_kernel<<<grid, kThreads, smem_dkv, s>>>(dx, dy, x, y, lse, T, C, NH, scale);
-      CUDA_CHECK_LAUNCH();
-    });
+  float* dx = static_cast<float*>(dinp);
+  const float* dy = static_cast<const float*>(dout);
+  const float* x = static_cast<const float*>(inp);
+  const float* y = static_cast<const float*>(out);
+  dispatch_head_size(hs, [&](auto hs_max) {
+    constexpr int kHsMax = decltype(hs_max)::value;
+    auto dq_kernel = attention_backward_dq_kernel<float, kHsMax>;
+    allow_shared_memory(dq_kernel, smem_dq);
+    dq_kernel<<<grid, kThreads, smem_dq, s>>>(dx, dy, x, y, lse, T, C, NH, scale);
+    CUDA_CHECK_LAUNCH();
+    auto dkv_kernel = attention_backward_dkv_kernel<float, kHsMax>;
+    allow_shared_memory(dkv_kernel, smem_dkv);
+    dkv_kernel<<<grid, kThreads, smem_dkv, s>>>(dx, dy, x, y, lse, T, C, NH, scale);
+    CUDA_CHECK_LAUNCH();
   });
 }
 
