@@ -1,0 +1,61 @@
+// Host-side CUDA and NCCL glue for the GPU transports (lib/comm), included from .cpp files
+// only, in builds with the CUDA backend. CUDA_CHECK is the kernels' own macro
+// (kernels/cuda/cuda_check.cuh, plain C++ despite its name); NCCL_CHECK joins the family
+// (MPI_CHECK, CUDA_CHECK, CUBLAS_CHECK, NCCL_CHECK): each throws pptrain::Error naming the
+// failing call and the library's own error text.
+//
+// Every NCCL communicator here is non-blocking (ncclConfig_t::blocking = 0), so NCCL calls
+// may return ncclInProgress: NCCL_CHECK lets that through and the caller settles the
+// communicator (polls ncclCommGetAsyncError) under the run's timeout.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "kernels/cuda/cuda_check.cuh"
+
+#if PPTRAIN_WITH_NCCL
+#include <nccl.h>
+
+#define NCCL_CHECK(expr)                                                                   \
+  do {                                                                                     \
+    const ncclResult_t nccl_check_rc = (expr);                                             \
+    if (nccl_check_rc != ncclSuccess && nccl_check_rc != ncclInProgress) {                 \
+      PPT_THROW("{} failed: {} ({})", #expr, ncclGetErrorString(nccl_check_rc),            \
+                ncclGetLastError(nullptr));                                                \
+    }                                                                                      \
+  } while (0)
+#endif
+
+namespace pptrain::comm_detail {
+
+// Calls done() until it returns true, sleeping between calls (50 us growing to 2 ms) so a
+// waiting rank leaves its core to ranks that compute (several ranks may share a node's
+// cores, or a GPU). After timeout_s it calls on_timeout(seconds waited), which throws.
+// The same loop as MpiTransport's.
+template <typename Done, typename OnTimeout>
+void poll_until(double timeout_s, Done&& done, OnTimeout&& on_timeout) {
+  constexpr auto kMinSleep = std::chrono::microseconds(50);
+  constexpr auto kMaxSleep = std::chrono::microseconds(2000);
+  const auto start = std::chrono::steady_clock::now();
+  auto sleep = kMinSleep;
+  while (!done()) {
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (waited >= timeout_s) on_timeout(waited);
+    std::this_thread::sleep_for(sleep);
+    sleep = std::min(kMaxSleep, sleep * 2);
+  }
+}
+
+// True once the work recorded in `event` is done; throws on an asynchronous CUDA fault.
+inline bool event_done(cudaEvent_t event) {
+  const cudaError_t rc = cudaEventQuery(event);
+  if (rc == cudaErrorNotReady) return false;
+  CUDA_CHECK(rc);
+  return true;
+}
+
+}  // namespace pptrain::comm_detail

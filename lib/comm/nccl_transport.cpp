@@ -1,0 +1,361 @@
+// Compiled in every build; the body needs NCCL (the factory refuses runtime.comm nccl without).
+#if PPTRAIN_WITH_NCCL
+
+#include "comm/nccl_transport.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <exception>
+
+#include <fmt/ranges.h>
+
+#include "comm/cuda_host_check.h"
+#include "comm/mpi_check.h"
+
+namespace pptrain {
+
+namespace {
+// The channel unique id travels over the inner MpiTransport as floats (it is 128 opaque
+// bytes), so its wait has the run's timeout. A tag far above the executor's.
+constexpr int kChannelIdTag = 30000;
+constexpr std::size_t kIdFloats = (sizeof(ncclUniqueId) + sizeof(float) - 1) / sizeof(float);
+
+ncclConfig_t nonblocking_config() {
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  return config;
+}
+
+cudaStream_t stream_of(kernels::cuda::Stream s) { return static_cast<cudaStream_t>(s.handle); }
+
+std::string last_error(ncclComm_t comm) {
+  const char* text = ncclGetLastError(comm);
+  return text != nullptr ? text : "";
+}
+}  // namespace
+
+NcclTransport::NcclTransport(double timeout_s, kernels::cuda::Stream compute)
+    : timeout_s_(timeout_s), compute_(stream_of(compute)), mpi_(std::make_unique<MpiTransport>(timeout_s)) {
+  rank_ = mpi_->rank();
+  world_size_ = mpi_->world_size();
+  ncclUniqueId id;
+  std::memset(&id, 0, sizeof id);
+  if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+  MPI_CHECK(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD));
+  ncclConfig_t config = nonblocking_config();
+  NCCL_CHECK(ncclCommInitRankConfig(&world_, world_size_, id, rank_, &config));
+  settle(world_, &world_aborted_, fmt::format("the NCCL world communicator ({} ranks)", world_size_));
+  CUDA_CHECK(cudaEventCreateWithFlags(&compute_ready_, cudaEventDisableTiming));
+  CUDA_CHECK(cudaMalloc(&warmup_, sizeof(float)));
+  CUDA_CHECK(cudaMemset(warmup_, 0, sizeof(float)));
+}
+
+NcclTransport::~NcclTransport() {
+  // Never throws. Unwinding from an error, peers may never reach their own destructor:
+  // abort at once. Otherwise finalize every communicator together (finalizing waits for
+  // the peers to finalize too), give them runtime.timeout_s, then destroy what finished
+  // and abort the rest.
+  std::vector<std::pair<ncclComm**, bool*>> comms;
+  for (auto it = channels_.rbegin(); it != channels_.rend(); ++it) comms.emplace_back(&it->comm, &it->aborted);
+  for (auto it = groups_.rbegin(); it != groups_.rend(); ++it) comms.emplace_back(&it->comm, &it->aborted);
+  comms.emplace_back(&world_, &world_aborted_);
+  const bool unwinding = std::uncaught_exceptions() > 0;
+  for (auto& [comm, aborted] : comms) {
+    if (*comm == nullptr || *aborted) continue;
+    const ncclResult_t rc = unwinding ? ncclInternalError : ncclCommFinalize(*comm);
+    if (rc != ncclSuccess && rc != ncclInProgress) abort(*comm, aborted);
+  }
+  if (!unwinding) {
+    try {
+      comm_detail::poll_until(
+          timeout_s_,
+          [&] {
+            for (auto& [comm, aborted] : comms) {
+              ncclResult_t state = ncclSuccess;
+              if (*comm != nullptr && !*aborted && ncclCommGetAsyncError(*comm, &state) == ncclSuccess &&
+                  state == ncclInProgress) {
+                return false;
+              }
+            }
+            return true;
+          },
+          [](double) { throw std::runtime_error("finalize timed out"); });
+    } catch (...) {
+    }
+  }
+  for (auto& [comm, aborted] : comms) release(*comm, *aborted);
+  for (Channel& c : channels_) {
+    if (c.stream != nullptr) cudaStreamDestroy(c.stream);
+  }
+  for (Group& g : groups_) {
+    if (g.stream != nullptr) cudaStreamDestroy(g.stream);
+  }
+  for (Pending& p : pending_) {
+    if (p.done != nullptr) cudaEventDestroy(p.done);
+  }
+  for (CUevent_st* e : free_events_) cudaEventDestroy(e);
+  if (compute_ready_ != nullptr) cudaEventDestroy(compute_ready_);
+  if (warmup_ != nullptr) cudaFree(warmup_);
+}
+
+void NcclTransport::abort(ncclComm* comm, bool* aborted) noexcept {
+  if (comm != nullptr && !*aborted) ncclCommAbort(comm);
+  *aborted = true;
+}
+
+void NcclTransport::release(ncclComm*& comm, bool aborted) noexcept {
+  if (comm == nullptr || aborted) return;
+  ncclResult_t state = ncclInternalError;
+  if (ncclCommGetAsyncError(comm, &state) == ncclSuccess && state == ncclSuccess) {
+    ncclCommDestroy(comm);
+  } else {
+    ncclCommAbort(comm);
+  }
+  comm = nullptr;
+}
+
+void NcclTransport::settle(ncclComm* comm, bool* aborted, const std::string& what) {
+  comm_detail::poll_until(
+      timeout_s_,
+      [&] {
+        ncclResult_t state = ncclSuccess;
+        NCCL_CHECK(ncclCommGetAsyncError(comm, &state));
+        if (state == ncclInProgress) return false;
+        if (state != ncclSuccess) {
+          const std::string detail = last_error(comm);
+          abort(comm, aborted);
+          PPT_THROW("NCCL failed on {}: {} ({})", what, ncclGetErrorString(state), detail);
+        }
+        return true;
+      },
+      [&](double waited) {
+        abort(comm, aborted);
+        PPT_THROW("waited {:.1f} s for {} (runtime.timeout_s = {}): NCCL did not finish; a peer rank is "
+                  "lost or stuck (communicator aborted)",
+                  waited, what, timeout_s_);
+      });
+}
+
+void NcclTransport::wait_done(CUevent_st* done, ncclComm* comm, bool* aborted, const std::string& what,
+                              const std::string& peers) {
+  comm_detail::poll_until(
+      timeout_s_,
+      [&] {
+        if (comm_detail::event_done(done)) return true;
+        ncclResult_t state = ncclSuccess;
+        NCCL_CHECK(ncclCommGetAsyncError(comm, &state));
+        if (state != ncclSuccess && state != ncclInProgress) {
+          const std::string detail = last_error(comm);
+          abort(comm, aborted);
+          PPT_THROW("NCCL failed on {} with {}: {} ({})", what, peers, ncclGetErrorString(state), detail);
+        }
+        return false;
+      },
+      [&](double waited) {
+        abort(comm, aborted);
+        PPT_THROW("waited {:.1f} s for {} (runtime.timeout_s = {}): nothing from {}, lost or stuck "
+                  "(NCCL communicator aborted)",
+                  waited, what, timeout_s_, peers);
+      });
+}
+
+CUevent_st* NcclTransport::take_event() {
+  if (!free_events_.empty()) {
+    CUevent_st* e = free_events_.back();
+    free_events_.pop_back();
+    return e;
+  }
+  cudaEvent_t e = nullptr;
+  CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return e;
+}
+
+int NcclTransport::channel_index(int from, int to) const {
+  for (int i = 0; i < static_cast<int>(channels_.size()); ++i) {
+    if (channels_[i].from == from && channels_[i].to == to) return i;
+  }
+  return -1;
+}
+
+void NcclTransport::connect(const std::vector<int>& peers) {
+  const int n = world_size_;
+  std::vector<int> mine(n, 0);
+  for (int p : peers) {
+    PPT_CHECK(0 <= p && p < n && p != rank_, "NCCL channel to rank {} in a world of {} (this is rank {})",
+              p, n, rank_);
+    mine[p] = 1;
+  }
+  std::vector<int> all(static_cast<std::size_t>(n) * n);
+  MPI_CHECK(MPI_Allgather(mine.data(), n, MPI_INT, all.data(), n, MPI_INT, MPI_COMM_WORLD));
+  // Every rank walks the same ordered pairs in the same order and joins only its own: the
+  // earliest pair not yet made always has both its ranks at it, so creation cannot deadlock.
+  for (int a = 0; a < n; ++a) {
+    for (int b = 0; b < n; ++b) {
+      const bool wanted = a != b && (all[a * n + b] != 0 || all[b * n + a] != 0);
+      if (wanted && (a == rank_ || b == rank_) && channel_index(a, b) < 0) make_channel(a, b);
+    }
+  }
+}
+
+void NcclTransport::make_channel(int from, int to) {
+  const bool sender = rank_ == from;
+  const int peer = sender ? to : from;
+  const std::string what = fmt::format("the NCCL channel rank {} -> rank {}", from, to);
+  std::array<float, kIdFloats> id_words{};
+  ncclUniqueId id;
+  if (sender) {
+    NCCL_CHECK(ncclGetUniqueId(&id));
+    std::memcpy(id_words.data(), &id, sizeof id);
+    mpi_->wait(mpi_->isend(id_words.data(), kIdFloats, peer, kChannelIdTag), what);
+  } else {
+    mpi_->wait(mpi_->irecv(id_words.data(), kIdFloats, peer, kChannelIdTag), what);
+    std::memcpy(&id, id_words.data(), sizeof id);
+  }
+  channels_.emplace_back();
+  Channel& c = channels_.back();
+  c.from = from;
+  c.to = to;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking));
+  ncclConfig_t config = nonblocking_config();
+  NCCL_CHECK(ncclCommInitRankConfig(&c.comm, 2, id, sender ? 0 : 1, &config));
+  settle(c.comm, &c.aborted, what);
+  // NCCL connects point-to-point peers lazily, on their first transfer, and that needs both
+  // ranks: do it here, where both are, rather than inside an isend.
+  if (sender) {
+    NCCL_CHECK(ncclSend(warmup_, 1, ncclFloat, 1, c.comm, c.stream));
+  } else {
+    NCCL_CHECK(ncclRecv(warmup_, 1, ncclFloat, 0, c.comm, c.stream));
+  }
+  settle(c.comm, &c.aborted, what);
+  CUevent_st* done = take_event();
+  CUDA_CHECK(cudaEventRecord(done, c.stream));
+  wait_done(done, c.comm, &c.aborted, "the first transfer on " + what, fmt::format("rank {}", peer));
+  free_events_.push_back(done);
+}
+
+Transport::Request NcclTransport::issue(void* data, std::size_t count, int peer, int tag, bool is_recv) {
+  const int ch = is_recv ? channel_index(peer, rank_) : channel_index(rank_, peer);
+  PPT_CHECK(ch >= 0, "no NCCL channel {} rank {} (tag {}): name that rank in NcclTransport::connect",
+            is_recv ? "from" : "to", peer, tag);
+  Channel& c = channels_[ch];
+  PPT_CHECK(!c.aborted, "the NCCL channel rank {} -> rank {} was aborted after an earlier failure", c.from,
+            c.to);
+  // The transfer starts after the compute stream's work so far: a send reads what it
+  // wrote, a receive does not overwrite what it still reads.
+  CUDA_CHECK(cudaEventRecord(compute_ready_, compute_));
+  CUDA_CHECK(cudaStreamWaitEvent(c.stream, compute_ready_, 0));
+  if (is_recv) {
+    NCCL_CHECK(ncclRecv(data, count, ncclFloat, 0, c.comm, c.stream));
+  } else {
+    NCCL_CHECK(ncclSend(data, count, ncclFloat, 1, c.comm, c.stream));
+  }
+  settle(c.comm, &c.aborted,
+         fmt::format("{} rank {} (tag {})", is_recv ? "a receive from" : "a send to", peer, tag));
+  Pending p;
+  p.done = take_event();
+  CUDA_CHECK(cudaEventRecord(p.done, c.stream));
+  p.channel = ch;
+  p.peer = peer;
+  p.tag = tag;
+  p.is_recv = is_recv;
+  if (!free_slots_.empty()) {
+    const Request slot = free_slots_.back();
+    free_slots_.pop_back();
+    pending_[slot] = p;
+    return slot;
+  }
+  pending_.push_back(p);
+  return static_cast<Request>(pending_.size() - 1);
+}
+
+Transport::Request NcclTransport::isend(const float* data, std::size_t count, int peer, int tag) {
+  return issue(const_cast<float*>(data), count, peer, tag, /*is_recv=*/false);
+}
+
+Transport::Request NcclTransport::irecv(float* data, std::size_t count, int peer, int tag) {
+  return issue(data, count, peer, tag, /*is_recv=*/true);
+}
+
+void NcclTransport::wait(Request request, const std::string& what) {
+  PPT_CHECK(request >= 0 && static_cast<std::size_t>(request) < pending_.size() &&
+                pending_[request].done != nullptr,
+            "wait on unknown request {}", request);
+  const Pending p = pending_[request];
+  pending_[request] = Pending{};
+  free_slots_.push_back(request);
+  Channel& c = channels_[p.channel];
+  try {
+    wait_done(p.done, c.comm, &c.aborted, what, fmt::format("rank {}", p.peer));
+  } catch (...) {
+    free_events_.push_back(p.done);
+    throw;
+  }
+  // Kernels queued after wait() see the received data.
+  if (p.is_recv) CUDA_CHECK(cudaStreamWaitEvent(compute_, p.done, 0));
+  free_events_.push_back(p.done);
+}
+
+GroupId NcclTransport::split_group(int color, int key) {
+  const GroupId mpi_group = mpi_->split_group(color, key);
+  // Members, as MPI_Comm_split and ncclCommSplit order them: by key, then world rank.
+  const std::array<int, 2> mine{color, key};
+  std::vector<int> all(2 * static_cast<std::size_t>(world_size_));
+  MPI_CHECK(MPI_Allgather(mine.data(), 2, MPI_INT, all.data(), 2, MPI_INT, MPI_COMM_WORLD));
+  ncclComm_t comm = nullptr;
+  ncclConfig_t config = nonblocking_config();
+  NCCL_CHECK(ncclCommSplit(world_, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &comm, &config));
+  const std::string what = fmt::format("the NCCL group of color {}", color);
+  settle(world_, &world_aborted_, what);
+  if (color < 0) return kNoGroup;
+  Group g;
+  g.comm = comm;
+  settle(g.comm, &g.aborted, what);
+  g.mpi_group = mpi_group;
+  std::vector<std::array<int, 2>> members;  // (key, world rank)
+  for (int r = 0; r < world_size_; ++r) {
+    if (all[2 * r] == color) members.push_back({all[2 * r + 1], r});
+  }
+  std::sort(members.begin(), members.end());
+  for (const auto& m : members) g.world_ranks.push_back(m[1]);
+  CUDA_CHECK(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking));
+  groups_.push_back(std::move(g));
+  return static_cast<GroupId>(groups_.size() - 1);
+}
+
+void NcclTransport::allreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) {
+  PPT_CHECK(group >= 0 && static_cast<std::size_t>(group) < groups_.size(),
+            "all-reduce '{}' on a group this rank is not in", what);
+  Group& g = groups_[group];
+  if (g.world_ranks.size() == 1 || count == 0) return;
+  PPT_CHECK(!g.aborted, "all-reduce '{}' on an NCCL group aborted after an earlier failure", what);
+  // NCCL cannot say which member is missing; a one-value MPI exchange first can, and names it.
+  double arrived = 1.0;
+  mpi_->allreduce_sum(&arrived, 1, g.mpi_group, what);
+  CUDA_CHECK(cudaEventRecord(compute_ready_, compute_));
+  CUDA_CHECK(cudaStreamWaitEvent(g.stream, compute_ready_, 0));
+  NCCL_CHECK(ncclAllReduce(data, data, count, ncclFloat, ncclSum, g.comm, g.stream));
+  settle(g.comm, &g.aborted, what);
+  CUevent_st* done = take_event();
+  CUDA_CHECK(cudaEventRecord(done, g.stream));
+  try {
+    wait_done(done, g.comm, &g.aborted, what, fmt::format("ranks {}", fmt::join(g.world_ranks, ", ")));
+  } catch (...) {
+    free_events_.push_back(done);
+    throw;
+  }
+  CUDA_CHECK(cudaStreamWaitEvent(compute_, done, 0));
+  free_events_.push_back(done);
+}
+
+void NcclTransport::allreduce_sum(double* data, std::size_t count, GroupId group, const std::string& what) {
+  PPT_CHECK(group >= 0 && static_cast<std::size_t>(group) < groups_.size(),
+            "all-reduce '{}' on a group this rank is not in", what);
+  mpi_->allreduce_sum(data, count, groups_[group].mpi_group, what);
+}
+
+}  // namespace pptrain
+
+#endif  // PPTRAIN_WITH_NCCL
