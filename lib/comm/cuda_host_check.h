@@ -24,8 +24,9 @@
   do {                                                                                     \
     const ncclResult_t nccl_check_rc = (expr);                                             \
     if (nccl_check_rc != ncclSuccess && nccl_check_rc != ncclInProgress) {                 \
+      const char* nccl_check_text = ncclGetLastError(nullptr);                             \
       PPT_THROW("{} failed: {} ({})", #expr, ncclGetErrorString(nccl_check_rc),            \
-                ncclGetLastError(nullptr));                                                \
+                nccl_check_text != nullptr ? nccl_check_text : "no detail");               \
     }                                                                                      \
   } while (0)
 #endif

@@ -90,14 +90,7 @@ void HostStagingTransport::copy_to_device(float* device, int staging, std::size_
   s.copy_pending = true;  // in_use until the event has passed (release_copied)
 }
 
-Transport::Request HostStagingTransport::isend(const float* data, std::size_t count, int peer, int tag) {
-  const int staging = acquire(count);
-  copy_to_host(staging_[staging].host, data, count, fmt::format("a send to rank {} (tag {})", peer, tag));
-  Pending p;
-  p.inner = mpi_->isend(staging_[staging].host, count, peer, tag);
-  staging_[staging].mpi_pending = true;
-  p.staging = staging;
-  p.count = count;
+Transport::Request HostStagingTransport::track(const Pending& p) {
   if (!free_slots_.empty()) {
     const Request slot = free_slots_.back();
     free_slots_.pop_back();
@@ -106,6 +99,17 @@ Transport::Request HostStagingTransport::isend(const float* data, std::size_t co
   }
   pending_.push_back(p);
   return static_cast<Request>(pending_.size() - 1);
+}
+
+Transport::Request HostStagingTransport::isend(const float* data, std::size_t count, int peer, int tag) {
+  const int staging = acquire(count);
+  copy_to_host(staging_[staging].host, data, count, fmt::format("a send to rank {} (tag {})", peer, tag));
+  Pending p;
+  p.inner = mpi_->isend(staging_[staging].host, count, peer, tag);
+  staging_[staging].mpi_pending = true;
+  p.staging = staging;
+  p.count = count;
+  return track(p);
 }
 
 Transport::Request HostStagingTransport::irecv(float* data, std::size_t count, int peer, int tag) {
@@ -117,14 +121,7 @@ Transport::Request HostStagingTransport::irecv(float* data, std::size_t count, i
   p.device = data;
   p.count = count;
   p.is_recv = true;
-  if (!free_slots_.empty()) {
-    const Request slot = free_slots_.back();
-    free_slots_.pop_back();
-    pending_[slot] = p;
-    return slot;
-  }
-  pending_.push_back(p);
-  return static_cast<Request>(pending_.size() - 1);
+  return track(p);
 }
 
 void HostStagingTransport::wait(Request request, const std::string& what) {

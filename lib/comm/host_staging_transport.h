@@ -54,8 +54,8 @@ class HostStagingTransport final : public Transport {
     float* host = nullptr;       // pinned
     std::size_t capacity = 0;    // floats
     CUevent_st* copied = nullptr;  // recorded after the last host-to-device copy from it
-    bool in_use = false;         // held by a request, or its copy has not run yet
-    bool copy_pending = false;
+    bool in_use = false;         // held by a request, or its copy to the GPU has not run yet
+    bool copy_pending = false;   // `copied` not yet passed
     bool mpi_pending = false;    // an MPI request may still touch it: never free it
   };
   struct Pending {
@@ -65,6 +65,7 @@ class HostStagingTransport final : public Transport {
     std::size_t count = 0;
     bool is_recv = false;
   };
+  Request track(const Pending& p);
   int acquire(std::size_t count);  // a free staging buffer of at least count floats
   void release_copied();           // recycles buffers whose copies have run
   void copy_to_host(float* host, const float* device, std::size_t count, const std::string& what);
