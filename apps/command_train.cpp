@@ -35,7 +35,7 @@ Command add_train_command(CLI::App& app) {
       transport = std::make_unique<MpiTransport>(config.runtime.timeout_s);
     }
     const TrainSummary summary =
-        train(config, plan, *data, *transport, session.local_size(), *save_params);
+        train(config, plan, *data, *transport, session.local_size(), nullptr, *save_params);
     if (summary.first_val_loss && summary.final_val_loss) {
       spdlog::info("val loss {:.4f} -> {:.4f}; metrics in {}/metrics.jsonl", *summary.first_val_loss,
                    *summary.final_val_loss, summary.run_dir);

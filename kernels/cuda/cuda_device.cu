@@ -23,4 +23,6 @@ std::string device_description(int device) {
                      static_cast<double>(prop.totalGlobalMem) / (1ull << 30));
 }
 
+void use_device(int device) { CUDA_CHECK(cudaSetDevice(device)); }
+
 }  // namespace pptrain::kernels::cuda

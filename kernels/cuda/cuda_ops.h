@@ -130,6 +130,14 @@ std::size_t sum_of_squares_scratch_bytes();
 void sum_of_squares(double* acc, const float* x, std::size_t n, void* scratch,
                     std::size_t scratch_bytes, Stream stream);
 void scale_in_place(float* x, std::size_t n, float factor, Stream stream);
+// *acc (one device double) += scale * sum_i x_i, in the same fixed order as sum_of_squares
+// (same scratch): a micro-batch's mean loss from its per-token losses, with no host read.
+void add_scaled_sum(double* acc, const float* x, std::size_t n, double scale, void* scratch,
+                    std::size_t scratch_bytes, Stream stream);
+
+// ---- elementwise: out = a + b over n values stored in dt (out may alias a or b) ----
+// The block output (residual + MLP projection) and the sum of the two tied-wte gradients.
+void add_vectors(void* out, const void* a, const void* b, std::size_t n, DType dt, Stream stream);
 
 // ---- casts; bf16 values are 16-bit words (the high half of the fp32 bit pattern) ----
 void cast_f32_to_bf16(std::uint16_t* dst, const float* src, std::size_t n, Stream stream);

@@ -35,5 +35,10 @@ class OwnedStream {
 
 // Waits for all work queued on the stream; throws pptrain::Error on an asynchronous fault.
 void synchronize(Stream stream);
+// Asynchronous on `stream`: a copy in any direction (host or device pointers, unified
+// addressing; a pageable host source or destination makes it synchronous for the host), and
+// setting bytes to zero (device memory).
+void copy_async(void* dst, const void* src, std::size_t bytes, Stream stream);
+void zero_async(void* dst, std::size_t bytes, Stream stream);
 
 }  // namespace pptrain::kernels::cuda

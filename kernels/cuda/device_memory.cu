@@ -21,6 +21,16 @@ OwnedStream::~OwnedStream() {
 
 void synchronize(Stream stream) { CUDA_CHECK(cudaStreamSynchronize(to_cuda(stream))); }
 
+void copy_async(void* dst, const void* src, std::size_t bytes, Stream stream) {
+  if (bytes == 0) return;
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, to_cuda(stream)));
+}
+
+void zero_async(void* dst, std::size_t bytes, Stream stream) {
+  if (bytes == 0) return;
+  CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, to_cuda(stream)));
+}
+
 DeviceBuffer::DeviceBuffer(MemoryTracker& tracker, MemCategory category, std::size_t bytes)
     : category_(category) {
   if (bytes > 0) {

@@ -1,5 +1,6 @@
 // Global gradient norm pieces on the GPU: sum of squares in double with a deterministic
-// two-kernel reduction, and an in-place scale (for clipping). x: n fp32 values.
+// two-kernel reduction, and an in-place scale (for clipping). x: n fp32 values. The same
+// reduction, without squaring, sums a micro-batch's per-token losses.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
@@ -11,25 +12,42 @@ constexpr int kThreads = 256;
 // so the summation order, and with it every bit of the result, is fixed by n.
 constexpr std::size_t kMaxBlocks = 1024;
 
-__global__ void sum_of_squares_partial_kernel(double* partial, const float* x, std::size_t n) {
+template <bool kSquare>
+__global__ void sum_partial_kernel(double* partial, const float* x, std::size_t n) {
   __shared__ double shared[32];
   double acc = 0.0;
   const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
   for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
     const double v = x[i];
-    acc += v * v;
+    acc += kSquare ? v * v : v;
   }
   acc = block_sum(acc, shared);
   if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
 
 // One block of kMaxBlocks threads adds the `count` partials (thread i takes partial i).
-__global__ void sum_of_squares_final_kernel(double* acc, const double* partial, unsigned count) {
+__global__ void sum_final_kernel(double* acc, const double* partial, unsigned count, double scale) {
   __shared__ double shared[32];
   const double v = threadIdx.x < count ? partial[threadIdx.x] : 0.0;
   const double total = block_sum(v, shared);
-  if (threadIdx.x == 0) *acc += total;
+  if (threadIdx.x == 0) *acc += scale * total;
+}
+
+template <bool kSquare>
+void reduce_sum(double* acc, const float* x, std::size_t n, double scale, void* scratch,
+                std::size_t scratch_bytes, Stream stream, const char* name) {
+  if (n == 0) return;
+  PPT_CHECK(scratch != nullptr && scratch_bytes >= kMaxBlocks * sizeof(double),
+            "{}: scratch of {} bytes given, {} needed", name, scratch_bytes,
+            kMaxBlocks * sizeof(double));
+  const cudaStream_t s = to_cuda(stream);
+  double* partial = static_cast<double*>(scratch);
+  const unsigned blocks = grid_for(n, kThreads, kMaxBlocks);
+  sum_partial_kernel<kSquare><<<blocks, kThreads, 0, s>>>(partial, x, n);
+  CUDA_CHECK_LAUNCH();
+  sum_final_kernel<<<1, kMaxBlocks, 0, s>>>(acc, partial, blocks, scale);
+  CUDA_CHECK_LAUNCH();
 }
 
 __global__ void scale_kernel(float* x, std::size_t n, float factor) {
@@ -46,17 +64,12 @@ std::size_t sum_of_squares_scratch_bytes() { return kMaxBlocks * sizeof(double);
 
 void sum_of_squares(double* acc, const float* x, std::size_t n, void* scratch,
                     std::size_t scratch_bytes, Stream stream) {
-  if (n == 0) return;
-  PPT_CHECK(scratch != nullptr && scratch_bytes >= sum_of_squares_scratch_bytes(),
-            "sum_of_squares: scratch of {} bytes given, {} needed", scratch_bytes,
-            sum_of_squares_scratch_bytes());
-  const cudaStream_t s = to_cuda(stream);
-  double* partial = static_cast<double*>(scratch);
-  const unsigned blocks = grid_for(n, kThreads, kMaxBlocks);
-  sum_of_squares_partial_kernel<<<blocks, kThreads, 0, s>>>(partial, x, n);
-  CUDA_CHECK_LAUNCH();
-  sum_of_squares_final_kernel<<<1, kMaxBlocks, 0, s>>>(acc, partial, blocks);
-  CUDA_CHECK_LAUNCH();
+  reduce_sum<true>(acc, x, n, 1.0, scratch, scratch_bytes, stream, "sum_of_squares");
+}
+
+void add_scaled_sum(double* acc, const float* x, std::size_t n, double scale, void* scratch,
+                    std::size_t scratch_bytes, Stream stream) {
+  reduce_sum<false>(acc, x, n, scale, scratch, scratch_bytes, stream, "add_scaled_sum");
 }
 
 void scale_in_place(float* x, std::size_t n, float factor, Stream stream) {

@@ -1,86 +1,121 @@
-// A pipeline stage's slice of GPT-2: the contiguous layers [first_layer, end_layer) with
-// their parameters, gradients and, per in-flight micro-batch, the stash of activations the
-// backward needs. With first_layer = 0 and end_layer = num_layers() it is the whole model.
-// Shapes are static: B <= max_batch sequences of exactly T = max_seq_len tokens.
+// A pipeline stage's slice of GPT-2, whatever runs it: the contiguous layers
+// [first_layer, end_layer) with their parameters, gradients, AdamW moments and, per in-flight
+// micro-batch, the stash of activations the backward needs. With first_layer = 0 and
+// end_layer = num_layers() it is the whole model. Shapes are static: B <= max_batch sequences
+// of exactly T = max_seq_len tokens.
+//
+// Two backends implement it: CpuStageModel (host memory, kernels/cpu) and CudaStageModel (GPU
+// memory, kernels/cuda, fp32 or bf16 storage). "Backend memory" below means host memory for
+// the first and device memory for the second: the executor hands such pointers to the
+// transport, which knows which kind it moves (comm/transport.h). Token ids and targets always
+// come from the host. Activation messages are counted in 4-byte words (activation_words), so a
+// bf16 activation of n values travels as ceil(n/2) words.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "core/memory.h"
 #include "model/gpt2_shape.h"
 #include "model/param_table.h"
 
 namespace pptrain {
 
-// Activations of one micro-batch on one stage, made by StageModel::make_stash; only
-// StageModel reads its buffers (their layout is private to stage_model.cpp).
+class ComputeDevice;
+
+// Activations of one micro-batch on one stage, made by make_stash; only the backend that
+// made it reads it.
 struct Stash {
+  virtual ~Stash() = default;
   int B = 0;
-  std::vector<int> tokens;         // (B,T), first stage: the encoder backward needs them
-  FloatBuffer input;               // (B,T,C), other stages: the received activations
-  std::vector<FloatBuffer> layer;  // one buffer per layer of the stage
-  bool has_dlogits = false;        // the head's logits now hold dloss/dlogits
+};
+
+// A message-sized buffer in backend memory (received activations, gradients to send).
+class WordBuffer {
+ public:
+  virtual ~WordBuffer() = default;
+  virtual float* data() = 0;
 };
 
 class StageModel {
  public:
-  StageModel(const GPT2Shape& shape, int first_layer, int end_layer, int max_batch,
-             std::uint64_t seed, MemoryTracker& memory);
-  ~StageModel();
+  StageModel(const GPT2Shape& shape, int first_layer, int end_layer, int max_batch);
+  virtual ~StageModel() = default;
   StageModel(const StageModel&) = delete;
   StageModel& operator=(const StageModel&) = delete;
 
   const GPT2Shape& shape() const { return shape_; }
   int first_layer() const { return first_layer_; }
   int end_layer() const { return end_layer_; }
+  int max_batch() const { return max_batch_; }
   bool has_embedding() const { return first_layer_ == 0; }
   bool has_head() const { return end_layer_ == shape_.num_layers(); }
-
-  std::unique_ptr<Stash> make_stash(int batch);
-
-  // First stage: tokens (B,T). Other stages: input (B,T,C), copied into the stash.
-  // Last stage with targets (B,T): returns the micro-batch's mean loss; with need_grad it
-  // also keeps dloss_scale * dloss/dlogits for backward. Without targets: logits only.
-  // Other stages return 0 and leave their output in output(stash).
-  float forward(Stash& stash, const int* tokens, const float* input, const int* targets,
-                float dloss_scale, bool need_grad);
-  const float* output(const Stash& stash) const;  // (B,T,C), not on the last stage
-  const float* logits(const Stash& stash) const;  // (B,T,Vp), last stage, no targets
-  const float* losses(const Stash& stash) const;  // (B,T), last stage with targets
-
-  // Accumulates parameter gradients. dout (B,T,C) is the gradient of the stage output
-  // (ignored on the last stage). Afterwards input_grad() holds d(input), except on the first.
-  void backward(Stash& stash, const float* dout);
-  const float* input_grad() const;
-
   const ParamTable& table() const { return table_; }
-  float* params() { return params_.data(); }
-  const float* params() const { return params_.data(); }
-  float* grads() { return grads_.data(); }
   std::size_t num_params() const { return table_.total_floats(); }
-  float* param(const std::string& name) { return params_.data() + table_.find(name).offset; }
-  float* grad(const std::string& name) { return grads_.data() + table_.find(name).offset; }
-  void zero_grads() { grads_.zero(); }
+  // "cpu fp32", "cuda bf16": for logs.
+  virtual std::string backend_name() const = 0;
 
- private:
-  struct LayerTensors {
-    std::vector<float*> p, g;  // in GPT2Shape::layer_params order
-  };
-  void forward_block(Stash& stash, int layer, const float* x);
-  void backward_block(Stash& stash, int layer, const float* x, const float* dout, float* dinp);
+  virtual std::unique_ptr<Stash> make_stash(int batch) = 0;
+  // 4-byte words of one (batch,T,C) activation message in backend memory.
+  virtual std::size_t activation_words(int batch) const = 0;
+  virtual std::unique_ptr<WordBuffer> make_message_buffer(std::size_t words) = 0;
 
+  // First stage: tokens (B,T) on the host. Other stages: input (B,T,C) in backend memory,
+  // copied into the stash. Last stage with targets (B,T, host): adds the micro-batch's mean
+  // loss to the loss sum (take_loss_sum); with need_grad it keeps dloss_scale * dloss/dlogits
+  // for backward. Without targets it keeps the logits. Other stages leave their output in
+  // output(stash).
+  virtual void forward(Stash& stash, const int* tokens, const float* input, const int* targets,
+                       float dloss_scale, bool need_grad) = 0;
+  // The sum of the micro-batch mean losses since the last call, then resets it. On the GPU
+  // this is the one device-to-host read of a step.
+  virtual double take_loss_sum() = 0;
+  virtual const float* output(const Stash& stash) const = 0;  // (B,T,C) backend memory
+  // Row `row` of a last-stage forward's logits (no targets), Vp floats, on the host.
+  virtual void copy_logits_row(const Stash& stash, int row, std::vector<float>& out) const = 0;
+
+  // Accumulates parameter gradients. dout (B,T,C, backend memory) is the gradient of the stage
+  // output (ignored on the last stage). Afterwards, except on the first stage,
+  // copy_input_grad writes d(input) (activation_words(B) words) to `dst` (backend memory).
+  virtual void backward(Stash& stash, const float* dout) = 0;
+  virtual void copy_input_grad(float* dst, int batch) const = 0;
+
+  // fp32 gradients in backend memory: all of them (grad_words() words: the device layout
+  // may pad between tensors, with zeros), or one tensor by name.
+  virtual float* grads() = 0;
+  virtual std::size_t grad_words() const = 0;
+  virtual float* grad(const std::string& name) = 0;
+  virtual void zero_grads() = 0;
+  // Sum of squared gradients; without_tied_wte leaves out this stage's wte (the head's copy
+  // of the tied embedding, counted once by the first stage). Reads back to the host.
+  virtual double grad_sum_of_squares(bool without_tied_wte) = 0;
+  virtual void scale_grads(float factor) = 0;
+  // This stage and `other` (same backend) hold the two copies of the tied wte on one rank:
+  // both gradients become their sum.
+  virtual void sum_tied_wte_grads(StageModel& other) = 0;
+  // One AdamW step over every parameter (weight decay where the spec says so); t counts
+  // optimizer steps from 1.
+  virtual void optimizer_step(const TrainingConfig& training, float lr, int t) = 0;
+
+  // Host copies in table order (num_params floats): parameters and AdamW moments.
+  virtual void read_params(float* dst) const = 0;
+  virtual void write_params(const float* src) = 0;
+  virtual void read_moments(float* m, float* v) const = 0;
+  virtual void write_moments(const float* m, const float* v) = 0;
+
+ protected:
   GPT2Shape shape_;
   int first_layer_, end_layer_, max_batch_;
-  MemoryTracker& memory_;
   ParamTable table_;
-  FloatBuffer params_, grads_;
-  std::vector<LayerTensors> layers_;  // index: layer - first_layer
-  // Backward scratch shared by all micro-batches (backwards run one at a time), sized for
-  // max_batch: gradient ping-pong between layers and per-block intermediates.
-  FloatBuffer grad_a_, grad_b_, scratch_;
-  float* input_grad_ = nullptr;
 };
+
+// The backend `device` selects (nullptr: the CPU); parameters initialised from `seed`
+// identically on every backend.
+std::unique_ptr<StageModel> make_stage_model(const GPT2Shape& shape, int first_layer,
+                                             int end_layer, int max_batch, std::uint64_t seed,
+                                             MemoryTracker& host_memory, ComputeDevice* device);
 
 }  // namespace pptrain

@@ -8,7 +8,6 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "kernels/grad_norm.h"
 #include "runtime/generate.h"
 #include "runtime/lr_schedule.h"
 #include "schedule/lowering.h"
@@ -21,35 +20,35 @@ using schedule::ActionKind;
 struct PipelineExecutor::Chunk {
   int stage = 0;
   std::unique_ptr<StageModel> model;
-  std::unique_ptr<AdamWOptimizer> optimizer;
   std::vector<std::unique_ptr<Stash>> free;       // stash pool: peak in-flight micro-batches
   std::map<int, std::unique_ptr<Stash>> live;     // micro-batch -> its stash
   std::map<int, std::unique_ptr<Stash>> forward_only;  // batch size -> stash for eval/sampling
 };
 
-// Activation-sized (B,T,C) float buffers for messages and local gradient hand-offs, keyed by
-// (role, stage, micro-batch) and drawn from a pool so a step allocates nothing once warm.
+// Activation-sized (B,T,C) buffers in the backend's memory for messages and local gradient
+// hand-offs, keyed by (role, stage, micro-batch) and drawn from a pool so a step allocates
+// nothing once warm. Sizes are in 4-byte words (StageModel::activation_words).
 struct PipelineExecutor::Buffers {
   enum Role { kReceivedActivation, kOutputGrad, kGradToSend };
   using Key = std::tuple<int, int, int>;
-  Buffers(MemoryTracker& m, std::size_t f) : memory(m), floats(f) {}
+  Buffers(StageModel& m, std::size_t w) : maker(m), words(w) {}
   float* acquire(Role role, int stage, int mb) {
     const Key key{role, stage, mb};
     PPT_CHECK(in_use.find(key) == in_use.end(), "buffer ({}, stage {}, micro-batch {}) taken twice",
               static_cast<int>(role), stage, mb);
-    FloatBuffer b;
+    std::unique_ptr<WordBuffer> b;
     if (free.empty()) {
-      b = FloatBuffer(memory, MemCategory::Activations, floats);
+      b = maker.make_message_buffer(words);
     } else {
       b = std::move(free.back());
       free.pop_back();
     }
-    return in_use.emplace(key, std::move(b)).first->second.data();
+    return in_use.emplace(key, std::move(b)).first->second->data();
   }
   float* get(Role role, int stage, int mb) {
     auto it = in_use.find(Key{role, stage, mb});
     PPT_CHECK(it != in_use.end(), "no buffer ({}, stage {}, micro-batch {})", static_cast<int>(role), stage, mb);
-    return it->second.data();
+    return it->second->data();
   }
   void release(Role role, int stage, int mb) {
     auto it = in_use.find(Key{role, stage, mb});
@@ -57,10 +56,10 @@ struct PipelineExecutor::Buffers {
     free.push_back(std::move(it->second));
     in_use.erase(it);
   }
-  MemoryTracker& memory;
-  std::size_t floats;
-  std::vector<FloatBuffer> free;
-  std::map<Key, FloatBuffer> in_use;
+  StageModel& maker;  // allocates in the backend's memory
+  std::size_t words;
+  std::vector<std::unique_ptr<WordBuffer>> free;
+  std::map<Key, std::unique_ptr<WordBuffer>> in_use;
 };
 
 namespace {
@@ -72,7 +71,7 @@ PipelineExecutor::PipelineExecutor(const Config& config, const GPT2Shape& shape,
                                    schedule::Schedule lowered,
                                    const std::vector<StageRange>& partition,
                                    const PipelineLayout& layout, Transport& transport,
-                                   MemoryTracker& memory)
+                                   MemoryTracker& memory, ComputeDevice* device)
     : config_(config),
       shape_(shape),
       schedule_(std::move(lowered)),
@@ -89,14 +88,12 @@ PipelineExecutor::PipelineExecutor(const Config& config, const GPT2Shape& shape,
   for (int stage : layout.local_stages()) {
     auto c = std::make_unique<Chunk>();
     c->stage = stage;
-    c->model = std::make_unique<StageModel>(shape, partition[stage].first_layer,
-                                            partition[stage].end_layer, B,
-                                            config.training.seed, memory);
-    c->optimizer = std::make_unique<AdamWOptimizer>(c->model->table(), config.training, memory);
+    c->model = make_stage_model(shape, partition[stage].first_layer, partition[stage].end_layer, B,
+                                config.training.seed, memory, device);
     chunks_.push_back(std::move(c));
   }
-  buffers_ = std::make_unique<Buffers>(
-      memory, static_cast<std::size_t>(B) * shape.max_seq_len * shape.channels);
+  StageModel& first_model = *chunks_.front()->model;
+  buffers_ = std::make_unique<Buffers>(first_model, first_model.activation_words(B));
   // Groups are made collectively by every world rank, in the same order on all of them.
   world_group_ = transport.split_group(0, layout.world_rank);
   pipeline_group_ = transport.split_group(layout.dp_rank, layout.pp_rank);
@@ -152,7 +149,7 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
   const std::vector<Action>& list = schedule_.actions[layout_.pp_rank];
   const int S = layout_.stages(), m = schedule_.micro_batches;
   const int B = config_.pipeline.micro_batch_size, T = shape_.max_seq_len;
-  const std::size_t count = buffers_->floats;
+  const std::size_t count = buffers_->words;
   // Each token's loss is scaled by 1/(all tokens of the global batch), so the gradients
   // summed over micro-batches and replicas are those of the global mean loss.
   const float dloss_scale = 1.0f / static_cast<float>(static_cast<double>(layout_.dp) * m * B * T);
@@ -224,8 +221,8 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
         c.free.pop_back();
       }
       const double start = now_us();
-      *loss_sum += c.model->forward(*stash, tokens.data(), input, s == S - 1 ? targets.data() : nullptr,
-                                    dloss_scale, true);
+      c.model->forward(*stash, tokens.data(), input, s == S - 1 ? targets.data() : nullptr,
+                       dloss_scale, true);
       timeline_.push_back({schedule::to_string(a), start, now_us(), true});
       c.live.emplace(mb, std::move(stash));
       buffers_->release(Buffers::kReceivedActivation, s, mb);
@@ -240,10 +237,9 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
       const double start = now_us();
       c.model->backward(*it->second, dout);
       if (s > 0) {
-        const float* dx = c.model->input_grad();
         float* dst = local(s - 1) ? buffers_->acquire(Buffers::kOutputGrad, s - 1, mb)
                                   : buffers_->acquire(Buffers::kGradToSend, s, mb);
-        std::copy(dx, dx + count, dst);
+        c.model->copy_input_grad(dst, B);
       }
       timeline_.push_back({schedule::to_string(a), start, now_us(), true});
       buffers_->release(Buffers::kOutputGrad, s, mb);
@@ -269,6 +265,7 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
     PPT_CHECK(ch->live.empty(), "stage {} ended the step with {} micro-batches in flight",
               ch->stage, ch->live.size());
   }
+  if (local(S - 1)) *loss_sum = chunk_of_stage(S - 1).model->take_loss_sum();
 }
 
 void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& report) {
@@ -280,16 +277,14 @@ void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& 
   Chunk* last = layout_.holds_stage(S - 1) ? &chunk_of_stage(S - 1) : nullptr;
   const std::size_t wte_floats = static_cast<std::size_t>(shape_.padded_vocab_size) * shape_.channels;
   if (S > 1 && first != nullptr && last != nullptr) {
-    float* a = first->model->grad("wte");
-    float* b = last->model->grad("wte");
-    for (std::size_t i = 0; i < wte_floats; ++i) b[i] = a[i] = a[i] + b[i];
+    first->model->sum_tied_wte_grads(*last->model);
   } else if (S > 1 && (first != nullptr || last != nullptr)) {
     transport_.allreduce_sum((first ? first : last)->model->grad("wte"), wte_floats,
                              embedding_group_, "the tied-embedding gradient all-reduce");
   }
   if (layout_.dp > 1) {
     for (auto& c : chunks_) {
-      transport_.allreduce_sum(c->model->grads(), c->model->num_params(), replica_group_,
+      transport_.allreduce_sum(c->model->grads(), c->model->grad_words(), replica_group_,
                                fmt::format("the data-parallel gradient all-reduce of stage {}", c->stage));
     }
   }
@@ -298,11 +293,7 @@ void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& 
   std::vector<double> sums(2 + layout_.pp, 0.0);
   for (auto& c : chunks_) {
     StageModel& model = *c->model;
-    double sq = kernels::cpu::sum_of_squares(model.grads(), model.num_params());
-    if (S > 1 && c->stage == S - 1 && !model.has_embedding()) {
-      sq -= kernels::cpu::sum_of_squares(model.grad("wte"), wte_floats);
-    }
-    sums[0] += sq;
+    sums[0] += model.grad_sum_of_squares(S > 1 && c->stage == S - 1 && !model.has_embedding());
   }
   sums[1] = loss_sum;
   sums[2 + layout_.pp_rank] = report.bubble;
@@ -319,10 +310,9 @@ void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& 
     if (report.skipped) break;
     const double max_norm = config_.training.grad_clip;
     if (max_norm > 0.0 && report.grad_norm > max_norm) {
-      kernels::cpu::scale_in_place(c->model->grads(), c->model->num_params(),
-                                   static_cast<float>(max_norm / report.grad_norm));
+      c->model->scale_grads(static_cast<float>(max_norm / report.grad_norm));
     }
-    c->optimizer->step(c->model->params(), c->model->grads(), static_cast<float>(report.lr), step + 1);
+    c->model->optimizer_step(config_.training, static_cast<float>(report.lr), step + 1);
   }
   timeline_.push_back({"reduce + optimizer", t0, now_us(), false});
 }
@@ -330,11 +320,11 @@ void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& 
 void PipelineExecutor::forward_only(int B, const int* inputs, const int* targets, double* loss,
                                     std::vector<float>* logits_row, int row) {
   const int S = layout_.stages();
-  const std::size_t count = static_cast<std::size_t>(B) * shape_.max_seq_len * shape_.channels;
+  const std::size_t count = chunks_.front()->model->activation_words(B);
   // Tags above the schedule's range [0, 2*S*m), one per stage boundary.
   const int tag_base = 2 * S * schedule_.micro_batches;
   std::vector<Transport::Request> sends;
-  FloatBuffer received(memory_, MemCategory::Workspace, count);
+  std::unique_ptr<WordBuffer> received = chunks_.front()->model->make_message_buffer(count);
   double local_loss = 0.0;
   for (auto& c : chunks_) {  // ascending stages: data flows forward, sends never block
     const int s = c->stage;
@@ -346,17 +336,14 @@ void PipelineExecutor::forward_only(int B, const int* inputs, const int* targets
       input = prev.model->output(*prev.forward_only.at(B));
     } else if (s > 0) {
       const int peer = layout_.world_rank_of(layout_.rank_of_stage(s - 1), layout_.dp_rank);
-      transport_.wait(transport_.irecv(received.data(), count, peer, tag_base + s),
+      transport_.wait(transport_.irecv(received->data(), count, peer, tag_base + s),
                       fmt::format("the forward-only activation of stage {} from rank {}", s, peer));
-      input = received.data();
+      input = received->data();
     }
     const bool last = s == S - 1;
-    const float l = c->model->forward(*stash, inputs, input, last ? targets : nullptr, 0.0f, false);
-    if (last && targets != nullptr) local_loss = l;
-    if (last && logits_row != nullptr) {
-      const float* r = c->model->logits(*stash) + static_cast<std::size_t>(row) * shape_.padded_vocab_size;
-      logits_row->assign(r, r + shape_.padded_vocab_size);
-    }
+    c->model->forward(*stash, inputs, input, last ? targets : nullptr, 0.0f, false);
+    if (last && targets != nullptr) local_loss = c->model->take_loss_sum();
+    if (last && logits_row != nullptr) c->model->copy_logits_row(*stash, row, *logits_row);
     if (!last && !layout_.holds_stage(s + 1)) {
       const int peer = layout_.world_rank_of(layout_.rank_of_stage(s + 1), layout_.dp_rank);
       sends.push_back(transport_.isend(c->model->output(*stash), count, peer, tag_base + s + 1));
@@ -376,26 +363,35 @@ double PipelineExecutor::evaluate_batch(const int* inputs, const int* targets) {
 }
 
 NamedTensors PipelineExecutor::chunk_state(int i) const {
-  const Chunk& c = *chunks_.at(i);
+  const StageModel& model = *chunks_.at(i)->model;
+  std::vector<float> params(model.num_params()), m(params.size()), v(params.size());
+  model.read_params(params.data());
+  model.read_moments(m.data(), v.data());
   NamedTensors out;
-  const ParamTable& table = c.model->table();
-  add_stage_tensors(out, "", table, c.model->params());
-  add_stage_tensors(out, "adam_m.", table, c.optimizer->first_moment());
-  add_stage_tensors(out, "adam_v.", table, c.optimizer->second_moment());
+  add_stage_tensors(out, "", model.table(), params.data());
+  add_stage_tensors(out, "adam_m.", model.table(), m.data());
+  add_stage_tensors(out, "adam_v.", model.table(), v.data());
   return out;
 }
 
 void PipelineExecutor::load_state(const NamedTensors& tensors, const std::string& source) {
   for (auto& c : chunks_) {
-    const ParamTable& table = c->model->table();
-    load_stage_tensors(tensors, "", table, c->model->params(), source);
-    load_stage_tensors(tensors, "adam_m.", table, c->optimizer->first_moment(), source);
-    load_stage_tensors(tensors, "adam_v.", table, c->optimizer->second_moment(), source);
+    StageModel& model = *c->model;
+    std::vector<float> params(model.num_params()), m(params.size()), v(params.size());
+    load_stage_tensors(tensors, "", model.table(), params.data(), source);
+    load_stage_tensors(tensors, "adam_m.", model.table(), m.data(), source);
+    load_stage_tensors(tensors, "adam_v.", model.table(), v.data(), source);
+    model.write_params(params.data());
+    model.write_moments(m.data(), v.data());
   }
 }
 
 void PipelineExecutor::load_parameters(const NamedTensors& tensors, const std::string& source) {
-  for (auto& c : chunks_) load_stage_tensors(tensors, "", c->model->table(), c->model->params(), source);
+  for (auto& c : chunks_) {
+    std::vector<float> params(c->model->num_params());
+    load_stage_tensors(tensors, "", c->model->table(), params.data(), source);
+    c->model->write_params(params.data());
+  }
 }
 
 void PipelineExecutor::sum_over_world(std::vector<double>& values, const std::string& what) {

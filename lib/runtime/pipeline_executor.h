@@ -16,9 +16,9 @@
 #include "comm/transport.h"
 #include "config/config.h"
 #include "io/named_tensors.h"
+#include "model/compute_device.h"
 #include "model/stage_model.h"
 #include "partition/partition.h"
-#include "runtime/adamw_optimizer.h"
 #include "runtime/pipeline_layout.h"
 #include "schedule/schedule.h"
 
@@ -49,7 +49,7 @@ class PipelineExecutor {
  public:
   PipelineExecutor(const Config& config, const GPT2Shape& shape, schedule::Schedule lowered,
                    const std::vector<StageRange>& partition, const PipelineLayout& layout,
-                   Transport& transport, MemoryTracker& memory);
+                   Transport& transport, MemoryTracker& memory, ComputeDevice* device = nullptr);
   ~PipelineExecutor();
 
   StepReport run_step(int step, const BatchFiller& fill);

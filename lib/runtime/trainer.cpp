@@ -77,9 +77,11 @@ void save_stage_parameters(PipelineExecutor& executor, const std::string& dir) {
   PPT_CHECK(!ec, "cannot create '{}': {}", dir, ec.message());
   for (int i = 0; i < executor.num_chunks(); ++i) {
     StageModel& model = executor.chunk_model(i);
+    std::vector<float> params(model.num_params());
+    model.read_params(params.data());
     std::vector<TensorRef> tensors;
     for (const ParamEntry& e : model.table().entries()) {
-      tensors.push_back({e.spec.name, {e.spec.shape.begin(), e.spec.shape.end()}, model.param(e.spec.name)});
+      tensors.push_back({e.spec.name, {e.spec.shape.begin(), e.spec.shape.end()}, params.data() + e.offset});
     }
     write_safetensors((fs::path(dir) / fmt::format("stage{}.safetensors", executor.chunk_stage(i))).string(),
                       tensors, {{"first_layer", std::to_string(model.first_layer())},
@@ -100,11 +102,12 @@ TrainingData open_training_data(const Config& config, const GPT2Shape& shape) {
 }
 
 TrainSummary train(const Config& config, const TrainingPlan& plan, const TrainingData& data,
-                   Transport& transport, int local_ranks, const std::string& save_params_dir) {
+                   Transport& transport, int local_ranks, ComputeDevice* device,
+                   const std::string& save_params_dir) {
   const int threads = configure_cpu_threads(config.runtime.threads, local_ranks);
-  PPT_CHECK(config.runtime.device == "cpu",
-            "{}: device '{}' is not available in this build yet (use cpu)",
-            config.where("runtime.device"), config.runtime.device);
+  PPT_CHECK((config.runtime.device == "cuda") == (device != nullptr),
+            "{}: device '{}' but {} GPU was set up", config.where("runtime.device"),
+            config.runtime.device, device ? "a" : "no");
   const GPT2Shape& shape = plan.shape;
   const TrainingConfig& tc = config.training;
   const int B = config.pipeline.micro_batch_size, T = shape.max_seq_len;
@@ -114,7 +117,7 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   install_stop_signal_handlers();
 
   MemoryTracker memory;
-  PipelineExecutor executor(config, shape, plan.lowered, plan.partition, layout, transport, memory);
+  PipelineExecutor executor(config, shape, plan.lowered, plan.partition, layout, transport, memory, device);
   std::optional<std::string> resume_from;
   int first_step = 0;
   executor.run_on_all_ranks([&] {
@@ -143,6 +146,7 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
                shape.padded_vocab_size, T, shape.num_parameters() / 1e6);
   spdlog::info("pipeline: {} on {} rank(s) x {} replica(s); {} thread(s) per rank",
                schedule::describe(plan.lowered), layout.pp, layout.dp, threads);
+  spdlog::info("compute: {}", device ? device->description() : std::string("cpu fp32"));
   spdlog::info("train: {} tokens in {} shard(s){}; global batch {} x {} x {} x {} tokens",
                data.train.num_tokens(), data.train.shards().size(),
                data.val ? fmt::format(", val: {} tokens", data.val->num_tokens()) : std::string(),
@@ -251,6 +255,10 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   progress.clear();
   spdlog::info("trained {} steps in {}; host memory peaks on rank 0: {}", summary.steps - first_step,
                format_duration(seconds_since(start)), describe_memory_peaks(memory));
+  if (device != nullptr) {
+    spdlog::info("GPU memory peaks on rank 0 ({}): {}", device->description(),
+                 describe_memory_peaks(device->memory()));
+  }
 
   // Replicas hold identical parameters: the first one writes them.
   if (!save_params_dir.empty() && layout.dp_rank == 0) save_stage_parameters(executor, save_params_dir);

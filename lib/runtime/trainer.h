@@ -9,6 +9,7 @@
 #include "comm/transport.h"
 #include "config/config.h"
 #include "data/token_dataset.h"
+#include "model/compute_device.h"
 #include "runtime/training_plan.h"
 
 namespace pptrain {
@@ -29,9 +30,12 @@ struct TrainSummary {
   bool stopped_by_signal = false;  // SIGTERM/SIGUSR1: a checkpoint was written, resume later
 };
 
-// local_ranks: processes sharing this node's cores (for the thread count). A non-empty
-// save_params_dir receives stage<S>.safetensors from each stage after the last step.
+// local_ranks: processes sharing this node's cores (for the thread count). device: the GPU
+// this rank computes on (runtime.device: cuda; the transport then moves device memory), or
+// nullptr for the CPU. A non-empty save_params_dir receives stage<S>.safetensors from each
+// stage after the last step.
 TrainSummary train(const Config& config, const TrainingPlan& plan, const TrainingData& data,
-                   Transport& transport, int local_ranks, const std::string& save_params_dir = "");
+                   Transport& transport, int local_ranks, ComputeDevice* device = nullptr,
+                   const std::string& save_params_dir = "");
 
 }  // namespace pptrain

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/rng.h"
-#include "model/stage_model.h"
+#include "model/cpu_stage_model.h"
 #include "runtime/lr_schedule.h"
 #include "support/tolerance.h"
 
@@ -39,17 +39,18 @@ Gradients run_split(const GPT2Shape& s, const std::vector<int>& cuts, const std:
   std::vector<int> bounds = {0};
   bounds.insert(bounds.end(), cuts.begin(), cuts.end());
   bounds.push_back(s.num_layers());
-  std::vector<std::unique_ptr<StageModel>> stages;
+  std::vector<std::unique_ptr<CpuStageModel>> stages;
   std::vector<std::unique_ptr<Stash>> stashes;
   for (std::size_t i = 0; i + 1 < bounds.size(); ++i) {
-    stages.push_back(std::make_unique<StageModel>(s, bounds[i], bounds[i + 1], B, 42, memory));
+    stages.push_back(std::make_unique<CpuStageModel>(s, bounds[i], bounds[i + 1], B, 42, memory));
     stashes.push_back(stages.back()->make_stash(B));
   }
   Gradients out;
   const float scale = 1.0f / static_cast<float>(B * s.max_seq_len);
   const float* x = nullptr;
   for (std::size_t i = 0; i < stages.size(); ++i) {
-    out.loss = stages[i]->forward(*stashes[i], tokens.data(), x, targets.data(), scale, true);
+    stages[i]->forward(*stashes[i], tokens.data(), x, targets.data(), scale, true);
+    out.loss = static_cast<float>(stages[i]->take_loss_sum());
     if (!stages[i]->has_head()) x = stages[i]->output(*stashes[i]);
   }
   const float* dx = nullptr;
@@ -57,7 +58,7 @@ Gradients run_split(const GPT2Shape& s, const std::vector<int>& cuts, const std:
     stages[i]->backward(*stashes[i], dx);
     if (!stages[i]->has_embedding()) dx = stages[i]->input_grad();
   }
-  StageModel whole(s, 0, s.num_layers(), B, 42, memory);  // only for its table's order
+  CpuStageModel whole(s, 0, s.num_layers(), B, 42, memory);  // only for its table's order
   out.params.assign(whole.num_params(), 0.0f);
   out.grads.assign(whole.num_params(), 0.0f);
   for (const ParamEntry& e : whole.table().entries()) {
@@ -94,13 +95,13 @@ TEST_CASE("GPT-2 layer list follows llm.c's parameter layout", "[model]") {
 TEST_CASE("Parameter init does not depend on the stage split", "[model]") {
   const GPT2Shape s = tiny_shape();
   MemoryTracker memory;
-  StageModel whole(s, 0, s.num_layers(), 1, 7, memory);
-  StageModel tail(s, 2, s.num_layers(), 1, 7, memory);
+  CpuStageModel whole(s, 0, s.num_layers(), 1, 7, memory);
+  CpuStageModel tail(s, 2, s.num_layers(), 1, 7, memory);
   for (const char* name : {"h.1.qkvw", "h.2.fcprojw", "lnfw", "wte"}) {
     const std::size_t n = whole.table().find(name).spec.numel();
     CHECK(test::relative_error(whole.param(name), tail.param(name), n) == 0.0);
   }
-  StageModel other_seed(s, 2, s.num_layers(), 1, 8, memory);
+  CpuStageModel other_seed(s, 2, s.num_layers(), 1, 8, memory);
   CHECK(test::relative_error(other_seed.param("h.1.qkvw"), tail.param("h.1.qkvw"), 18 * 6) > 0.1);
 }
 
@@ -129,12 +130,13 @@ TEST_CASE("Training the whole model lowers the loss on a fixed batch", "[model]"
   std::vector<int> targets(tokens.begin() + 1, tokens.end());
   targets.push_back(tokens.front());
   MemoryTracker memory;
-  StageModel model(s, 0, s.num_layers(), B, 5, memory);
+  CpuStageModel model(s, 0, s.num_layers(), B, 5, memory);
   auto stash = model.make_stash(B);
   float first = 0.0f, last = 0.0f;
   for (int step = 0; step < 60; ++step) {
     model.zero_grads();
-    last = model.forward(*stash, tokens.data(), nullptr, targets.data(), 1.0f / N, true);
+    model.forward(*stash, tokens.data(), nullptr, targets.data(), 1.0f / N, true);
+    last = static_cast<float>(model.take_loss_sum());
     if (step == 0) first = last;
     model.backward(*stash, nullptr);
     for (std::size_t i = 0; i < model.num_params(); ++i) model.params()[i] -= 0.5f * model.grads()[i];

@@ -1,0 +1,394 @@
+#include "model/cpu_stage_model.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/attention.h"
+#include "kernels/classifier.h"
+#include "kernels/adamw.h"
+#include "kernels/encoder.h"
+#include "kernels/gelu.h"
+#include "kernels/grad_norm.h"
+#include "kernels/layernorm.h"
+#include "kernels/matmul.h"
+
+namespace pptrain {
+
+namespace k = kernels::cpu;
+
+namespace {
+
+// Index of each tensor in GPT2Shape::layer_params(layer) for a block.
+enum BlockParam { LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW, FCPROJB };
+enum EmbeddingParam { EMB_WTE, EMB_WPE };
+enum HeadParam { HEAD_LNFW, HEAD_LNFB, HEAD_WTE };
+
+// Carves one flat buffer into named pieces; sizes in floats.
+struct Carver {
+  std::size_t used = 0;
+  std::size_t take(std::size_t n) {
+    const std::size_t at = used;
+    used += n;
+    return at;
+  }
+};
+
+// What a block keeps per micro-batch for its backward. N = B*T rows.
+struct BlockLayout {
+  std::size_t ln1, ln1_mean, ln1_rstd, qkv, att, atty, res2, ln2, ln2_mean, ln2_rstd, fch,
+      fch_gelu, out, total;
+  BlockLayout(std::size_t B, std::size_t T, std::size_t C, std::size_t NH) {
+    const std::size_t N = B * T;
+    Carver c;
+    ln1 = c.take(N * C);
+    ln1_mean = c.take(N);
+    ln1_rstd = c.take(N);
+    qkv = c.take(N * 3 * C);
+    att = c.take(B * NH * T * T);
+    atty = c.take(N * C);
+    res2 = c.take(N * C);
+    ln2 = c.take(N * C);
+    ln2_mean = c.take(N);
+    ln2_rstd = c.take(N);
+    fch = c.take(N * 4 * C);
+    fch_gelu = c.take(N * 4 * C);
+    out = c.take(N * C);
+    total = c.used;
+  }
+};
+
+struct HeadLayout {
+  std::size_t lnf, lnf_mean, lnf_rstd, logits, losses, total;
+  HeadLayout(std::size_t N, std::size_t C, std::size_t Vp) {
+    Carver c;
+    lnf = c.take(N * C);
+    lnf_mean = c.take(N);
+    lnf_rstd = c.take(N);
+    logits = c.take(N * Vp);  // becomes dlogits when the forward computes the gradient
+    losses = c.take(N);
+    total = c.used;
+  }
+};
+
+// Backward scratch of one block, in units of N*C floats.
+constexpr std::size_t kScratchPerRowChannel = 14;
+
+void add_into(float* out, const float* a, const float* b, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+void zero(float* p, std::size_t n) { std::memset(p, 0, n * sizeof(float)); }
+
+}  // namespace
+
+CpuStageModel::CpuStageModel(const GPT2Shape& shape, int first_layer, int end_layer, int max_batch,
+                             std::uint64_t seed, MemoryTracker& memory)
+    : StageModel(shape, first_layer, end_layer, max_batch), memory_(memory) {
+  params_ = FloatBuffer(memory, MemCategory::Params, table_.total_floats());
+  grads_ = FloatBuffer(memory, MemCategory::Grads, table_.total_floats());
+  adam_m_ = FloatBuffer(memory, MemCategory::Optimizer, table_.total_floats());
+  adam_v_ = FloatBuffer(memory, MemCategory::Optimizer, table_.total_floats());
+  for (const ParamEntry& e : table_.entries()) {
+    init_parameter(params_.data() + e.offset, e.spec, seed);
+  }
+  for (int layer = first_layer; layer < end_layer; ++layer) {
+    LayerTensors t;
+    for (const ParamSpec& spec : shape.layer_params(layer)) {
+      t.p.push_back(param(spec.name));
+      t.g.push_back(grad(spec.name));
+    }
+    layers_.push_back(std::move(t));
+  }
+  const std::size_t NC = static_cast<std::size_t>(max_batch) * shape.max_seq_len * shape.channels;
+  grad_a_ = FloatBuffer(memory, MemCategory::Workspace, NC);
+  grad_b_ = FloatBuffer(memory, MemCategory::Workspace, NC);
+  scratch_ = FloatBuffer(memory, MemCategory::Workspace, kScratchPerRowChannel * NC);
+}
+
+CpuStageModel::~CpuStageModel() = default;
+
+std::unique_ptr<Stash> CpuStageModel::make_stash(int batch) {
+  PPT_CHECK(batch >= 1 && batch <= max_batch_, "batch {} outside [1, {}]", batch, max_batch_);
+  auto stash = std::make_unique<CpuStash>();
+  stash->B = batch;
+  const std::size_t T = shape_.max_seq_len, C = shape_.channels, N = batch * T;
+  if (has_embedding()) {
+    stash->tokens.resize(N);
+  } else {
+    stash->input = FloatBuffer(memory_, MemCategory::Activations, N * C);
+  }
+  for (int layer = first_layer_; layer < end_layer_; ++layer) {
+    std::size_t floats = 0;
+    switch (shape_.layer_kind(layer)) {
+      case LayerKind::LayerKindEmbedding: floats = N * C; break;
+      case LayerKind::LayerKindBlock: floats = BlockLayout(batch, T, C, shape_.n_head).total; break;
+      case LayerKind::LayerKindHead: floats = HeadLayout(N, C, shape_.padded_vocab_size).total; break;
+    }
+    stash->layer.emplace_back(memory_, MemCategory::Activations, floats);
+  }
+  return stash;
+}
+
+void CpuStageModel::forward(Stash& base, const int* tokens, const float* input, const int* targets,
+                            float dloss_scale, bool need_grad) {
+  CpuStash& stash = static_cast<CpuStash&>(base);
+  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels;
+  const std::size_t N = static_cast<std::size_t>(B) * T;
+  const float* x = nullptr;  // the current layer's input (B,T,C)
+  if (has_embedding()) {
+    PPT_CHECK(tokens != nullptr, "the first stage needs input tokens");
+    std::copy(tokens, tokens + N, stash.tokens.begin());
+  } else {
+    PPT_CHECK(input != nullptr, "stage starting at layer {} needs input activations", first_layer_);
+    std::copy(input, input + N * C, stash.input.data());
+    x = stash.input.data();
+  }
+  for (int layer = first_layer_; layer < end_layer_; ++layer) {
+    float* acts = stash.layer[layer - first_layer_].data();
+    const LayerTensors& t = layers_[layer - first_layer_];
+    switch (shape_.layer_kind(layer)) {
+      case LayerKind::LayerKindEmbedding:
+        k::encoder_forward(acts, stash.tokens.data(), t.p[EMB_WTE], t.p[EMB_WPE], B, T, C);
+        x = acts;
+        break;
+      case LayerKind::LayerKindBlock:
+        forward_block(stash, layer, x);
+        x = acts + BlockLayout(B, T, C, shape_.n_head).out;
+        break;
+      case LayerKind::LayerKindHead: {
+        const HeadLayout h(N, C, shape_.padded_vocab_size);
+        const int Vp = shape_.padded_vocab_size;
+        k::layernorm_forward(acts + h.lnf, acts + h.lnf_mean, acts + h.lnf_rstd, x,
+                             t.p[HEAD_LNFW], t.p[HEAD_LNFB], static_cast<int>(N), C);
+        k::matmul_forward(acts + h.logits, acts + h.lnf, t.p[HEAD_WTE], static_cast<const float*>(nullptr),
+                          static_cast<int>(N), C, Vp);
+        stash.has_dlogits = false;
+        if (targets != nullptr) {
+          k::classifier_forward_backward(acts + h.logits, acts + h.losses, targets,
+                                         static_cast<int>(N), shape_.vocab_size, Vp, dloss_scale,
+                                         need_grad);
+          stash.has_dlogits = need_grad;
+          double sum = 0.0;
+          for (std::size_t i = 0; i < N; ++i) sum += acts[h.losses + i];
+          loss_sum_ += sum / static_cast<double>(N);
+        }
+        break;
+      }
+    }
+  }
+}
+
+double CpuStageModel::take_loss_sum() {
+  const double sum = loss_sum_;
+  loss_sum_ = 0.0;
+  return sum;
+}
+
+void CpuStageModel::forward_block(CpuStash& stash, int layer, const float* x) {
+  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
+  const int N = B * T;
+  const BlockLayout l(B, T, C, NH);
+  float* a = stash.layer[layer - first_layer_].data();
+  const std::vector<float*>& p = layers_[layer - first_layer_].p;
+  // The two projections are not needed by the backward: they live in scratch.
+  float* attproj = scratch_.data();
+  float* fcproj = scratch_.data() + static_cast<std::size_t>(N) * C;
+  k::layernorm_forward(a + l.ln1, a + l.ln1_mean, a + l.ln1_rstd, x, p[LN1W], p[LN1B], N, C);
+  k::matmul_forward(a + l.qkv, a + l.ln1, p[QKVW], p[QKVB], N, C, 3 * C);
+  k::attention_forward(a + l.atty, a + l.att, a + l.qkv, B, T, C, NH);
+  k::matmul_forward(attproj, a + l.atty, p[ATTPROJW], p[ATTPROJB], N, C, C);
+  k::residual_layernorm_forward(a + l.res2, a + l.ln2, a + l.ln2_mean, a + l.ln2_rstd, x, attproj,
+                                p[LN2W], p[LN2B], N, C);
+  k::matmul_forward(a + l.fch, a + l.ln2, p[FCW], p[FCB], N, C, 4 * C);
+  k::gelu_forward(a + l.fch_gelu, a + l.fch, static_cast<std::size_t>(N) * 4 * C);
+  k::matmul_forward(fcproj, a + l.fch_gelu, p[FCPROJW], p[FCPROJB], N, 4 * C, C);
+  add_into(a + l.out, a + l.res2, fcproj, static_cast<std::size_t>(N) * C);
+}
+
+void CpuStageModel::backward(Stash& base, const float* dout) {
+  CpuStash& stash = static_cast<CpuStash&>(base);
+  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels;
+  const std::size_t N = static_cast<std::size_t>(B) * T;
+  // The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_.
+  float* cur = grad_a_.data();
+  float* next = grad_b_.data();
+  int layer = end_layer_ - 1;
+  auto layer_input = [&](int l) -> const float* {
+    if (l == first_layer_) return stash.input.data();
+    float* prev = stash.layer[l - 1 - first_layer_].data();
+    switch (shape_.layer_kind(l - 1)) {
+      case LayerKind::LayerKindEmbedding: return prev;
+      case LayerKind::LayerKindBlock: return prev + BlockLayout(B, T, C, shape_.n_head).out;
+      case LayerKind::LayerKindHead: break;
+    }
+    PPT_THROW("layer {} follows the head", l);
+  };
+  if (has_head()) {
+    PPT_CHECK(stash.has_dlogits, "backward on the last stage needs a forward with targets and need_grad");
+    const HeadLayout h(N, C, shape_.padded_vocab_size);
+    float* a = stash.layer[layer - first_layer_].data();
+    const LayerTensors& t = layers_[layer - first_layer_];
+    float* dlnf = scratch_.data();
+    zero(dlnf, N * C);
+    k::matmul_backward(dlnf, t.g[HEAD_WTE], static_cast<float*>(nullptr), a + h.logits, a + h.lnf,
+                       t.p[HEAD_WTE], static_cast<int>(N), C, shape_.padded_vocab_size);
+    zero(cur, N * C);
+    k::layernorm_backward(cur, t.g[HEAD_LNFW], t.g[HEAD_LNFB], dlnf, layer_input(layer),
+                          t.p[HEAD_LNFW], a + h.lnf_mean, a + h.lnf_rstd, static_cast<int>(N), C);
+    --layer;
+  } else {
+    PPT_CHECK(dout != nullptr, "stage ending at layer {} needs the output gradient", end_layer_ - 1);
+    std::copy(dout, dout + N * C, cur);
+  }
+  for (; layer >= first_layer_; --layer) {
+    if (shape_.layer_kind(layer) == LayerKind::LayerKindEmbedding) {
+      const LayerTensors& t = layers_[0];
+      k::encoder_backward(t.g[EMB_WTE], t.g[EMB_WPE], cur, stash.tokens.data(), B, T, C);
+      break;
+    }
+    backward_block(stash, layer, layer_input(layer), cur, next);
+    std::swap(cur, next);
+  }
+  input_grad_ = has_embedding() ? nullptr : cur;
+}
+
+void CpuStageModel::backward_block(CpuStash& stash, int layer, const float* x, const float* dout,
+                                float* dinp) {
+  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
+  const int N = B * T;
+  const std::size_t NC = static_cast<std::size_t>(N) * C;
+  const BlockLayout l(B, T, C, NH);
+  const float* a = stash.layer[layer - first_layer_].data();
+  const std::vector<float*>& p = layers_[layer - first_layer_].p;
+  const std::vector<float*>& g = layers_[layer - first_layer_].g;
+  float* dfch_gelu = scratch_.data();  // (N,4C)
+  float* dfch = dfch_gelu + 4 * NC;    // (N,4C)
+  float* dln = dfch + 4 * NC;          // (N,C)
+  float* dres2 = dln + NC;             // (N,C)
+  float* datty = dres2 + NC;           // (N,C)
+  float* dqkv = datty + NC;            // (N,3C); 14*NC floats in all
+  // out = res2 + fcproj(gelu(fc(ln2(res2)))): d(res2) gets dout directly and via the MLP.
+  zero(dfch_gelu, 4 * NC);
+  k::matmul_backward(dfch_gelu, g[FCPROJW], g[FCPROJB], dout, a + l.fch_gelu, p[FCPROJW], N, 4 * C, C);
+  zero(dfch, 4 * NC);
+  k::gelu_backward(dfch, a + l.fch, dfch_gelu, 4 * NC);
+  zero(dln, NC);
+  k::matmul_backward(dln, g[FCW], g[FCB], dfch, a + l.ln2, p[FCW], N, C, 4 * C);
+  std::copy(dout, dout + NC, dres2);
+  k::layernorm_backward(dres2, g[LN2W], g[LN2B], dln, a + l.res2, p[LN2W], a + l.ln2_mean,
+                        a + l.ln2_rstd, N, C);
+  // res2 = x + attproj(attention(qkv(ln1(x)))): d(x) gets d(res2) directly and via attention.
+  zero(datty, NC);
+  k::matmul_backward(datty, g[ATTPROJW], g[ATTPROJB], dres2, a + l.atty, p[ATTPROJW], N, C, C);
+  zero(dqkv, 3 * NC);
+  k::attention_backward(dqkv, datty, a + l.qkv, a + l.att, B, T, C, NH);
+  zero(dln, NC);
+  k::matmul_backward(dln, g[QKVW], g[QKVB], dqkv, a + l.ln1, p[QKVW], N, C, 3 * C);
+  std::copy(dres2, dres2 + NC, dinp);
+  k::layernorm_backward(dinp, g[LN1W], g[LN1B], dln, x, p[LN1W], a + l.ln1_mean, a + l.ln1_rstd,
+                        N, C);
+}
+
+const float* CpuStageModel::output(const Stash& base) const {
+  const CpuStash& stash = static_cast<const CpuStash&>(base);
+  PPT_CHECK(!has_head(), "the last stage has no activation output");
+  const int last = end_layer_ - 1;
+  const float* a = stash.layer[last - first_layer_].data();
+  if (shape_.layer_kind(last) == LayerKind::LayerKindEmbedding) return a;
+  return a + BlockLayout(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head).out;
+}
+
+const float* CpuStageModel::logits(const Stash& base) const {
+  const CpuStash& stash = static_cast<const CpuStash&>(base);
+  PPT_CHECK(has_head() && !stash.has_dlogits, "logits are only kept by a last-stage forward without gradient");
+  const HeadLayout h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels,
+                     shape_.padded_vocab_size);
+  return stash.layer.back().data() + h.logits;
+}
+
+const float* CpuStageModel::losses(const Stash& base) const {
+  const CpuStash& stash = static_cast<const CpuStash&>(base);
+  PPT_CHECK(has_head(), "only the last stage computes losses");
+  const HeadLayout h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels,
+                     shape_.padded_vocab_size);
+  return stash.layer.back().data() + h.losses;
+}
+
+const float* CpuStageModel::input_grad() const {
+  PPT_CHECK(input_grad_ != nullptr, "no input gradient: first stage, or no backward yet");
+  return input_grad_;
+}
+
+std::size_t CpuStageModel::activation_words(int batch) const {
+  return static_cast<std::size_t>(batch) * shape_.max_seq_len * shape_.channels;
+}
+
+namespace {
+class HostWordBuffer final : public WordBuffer {
+ public:
+  HostWordBuffer(MemoryTracker& memory, std::size_t words)
+      : buffer_(memory, MemCategory::Activations, words) {}
+  float* data() override { return buffer_.data(); }
+
+ private:
+  FloatBuffer buffer_;
+};
+}  // namespace
+
+std::unique_ptr<WordBuffer> CpuStageModel::make_message_buffer(std::size_t words) {
+  return std::make_unique<HostWordBuffer>(memory_, words);
+}
+
+void CpuStageModel::copy_logits_row(const Stash& stash, int row, std::vector<float>& out) const {
+  PPT_CHECK(row >= 0 && row < stash.B * shape_.max_seq_len, "logits row {} outside the batch", row);
+  const float* r = logits(stash) + static_cast<std::size_t>(row) * shape_.padded_vocab_size;
+  out.assign(r, r + shape_.padded_vocab_size);
+}
+
+void CpuStageModel::copy_input_grad(float* dst, int batch) const {
+  const float* dx = input_grad();
+  std::copy(dx, dx + activation_words(batch), dst);
+}
+
+double CpuStageModel::grad_sum_of_squares(bool without_tied_wte) {
+  double sq = k::sum_of_squares(grads_.data(), num_params());
+  if (without_tied_wte) {
+    sq -= k::sum_of_squares(grad("wte"), table_.find("wte").spec.numel());
+  }
+  return sq;
+}
+
+void CpuStageModel::scale_grads(float factor) { k::scale_in_place(grads_.data(), num_params(), factor); }
+
+void CpuStageModel::sum_tied_wte_grads(StageModel& other) {
+  float* a = grad("wte");
+  float* b = other.grad("wte");
+  const std::size_t n = table_.find("wte").spec.numel();
+  for (std::size_t i = 0; i < n; ++i) b[i] = a[i] = a[i] + b[i];
+}
+
+void CpuStageModel::optimizer_step(const TrainingConfig& training, float lr, int t) {
+  for (const ParamEntry& e : table_.entries()) {
+    const std::size_t o = e.offset;
+    const float decay = e.spec.decay ? static_cast<float>(training.weight_decay) : 0.0f;
+    k::adamw_update(params_.data() + o, grads_.data() + o, adam_m_.data() + o, adam_v_.data() + o,
+                    e.spec.numel(), lr, static_cast<float>(training.beta1),
+                    static_cast<float>(training.beta2), static_cast<float>(training.eps), decay, t);
+  }
+}
+
+void CpuStageModel::read_params(float* dst) const { std::copy_n(params_.data(), num_params(), dst); }
+void CpuStageModel::write_params(const float* src) { std::copy_n(src, num_params(), params_.data()); }
+
+void CpuStageModel::read_moments(float* m, float* v) const {
+  std::copy_n(adam_m_.data(), num_params(), m);
+  std::copy_n(adam_v_.data(), num_params(), v);
+}
+
+void CpuStageModel::write_moments(const float* m, const float* v) {
+  std::copy_n(m, num_params(), adam_m_.data());
+  std::copy_n(v, num_params(), adam_v_.data());
+}
+
+}  // namespace pptrain

@@ -1,0 +1,73 @@
+// The CPU backend of StageModel: host memory, kernels/cpu (fp32, OpenBLAS matmuls, OpenMP).
+// Besides the interface it exposes its host arrays directly, for tests and tools.
+#pragma once
+
+#include <vector>
+
+#include "model/stage_model.h"
+
+namespace pptrain {
+
+struct CpuStash final : Stash {
+  std::vector<int> tokens;         // (B,T), first stage: the encoder backward needs them
+  FloatBuffer input;               // (B,T,C), other stages: the received activations
+  std::vector<FloatBuffer> layer;  // one buffer per layer of the stage
+  bool has_dlogits = false;        // the head's logits now hold dloss/dlogits
+};
+
+class CpuStageModel final : public StageModel {
+ public:
+  CpuStageModel(const GPT2Shape& shape, int first_layer, int end_layer, int max_batch,
+                std::uint64_t seed, MemoryTracker& memory);
+  ~CpuStageModel() override;
+
+  std::string backend_name() const override { return "cpu fp32"; }
+  std::unique_ptr<Stash> make_stash(int batch) override;
+  std::size_t activation_words(int batch) const override;
+  std::unique_ptr<WordBuffer> make_message_buffer(std::size_t words) override;
+  void forward(Stash& stash, const int* tokens, const float* input, const int* targets,
+               float dloss_scale, bool need_grad) override;
+  double take_loss_sum() override;
+  const float* output(const Stash& stash) const override;
+  void copy_logits_row(const Stash& stash, int row, std::vector<float>& out) const override;
+  void backward(Stash& stash, const float* dout) override;
+  void copy_input_grad(float* dst, int batch) const override;
+  float* grads() override { return grads_.data(); }
+  std::size_t grad_words() const override { return num_params(); }
+  float* grad(const std::string& name) override { return grads_.data() + table_.find(name).offset; }
+  void zero_grads() override { grads_.zero(); }
+  double grad_sum_of_squares(bool without_tied_wte) override;
+  void scale_grads(float factor) override;
+  void sum_tied_wte_grads(StageModel& other) override;
+  void optimizer_step(const TrainingConfig& training, float lr, int t) override;
+  void read_params(float* dst) const override;
+  void write_params(const float* src) override;
+  void read_moments(float* m, float* v) const override;
+  void write_moments(const float* m, const float* v) override;
+
+  // Host views (tests, tools).
+  float* params() { return params_.data(); }
+  const float* params() const { return params_.data(); }
+  float* param(const std::string& name) { return params_.data() + table_.find(name).offset; }
+  const float* logits(const Stash& stash) const;  // (B,T,Vp), last stage, no targets
+  const float* losses(const Stash& stash) const;  // (B,T), last stage with targets
+  const float* input_grad() const;                // (B,T,C) after backward, not the first stage
+
+ private:
+  struct LayerTensors {
+    std::vector<float*> p, g;  // in GPT2Shape::layer_params order
+  };
+  void forward_block(CpuStash& stash, int layer, const float* x);
+  void backward_block(CpuStash& stash, int layer, const float* x, const float* dout, float* dinp);
+
+  MemoryTracker& memory_;
+  FloatBuffer params_, grads_, adam_m_, adam_v_;
+  std::vector<LayerTensors> layers_;  // index: layer - first_layer
+  // Backward scratch shared by all micro-batches (backwards run one at a time), sized for
+  // max_batch: gradient ping-pong between layers and per-block intermediates.
+  FloatBuffer grad_a_, grad_b_, scratch_;
+  float* input_grad_ = nullptr;
+  double loss_sum_ = 0.0;
+};
+
+}  // namespace pptrain

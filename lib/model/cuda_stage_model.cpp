@@ -1,0 +1,509 @@
+#include "model/cuda_stage_model.h"
+
+#if PPTRAIN_WITH_CUDA
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "kernels/cuda/bf16_host.h"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace pptrain {
+
+namespace kc = kernels::cuda;
+using kc::DType;
+
+namespace {
+
+// Index of each tensor in GPT2Shape::layer_params(layer), as in cpu_stage_model.cpp.
+enum BlockParam { LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW, FCPROJB };
+enum EmbeddingParam { EMB_WTE, EMB_WPE };
+enum HeadParam { HEAD_LNFW, HEAD_LNFB, HEAD_WTE };
+
+constexpr std::size_t kAlignBytes = 256;
+constexpr std::size_t kAlignFloats = kAlignBytes / sizeof(float);
+
+// Carves one device allocation into byte ranges, each starting on a 256-byte boundary.
+struct ByteCarver {
+  std::size_t used = 0;
+  std::size_t take(std::size_t bytes) {
+    const std::size_t at = used;
+    used += (bytes + kAlignBytes - 1) / kAlignBytes * kAlignBytes;
+    return at;
+  }
+};
+
+// Byte offsets of what a block keeps per micro-batch for its backward; es = bytes per stored
+// element, N = B*T rows. Statistics (mean, rstd, lse) are fp32.
+struct BlockBytes {
+  std::size_t ln1, ln1_mean, ln1_rstd, qkv, atty, lse, res2, ln2, ln2_mean, ln2_rstd, fch,
+      fch_gelu, out, total;
+  BlockBytes(std::size_t B, std::size_t T, std::size_t C, std::size_t NH, std::size_t es) {
+    const std::size_t N = B * T;
+    ByteCarver c;
+    ln1 = c.take(N * C * es);
+    ln1_mean = c.take(N * 4);
+    ln1_rstd = c.take(N * 4);
+    qkv = c.take(N * 3 * C * es);
+    atty = c.take(N * C * es);
+    lse = c.take(B * NH * T * 4);
+    res2 = c.take(N * C * es);
+    ln2 = c.take(N * C * es);
+    ln2_mean = c.take(N * 4);
+    ln2_rstd = c.take(N * 4);
+    fch = c.take(N * 4 * C * es);       // GELU's input (the fc pre-activation)
+    fch_gelu = c.take(N * 4 * C * es);  // GELU's output
+    out = c.take(N * C * es);
+    total = c.used;
+  }
+};
+
+struct HeadBytes {
+  std::size_t lnf, lnf_mean, lnf_rstd, logits, losses, total;
+  HeadBytes(std::size_t N, std::size_t C, std::size_t Vp, std::size_t es) {
+    ByteCarver c;
+    lnf = c.take(N * C * es);
+    lnf_mean = c.take(N * 4);
+    lnf_rstd = c.take(N * 4);
+    logits = c.take(N * Vp * es);  // dlogits after a forward with need_grad
+    losses = c.take(N * 4);
+    total = c.used;
+  }
+};
+
+// Backward scratch of one block, in units of N*C stored elements (as on the CPU).
+constexpr std::size_t kScratchPerRowChannel = 14;
+
+class DeviceWordBuffer final : public WordBuffer {
+ public:
+  DeviceWordBuffer(MemoryTracker& memory, std::size_t words)
+      : buffer_(memory, MemCategory::Activations, words * sizeof(float)) {}
+  float* data() override { return buffer_.as<float>(); }
+
+ private:
+  kc::DeviceBuffer buffer_;
+};
+
+}  // namespace
+
+CudaStageModel::CudaStageModel(const GPT2Shape& shape, int first_layer, int end_layer,
+                               int max_batch, std::uint64_t seed, ComputeDevice& device)
+    : StageModel(shape, first_layer, end_layer, max_batch), device_(device), seed_(seed) {
+  MemoryTracker& mem = device.memory();
+  const kc::Stream s = device.stream();
+  // Device layout: each table entry on a 256-byte boundary.
+  for (const ParamEntry& e : table_.entries()) {
+    device_offset_.push_back(device_words_);
+    device_words_ += (e.spec.numel() + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+  }
+  std::size_t entry = 0;
+  for (int layer = first_layer; layer < end_layer; ++layer) {
+    std::vector<std::size_t> ids;
+    for (std::size_t i = 0; i < shape.layer_params(layer).size(); ++i) ids.push_back(entry++);
+    layer_entry_.push_back(std::move(ids));
+  }
+  const std::size_t bytes = device_words_ * sizeof(float);
+  master_ = kc::DeviceBuffer(mem, MemCategory::Params, bytes);
+  if (device.dtype() == DType::BF16) {
+    working_ = kc::DeviceBuffer(mem, MemCategory::Params, device_words_ * 2);
+  }
+  grads_ = kc::DeviceBuffer(mem, MemCategory::Grads, bytes);
+  adam_m_ = kc::DeviceBuffer(mem, MemCategory::Optimizer, bytes);
+  adam_v_ = kc::DeviceBuffer(mem, MemCategory::Optimizer, bytes);
+  for (kc::DeviceBuffer* b : {&master_, &grads_, &adam_m_, &adam_v_}) b->zero(s);
+
+  const std::size_t T = shape.max_seq_len, C = shape.channels, N = max_batch * T;
+  const std::size_t es = element_bytes();
+  scratch_ = kc::DeviceBuffer(mem, MemCategory::Workspace, kScratchPerRowChannel * N * C * es);
+  grad_a_ = kc::DeviceBuffer(mem, MemCategory::Workspace, N * C * es);
+  grad_b_ = kc::DeviceBuffer(mem, MemCategory::Workspace, N * C * es);
+  if (has_head()) targets_ = kc::DeviceBuffer(mem, MemCategory::Workspace, N * sizeof(int));
+  if (has_embedding()) {
+    const std::size_t n = kc::encoder_backward_scratch_bytes(max_batch, static_cast<int>(T),
+                                                             shape.padded_vocab_size);
+    encoder_scratch_ = kc::DeviceBuffer(mem, MemCategory::Workspace, n);
+  }
+  reduce_scratch_ = kc::DeviceBuffer(mem, MemCategory::Workspace, kc::sum_of_squares_scratch_bytes());
+  sums_ = kc::DeviceBuffer(mem, MemCategory::Workspace, 3 * sizeof(double));
+  sums_.zero(s);
+
+  // The same initial values as the CPU backend (a pure function of seed and name).
+  std::vector<float> host(num_params());
+  for (const ParamEntry& e : table_.entries()) init_parameter(host.data() + e.offset, e.spec, seed);
+  write_params(host.data());
+}
+
+CudaStageModel::~CudaStageModel() = default;
+
+std::string CudaStageModel::backend_name() const {
+  return fmt::format("cuda {}", kc::dtype_name(device_.dtype()));
+}
+
+std::size_t CudaStageModel::element_bytes() const { return kc::dtype_size(device_.dtype()); }
+
+const void* CudaStageModel::weight(int layer, int index) const {
+  const std::size_t off = device_offset_[layer_entry_[layer - first_layer_][index]];
+  if (device_.dtype() == DType::BF16) return working_.as<std::uint16_t>() + off;
+  return master_.as<float>() + off;
+}
+
+float* CudaStageModel::grad_of(int layer, int index) {
+  return grads_.as<float>() + device_offset_[layer_entry_[layer - first_layer_][index]];
+}
+
+float* CudaStageModel::grad(const std::string& name) {
+  const auto& entries = table_.entries();
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].spec.name == name) return grads_.as<float>() + device_offset_[i];
+  }
+  PPT_THROW("stage [{}, {}) has no parameter '{}'", first_layer_, end_layer_, name);
+}
+
+std::unique_ptr<Stash> CudaStageModel::make_stash(int batch) {
+  PPT_CHECK(batch >= 1 && batch <= max_batch_, "batch {} outside [1, {}]", batch, max_batch_);
+  auto stash = std::make_unique<CudaStash>();
+  stash->B = batch;
+  const std::size_t T = shape_.max_seq_len, C = shape_.channels, N = batch * T, es = element_bytes();
+  ByteCarver c;
+  if (has_embedding()) {
+    stash->tokens = c.take(N * sizeof(int));
+  } else {
+    stash->input = c.take(N * C * es);
+  }
+  for (int layer = first_layer_; layer < end_layer_; ++layer) {
+    std::size_t bytes = 0;
+    switch (shape_.layer_kind(layer)) {
+      case LayerKind::LayerKindEmbedding: bytes = N * C * es; break;
+      case LayerKind::LayerKindBlock: bytes = BlockBytes(batch, T, C, shape_.n_head, es).total; break;
+      case LayerKind::LayerKindHead: bytes = HeadBytes(N, C, shape_.padded_vocab_size, es).total; break;
+    }
+    stash->layer.push_back(c.take(bytes));
+  }
+  stash->data = kc::DeviceBuffer(device_.memory(), MemCategory::Activations, c.used);
+  return stash;
+}
+
+std::size_t CudaStageModel::activation_words(int batch) const {
+  const std::size_t bytes =
+      static_cast<std::size_t>(batch) * shape_.max_seq_len * shape_.channels * element_bytes();
+  return (bytes + sizeof(float) - 1) / sizeof(float);
+}
+
+std::unique_ptr<WordBuffer> CudaStageModel::make_message_buffer(std::size_t words) {
+  return std::make_unique<DeviceWordBuffer>(device_.memory(), words);
+}
+
+void CudaStageModel::forward(Stash& base, const int* tokens, const float* input, const int* targets,
+                             float dloss_scale, bool need_grad) {
+  CudaStash& stash = static_cast<CudaStash&>(base);
+  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels;
+  const std::size_t N = static_cast<std::size_t>(B) * T, es = element_bytes();
+  const DType dt = device_.dtype();
+  const kc::Stream s = device_.stream();
+  const void* x = nullptr;  // the current layer's input (B,T,C)
+  if (has_embedding()) {
+    PPT_CHECK(tokens != nullptr, "the first stage needs input tokens");
+    kc::copy_async(stash.at(stash.tokens), tokens, N * sizeof(int), s);
+  } else {
+    PPT_CHECK(input != nullptr, "stage starting at layer {} needs input activations", first_layer_);
+    kc::copy_async(stash.at(stash.input), input, N * C * es, s);
+    x = stash.at(stash.input);
+  }
+  for (int layer = first_layer_; layer < end_layer_; ++layer) {
+    char* acts = stash.at(stash.layer[layer - first_layer_]);
+    switch (shape_.layer_kind(layer)) {
+      case LayerKind::LayerKindEmbedding:
+        kc::encoder_forward(acts, reinterpret_cast<const int*>(stash.at(stash.tokens)),
+                            weight(layer, EMB_WTE), weight(layer, EMB_WPE), B, T, C, dt, s);
+        x = acts;
+        break;
+      case LayerKind::LayerKindBlock:
+        forward_block(stash, layer, x);
+        x = acts + BlockBytes(B, T, C, shape_.n_head, es).out;
+        break;
+      case LayerKind::LayerKindHead: {
+        const HeadBytes h(N, C, shape_.padded_vocab_size, es);
+        const int n = static_cast<int>(N), Vp = shape_.padded_vocab_size;
+        float* losses = reinterpret_cast<float*>(acts + h.losses);
+        kc::layernorm_forward(acts + h.lnf, reinterpret_cast<float*>(acts + h.lnf_mean),
+                              reinterpret_cast<float*>(acts + h.lnf_rstd), x,
+                              weight(layer, HEAD_LNFW), weight(layer, HEAD_LNFB), n, C, dt, s);
+        kc::matmul_forward(device_.blas(), acts + h.logits, acts + h.lnf, weight(layer, HEAD_WTE),
+                           nullptr, n, C, Vp, dt, s);
+        stash.has_dlogits = false;
+        if (targets != nullptr) {
+          kc::copy_async(targets_.data(), targets, N * sizeof(int), s);
+          kc::classifier_forward_backward(acts + h.logits, losses, targets_.as<int>(), n,
+                                          shape_.vocab_size, Vp, dloss_scale, need_grad, dt, s);
+          stash.has_dlogits = need_grad;
+          kc::add_scaled_sum(sums_.as<double>(), losses, N, 1.0 / static_cast<double>(N),
+                             reduce_scratch_.data(), reduce_scratch_.bytes(), s);
+        }
+        break;
+      }
+    }
+  }
+}
+
+void CudaStageModel::forward_block(CudaStash& stash, int layer, const void* x) {
+  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
+  const int N = B * T;
+  const std::size_t es = element_bytes(), NC = static_cast<std::size_t>(N) * C;
+  const DType dt = device_.dtype();
+  const kc::Stream s = device_.stream();
+  kc::CublasLtContext& blas = device_.blas();
+  const BlockBytes l(B, T, C, NH, es);
+  char* a = stash.at(stash.layer[layer - first_layer_]);
+  auto f32 = [&](std::size_t offset) { return reinterpret_cast<float*>(a + offset); };
+  auto W = [&](int i) { return weight(layer, i); };
+  // The two projections are not needed by the backward: they live in scratch.
+  char* attproj = scratch_.as<char>();
+  char* fcproj = attproj + NC * es;
+  kc::layernorm_forward(a + l.ln1, f32(l.ln1_mean), f32(l.ln1_rstd), x, W(LN1W), W(LN1B), N, C, dt, s);
+  kc::matmul_forward(blas, a + l.qkv, a + l.ln1, W(QKVW), W(QKVB), N, C, 3 * C, dt, s);
+  kc::attention_forward(a + l.atty, f32(l.lse), a + l.qkv, B, T, C, NH, dt, s);
+  kc::matmul_forward(blas, attproj, a + l.atty, W(ATTPROJW), W(ATTPROJB), N, C, C, dt, s);
+  kc::residual_layernorm_forward(a + l.res2, a + l.ln2, f32(l.ln2_mean), f32(l.ln2_rstd), x, attproj,
+                                 W(LN2W), W(LN2B), N, C, dt, s);
+  kc::matmul_forward(blas, a + l.fch_gelu, a + l.ln2, W(FCW), W(FCB), N, C, 4 * C, dt, s, a + l.fch);
+  kc::matmul_forward(blas, fcproj, a + l.fch_gelu, W(FCPROJW), W(FCPROJB), N, 4 * C, C, dt, s);
+  kc::add_vectors(a + l.out, a + l.res2, fcproj, NC, dt, s);
+}
+
+const void* CudaStageModel::layer_input(const CudaStash& stash, int layer) const {
+  if (layer == first_layer_) return stash.at(stash.input);
+  const char* prev = stash.at(stash.layer[layer - 1 - first_layer_]);
+  switch (shape_.layer_kind(layer - 1)) {
+    case LayerKind::LayerKindEmbedding: return prev;
+    case LayerKind::LayerKindBlock:
+      return prev + BlockBytes(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head,
+                               element_bytes()).out;
+    case LayerKind::LayerKindHead: break;
+  }
+  PPT_THROW("layer {} follows the head", layer);
+}
+
+void CudaStageModel::backward(Stash& base, const float* dout) {
+  CudaStash& stash = static_cast<CudaStash&>(base);
+  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels;
+  const std::size_t N = static_cast<std::size_t>(B) * T, es = element_bytes(), NC = N * C;
+  const DType dt = device_.dtype();
+  const kc::Stream s = device_.stream();
+  // The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_.
+  void* cur = grad_a_.data();
+  void* next = grad_b_.data();
+  int layer = end_layer_ - 1;
+  if (has_head()) {
+    PPT_CHECK(stash.has_dlogits, "backward on the last stage needs a forward with targets and need_grad");
+    const HeadBytes h(N, C, shape_.padded_vocab_size, es);
+    char* a = stash.at(stash.layer[layer - first_layer_]);
+    void* dlnf = scratch_.data();
+    kc::zero_async(dlnf, NC * es, s);
+    kc::matmul_backward(device_.blas(), dlnf, grad_of(layer, HEAD_WTE), nullptr, a + h.logits,
+                        a + h.lnf, weight(layer, HEAD_WTE), static_cast<int>(N), C,
+                        shape_.padded_vocab_size, dt, s);
+    kc::zero_async(cur, NC * es, s);
+    kc::layernorm_backward(cur, grad_of(layer, HEAD_LNFW), grad_of(layer, HEAD_LNFB), dlnf,
+                           layer_input(stash, layer), weight(layer, HEAD_LNFW),
+                           reinterpret_cast<const float*>(a + h.lnf_mean),
+                           reinterpret_cast<const float*>(a + h.lnf_rstd), static_cast<int>(N), C, dt, s);
+    --layer;
+  } else {
+    PPT_CHECK(dout != nullptr, "stage ending at layer {} needs the output gradient", end_layer_ - 1);
+    kc::copy_async(cur, dout, NC * es, s);
+  }
+  for (; layer >= first_layer_; --layer) {
+    if (shape_.layer_kind(layer) == LayerKind::LayerKindEmbedding) {
+      kc::encoder_backward(grad_of(layer, EMB_WTE), grad_of(layer, EMB_WPE), cur,
+                           reinterpret_cast<const int*>(stash.at(stash.tokens)), B, T, C,
+                           shape_.padded_vocab_size, dt, encoder_scratch_.data(),
+                           encoder_scratch_.bytes(), s);
+      break;
+    }
+    backward_block(stash, layer, layer_input(stash, layer), cur, next);
+    std::swap(cur, next);
+  }
+  input_grad_ = has_embedding() ? nullptr : cur;
+}
+
+void CudaStageModel::backward_block(CudaStash& stash, int layer, const void* x, const void* dout,
+                                    void* dinp) {
+  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
+  const int N = B * T;
+  const std::size_t es = element_bytes(), NC = static_cast<std::size_t>(N) * C;
+  const DType dt = device_.dtype();
+  const kc::Stream s = device_.stream();
+  kc::CublasLtContext& blas = device_.blas();
+  const BlockBytes l(B, T, C, NH, es);
+  char* a = stash.at(stash.layer[layer - first_layer_]);
+  auto f32 = [&](std::size_t offset) { return reinterpret_cast<const float*>(a + offset); };
+  auto W = [&](int i) { return weight(layer, i); };
+  auto G = [&](int i) { return grad_of(layer, i); };
+  char* dfch_gelu = scratch_.as<char>();  // (N,4C)
+  char* dfch = dfch_gelu + 4 * NC * es;   // (N,4C)
+  char* dln = dfch + 4 * NC * es;         // (N,C)
+  char* dres2 = dln + NC * es;            // (N,C)
+  char* datty = dres2 + NC * es;          // (N,C)
+  char* dqkv = datty + NC * es;           // (N,3C); 14 NC elements in all
+  // out = res2 + fcproj(gelu(fc(ln2(res2)))): d(res2) gets dout directly and via the MLP.
+  kc::zero_async(dfch_gelu, 4 * NC * es, s);
+  kc::matmul_backward(blas, dfch_gelu, G(FCPROJW), G(FCPROJB), dout, a + l.fch_gelu, W(FCPROJW), N, 4 * C, C, dt, s);
+  kc::zero_async(dfch, 4 * NC * es, s);
+  kc::gelu_backward(dfch, a + l.fch, dfch_gelu, 4 * NC, dt, s);
+  kc::zero_async(dln, NC * es, s);
+  kc::matmul_backward(blas, dln, G(FCW), G(FCB), dfch, a + l.ln2, W(FCW), N, C, 4 * C, dt, s);
+  kc::copy_async(dres2, dout, NC * es, s);
+  kc::layernorm_backward(dres2, G(LN2W), G(LN2B), dln, a + l.res2, W(LN2W), f32(l.ln2_mean),
+                         f32(l.ln2_rstd), N, C, dt, s);
+  // res2 = x + attproj(attention(qkv(ln1(x)))): d(x) gets d(res2) directly and via attention.
+  kc::zero_async(datty, NC * es, s);
+  kc::matmul_backward(blas, datty, G(ATTPROJW), G(ATTPROJB), dres2, a + l.atty, W(ATTPROJW), N, C, C, dt, s);
+  kc::zero_async(dqkv, 3 * NC * es, s);
+  kc::attention_backward(dqkv, datty, a + l.qkv, a + l.atty, f32(l.lse), B, T, C, NH, dt, s);
+  kc::zero_async(dln, NC * es, s);
+  kc::matmul_backward(blas, dln, G(QKVW), G(QKVB), dqkv, a + l.ln1, W(QKVW), N, C, 3 * C, dt, s);
+  kc::copy_async(dinp, dres2, NC * es, s);
+  kc::layernorm_backward(dinp, G(LN1W), G(LN1B), dln, x, W(LN1W), f32(l.ln1_mean), f32(l.ln1_rstd),
+                         N, C, dt, s);
+}
+
+const float* CudaStageModel::output(const Stash& base) const {
+  const CudaStash& stash = static_cast<const CudaStash&>(base);
+  PPT_CHECK(!has_head(), "the last stage has no activation output");
+  const int last = end_layer_ - 1;
+  const char* a = stash.at(stash.layer[last - first_layer_]);
+  if (shape_.layer_kind(last) == LayerKind::LayerKindBlock) {
+    a += BlockBytes(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head, element_bytes()).out;
+  }
+  return reinterpret_cast<const float*>(a);
+}
+
+void CudaStageModel::copy_logits_row(const Stash& base, int row, std::vector<float>& out) const {
+  const CudaStash& stash = static_cast<const CudaStash&>(base);
+  PPT_CHECK(has_head() && !stash.has_dlogits, "logits are only kept by a last-stage forward without gradient");
+  PPT_CHECK(row >= 0 && row < stash.B * shape_.max_seq_len, "logits row {} outside the batch", row);
+  const std::size_t Vp = shape_.padded_vocab_size, es = element_bytes();
+  const HeadBytes h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels, Vp, es);
+  const char* src = stash.at(stash.layer.back() + h.logits) + row * Vp * es;
+  out.resize(Vp);
+  if (device_.dtype() == DType::F32) {
+    kc::copy_async(out.data(), src, Vp * sizeof(float), device_.stream());
+    device_.synchronize();
+    return;
+  }
+  std::vector<std::uint16_t> bits(Vp);
+  kc::copy_async(bits.data(), src, Vp * 2, device_.stream());
+  device_.synchronize();
+  std::transform(bits.begin(), bits.end(), out.begin(), kc::bf16_bits_to_float);
+}
+
+void CudaStageModel::copy_input_grad(float* dst, int batch) const {
+  PPT_CHECK(input_grad_ != nullptr, "no input gradient: first stage, or no backward yet");
+  const std::size_t bytes =
+      static_cast<std::size_t>(batch) * shape_.max_seq_len * shape_.channels * element_bytes();
+  kc::copy_async(dst, input_grad_, bytes, device_.stream());
+}
+
+double CudaStageModel::take_loss_sum() {
+  double sum = 0.0;
+  kc::copy_async(&sum, sums_.data(), sizeof sum, device_.stream());
+  device_.synchronize();
+  kc::zero_async(sums_.data(), sizeof(double), device_.stream());
+  return sum;
+}
+
+void CudaStageModel::zero_grads() { grads_.zero(device_.stream()); }
+
+double CudaStageModel::grad_sum_of_squares(bool without_tied_wte) {
+  const kc::Stream s = device_.stream();
+  double* sq = sums_.as<double>() + 1;
+  kc::zero_async(sq, 2 * sizeof(double), s);
+  kc::sum_of_squares(sq, grads_.as<float>(), device_words_, reduce_scratch_.data(), reduce_scratch_.bytes(), s);
+  if (without_tied_wte) {
+    kc::sum_of_squares(sq + 1, grad("wte"), table_.find("wte").spec.numel(), reduce_scratch_.data(),
+                       reduce_scratch_.bytes(), s);
+  }
+  double host[2] = {0.0, 0.0};
+  kc::copy_async(host, sq, sizeof host, s);
+  device_.synchronize();
+  return host[0] - host[1];
+}
+
+void CudaStageModel::scale_grads(float factor) {
+  kc::scale_in_place(grads_.as<float>(), device_words_, factor, device_.stream());
+}
+
+void CudaStageModel::sum_tied_wte_grads(StageModel& other) {
+  auto& peer = dynamic_cast<CudaStageModel&>(other);
+  float* a = grad("wte");
+  float* b = peer.grad("wte");
+  const std::size_t n = table_.find("wte").spec.numel();
+  kc::add_vectors(a, a, b, n, DType::F32, device_.stream());
+  kc::copy_async(b, a, n * sizeof(float), device_.stream());
+}
+
+void CudaStageModel::optimizer_step(const TrainingConfig& training, float lr, int t) {
+  const kc::Stream s = device_.stream();
+  const auto b1 = static_cast<float>(training.beta1), b2 = static_cast<float>(training.beta2);
+  const auto eps = static_cast<float>(training.eps);
+  const auto& entries = table_.entries();
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const ParamSpec& spec = entries[i].spec;
+    const std::size_t o = device_offset_[i], n = spec.numel();
+    const float decay = spec.decay ? static_cast<float>(training.weight_decay) : 0.0f;
+    float* p = master_.as<float>() + o;
+    const float* g = grads_.as<float>() + o;
+    float* m = adam_m_.as<float>() + o;
+    float* v = adam_v_.as<float>() + o;
+    if (device_.dtype() == DType::BF16) {
+      // A fresh stream of rounding bits per tensor and step, the same on every layout.
+      kc::adamw_update_bf16(p, working_.as<std::uint16_t>() + o, g, m, v, n, lr, b1, b2, eps, decay,
+                            t, stream_key(seed_, spec.name, static_cast<std::uint64_t>(t)), s);
+    } else {
+      kc::adamw_update(p, g, m, v, n, lr, b1, b2, eps, decay, t, s);
+    }
+  }
+}
+
+void CudaStageModel::copy_table_to_device(float* device, const float* host) {
+  const auto& entries = table_.entries();
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    kc::copy_async(device + device_offset_[i], host + entries[i].offset,
+                   entries[i].spec.numel() * sizeof(float), device_.stream());
+  }
+  device_.synchronize();
+}
+
+void CudaStageModel::copy_device_to_table(float* host, const float* device) const {
+  const auto& entries = table_.entries();
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    kc::copy_async(host + entries[i].offset, device + device_offset_[i],
+                   entries[i].spec.numel() * sizeof(float), device_.stream());
+  }
+  device_.synchronize();
+}
+
+void CudaStageModel::read_params(float* dst) const { copy_device_to_table(dst, master_.as<float>()); }
+
+void CudaStageModel::write_params(const float* src) {
+  copy_table_to_device(master_.as<float>(), src);
+  // The bf16 working copy: round to nearest (stochastic rounding is for updates only).
+  if (device_.dtype() == DType::BF16) {
+    kc::cast_f32_to_bf16(working_.as<std::uint16_t>(), master_.as<float>(), device_words_, device_.stream());
+  }
+}
+
+void CudaStageModel::read_moments(float* m, float* v) const {
+  copy_device_to_table(m, adam_m_.as<float>());
+  copy_device_to_table(v, adam_v_.as<float>());
+}
+
+void CudaStageModel::write_moments(const float* m, const float* v) {
+  copy_table_to_device(adam_m_.as<float>(), m);
+  copy_table_to_device(adam_v_.as<float>(), v);
+}
+
+}  // namespace pptrain
+
+#endif  // PPTRAIN_WITH_CUDA
