@@ -2,8 +2,14 @@
 
 #include "apps/commands.h"
 #include "config/config_loader.h"
-#include "comm/mpi_transport.h"
+#include "comm/device_assignment.h"
+#include "comm/transport_factory.h"
+#include "model/compute_device.h"
+#include "runtime/pipeline_layout.h"
 #include "runtime/trainer.h"
+#if PPTRAIN_WITH_NCCL
+#include "comm/nccl_transport.h"
+#endif
 
 namespace pptrain::app {
 
@@ -28,14 +34,30 @@ Command add_train_command(CLI::App& app) {
       plan = make_training_plan(config);
       data.emplace(open_training_data(config, plan.shape));
     });
+    // The GPU (runtime.device cuda) and the transport, with the same agreement: a rank that
+    // cannot get them reports, and no rank is left waiting.
+    std::unique_ptr<ComputeDevice> device;
     std::unique_ptr<Transport> transport;
-    if (session.world_size() == 1) {
-      transport = std::make_unique<SingleProcessTransport>();
-    } else {
-      transport = std::make_unique<MpiTransport>(config.runtime.timeout_s);
+    std::string comm;
+    session.run_on_all_ranks([&] {
+      if (config.runtime.device == "cuda") {
+        const GpuPlacement placement = place_on_gpu(config.runtime.comm, session.world_size());
+        device = std::make_unique<ComputeDevice>(placement.device, config.runtime.precision);
+      }
+      transport = make_transport(config.runtime, session.world_size(),
+                                 device ? device->stream() : kernels::cuda::Stream{}, &comm);
+#if PPTRAIN_WITH_NCCL
+      if (auto* nccl = dynamic_cast<NcclTransport*>(transport.get())) {
+        const PipelineLayout layout = PipelineLayout::make(config, session.rank(), session.world_size());
+        nccl->connect(layout.neighbour_world_ranks());
+      }
+#endif
+    });
+    if (session.rank() == 0 && session.world_size() > 1) {
+      spdlog::info("transport: {} ({} on {})", comm, config.runtime.comm, config.runtime.device);
     }
     const TrainSummary summary =
-        train(config, plan, *data, *transport, session.local_size(), nullptr, *save_params);
+        train(config, plan, *data, *transport, session.local_size(), device.get(), *save_params);
     if (summary.first_val_loss && summary.final_val_loss) {
       spdlog::info("val loss {:.4f} -> {:.4f}; metrics in {}/metrics.jsonl", *summary.first_val_loss,
                    *summary.final_val_loss, summary.run_dir);

@@ -38,4 +38,13 @@ std::vector<int> PipelineLayout::replica_world_ranks() const {
   return r;
 }
 
+std::vector<int> PipelineLayout::neighbour_world_ranks() const {
+  std::vector<int> out;
+  if (pp == 1) return out;
+  out.push_back(world_rank_of((pp_rank + pp - 1) % pp, dp_rank));
+  const int next = world_rank_of((pp_rank + 1) % pp, dp_rank);
+  if (next != out.front()) out.push_back(next);
+  return out;
+}
+
 }  // namespace pptrain

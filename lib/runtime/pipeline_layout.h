@@ -27,6 +27,9 @@ struct PipelineLayout {
   std::vector<int> local_stages() const;                      // ascending
   std::vector<int> pipeline_world_ranks() const;  // this replica's pipeline, by pp_rank
   std::vector<int> replica_world_ranks() const;   // this stage's replicas, by dp_rank
+  // The world ranks this rank exchanges activations and gradients with: the previous and
+  // next pipeline rank of its replica (the ring wraps for interleaved chunks); none for pp 1.
+  std::vector<int> neighbour_world_ranks() const;
   bool holds_stage(int stage) const { return rank_of_stage(stage) == pp_rank; }
 };
 

@@ -29,5 +29,13 @@ check_error "pipeline.schedule: csv:$csv (p=2, v=1, m=2): deadlock at step 2" \
 grep -q '^>>    2  \[0RECV_B0\]  \[1RECV_F1\]' "$WORK/stderr.txt" || { cat "$WORK/stderr.txt"; fail "no grid with the failing step"; }
 check_error "deadlock at step 2" "$PPTRAIN_BIN" plan "$WORK/tiny.yaml" --set pipeline.stages=2 \
   --set pipeline.micro_batches=2 --set "pipeline.schedule=csv:$csv"
+# GPUs asked for where there are none (CI), or NCCL on the CPU: one line, before any work.
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  check_error "runtime.device is cuda but" "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set runtime.device=cuda
+  check_error "rank 0: runtime.device is cuda but" "$MPIEXEC" -np 2 "$PPTRAIN_BIN" train "$WORK/tiny.yaml" \
+    --set pipeline.stages=2 --set runtime.device=cuda
+fi
+check_error "nccl needs runtime.device cuda" "$MPIEXEC" -np 2 "$PPTRAIN_BIN" train "$WORK/tiny.yaml" \
+  --set pipeline.stages=2 --set runtime.comm=nccl
 [ ! -d "$WORK/runs" ] || fail "a failed launch left a run directory behind: $(ls "$WORK/runs")"
-echo "$((count + 10)) bad inputs rejected cleanly"
+echo "$((count + 13)) bad inputs rejected cleanly"

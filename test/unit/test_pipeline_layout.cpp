@@ -37,6 +37,15 @@ TEST_CASE("Virtual stages are placed round the ranks", "[layout]") {
   CHECK(l.rank_of_stage(7) == 3);
 }
 
+TEST_CASE("Each rank connects to its pipeline neighbours only", "[layout]") {
+  // pp 4 x dp 2: world rank = pp_rank * 2 + dp_rank; replica 1 is world ranks 1, 3, 5, 7.
+  const Config c = layout_config(4, 2, 1);
+  CHECK(PipelineLayout::make(c, 3, 8).neighbour_world_ranks() == std::vector<int>{1, 5});
+  CHECK(PipelineLayout::make(c, 1, 8).neighbour_world_ranks() == std::vector<int>{7, 3});  // ring wraps
+  CHECK(PipelineLayout::make(layout_config(2, 1, 1), 0, 2).neighbour_world_ranks() == std::vector<int>{1});
+  CHECK(PipelineLayout::make(layout_config(1, 4, 1), 2, 4).neighbour_world_ranks().empty());
+}
+
 TEST_CASE("A launch that does not fit the config is refused", "[layout]") {
   CHECK_THROWS_WITH(PipelineLayout::make(layout_config(2, 2, 1), 0, 3),
                     Catch::Contains("pipeline.stages (2) x parallel.data (2) = 4 ranks, but the job has 3"));
