@@ -2,6 +2,7 @@
 // Besides the interface it exposes its host arrays directly, for tests and tools.
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "model/stage_model.h"
@@ -41,6 +42,7 @@ class CpuStageModel final : public StageModel {
   void sum_tied_wte_grads(StageModel& other) override;
   void optimizer_step(const TrainingConfig& training, float lr, int t) override;
   void read_params(float* dst) const override;
+  void read_grads(float* dst) const override { std::copy_n(grads_.data(), num_params(), dst); }
   void write_params(const float* src) override;
   void read_moments(float* m, float* v) const override;
   void write_moments(const float* m, const float* v) override;

@@ -55,6 +55,7 @@ class CudaStageModel final : public StageModel {
   void sum_tied_wte_grads(StageModel& other) override;
   void optimizer_step(const TrainingConfig& training, float lr, int t) override;
   void read_params(float* dst) const override;
+  void read_grads(float* dst) const override { copy_device_to_table(dst, grads_.as<float>()); }
   void write_params(const float* src) override;
   void read_moments(float* m, float* v) const override;
   void write_moments(const float* m, const float* v) override;

@@ -100,8 +100,10 @@ class StageModel {
   // optimizer steps from 1.
   virtual void optimizer_step(const TrainingConfig& training, float lr, int t) = 0;
 
-  // Host copies in table order (num_params floats): parameters and AdamW moments.
+  // Host copies in table order (num_params floats): parameters, gradients (tests, tools) and
+  // AdamW moments.
   virtual void read_params(float* dst) const = 0;
+  virtual void read_grads(float* dst) const = 0;
   virtual void write_params(const float* src) = 0;
   virtual void read_moments(float* m, float* v) const = 0;
   virtual void write_moments(const float* m, const float* v) = 0;
