@@ -15,6 +15,7 @@ std::string format_step_line(const StepMetrics& m, int total_steps, double eta_s
       "step {:>{}}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | {:.1f} ms",
       m.step, fmt::formatted_size("{}", total_steps), total_steps, m.loss, m.lr, m.grad_norm,
       m.tokens_per_s, m.step_ms);
+  if (m.mfu_pct) line += fmt::format(" | MFU {:.1f}%", *m.mfu_pct);
   if (!m.bubble_pct.empty()) {
     double sum = 0.0;
     for (double b : m.bubble_pct) sum += b;
@@ -53,6 +54,7 @@ void MetricsLog::write(const StepMetrics& m) {
                       {"grad_norm", m.grad_norm},
                       {"tokens_per_s", m.tokens_per_s},
                       {"step_ms", m.step_ms}};
+  if (m.mfu_pct) j["mfu_pct"] = *m.mfu_pct;
   if (m.val_loss) j["val_loss"] = *m.val_loss;
   if (!m.bubble_pct.empty()) j["bubble_pct"] = m.bubble_pct;
   out_ << j.dump() << '\n';

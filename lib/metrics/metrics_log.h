@@ -16,6 +16,8 @@ struct StepMetrics {
   double grad_norm = 0.0;  // global L2 norm before clipping
   double tokens_per_s = 0.0;
   double step_ms = 0.0;
+  // On GPUs: model FLOPs utilisation per GPU in percent (throughput.h), else empty.
+  std::optional<double> mfu_pct;
   std::optional<double> val_loss;
   // Measured idle share of each pipeline rank's schedule time in this step, in percent:
   // 100 * (1 - compute time / time from its first action to its last). Empty for one stage.

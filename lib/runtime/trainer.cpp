@@ -168,6 +168,8 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   }
 
   const std::int64_t tokens_per_step = static_cast<std::int64_t>(layout.dp) * m * B * T;
+  const double flops_per_token =
+      model_flops_per_token(static_cast<double>(shape.num_parameters()), shape.n_layer, shape.channels, T);
   const bool checkpointing = config.checkpoint.every > 0;
   std::optional<std::string> last_checkpoint = resume_from;
   int nonfinite_in_a_row = 0;
@@ -214,6 +216,9 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
     sm.grad_norm = r.grad_norm;
     sm.step_ms = step_s * 1e3;
     sm.tokens_per_s = tokens_per_second(tokens_per_step, step_s);
+    if (device != nullptr) {  // per GPU: the job's tokens/s shared by its ranks' GPUs
+      sm.mfu_pct = 100.0 * mfu(sm.tokens_per_s / transport.world_size(), flops_per_token);
+    }
     if (layout.stages() > 1) {
       for (double b : r.pipeline_bubbles) sm.bubble_pct.push_back(100.0 * b);
     }

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The training checks of scripts/gpu_check.sh, run ON the lent GPU machine with the bundle's
+# pptrain (docs/gpu-checks.md). gpu_check.sh calls it; it prints one line per check,
+#     GPU_ROW <check> | <result> | <key figure>
+# which gpu_check.sh turns into rows of its summary, and leaves its logs in
+# $OUT/training_logs.tar.gz.
+#   1. fp32 whole-model parity: the same 20 steps on the CPU backend and on the GPU in fp32,
+#      per-step losses and final parameters compared by test/integration/compare_runs.py
+#   2. bf16 training run: the same model for 200 steps in bf16: finite, the loss falls, and it
+#      ends near the fp32 GPU run's loss after the same steps
+#   3. GPT-2 124M, B=16, T=1024, bf16, one rank: median tokens/s and MFU of steps 6-15
+#      (pptrain train, the whole training step, optimizer included), next to PyTorch's figure
+#      when gpu_check.sh measured it ($TORCH_TOKENS_PER_S)
+#   4. several ranks on the one GPU through MPI host staging: 2 and 4 pipeline stages must
+#      match the single-rank GPU run (fp32); needs mpirun ($MPIRUN), else reported NOT RUN
+# Env: BUNDLE_LD (the bundle's LD_LIBRARY_PATH), OUT, PPTRAIN (the binary), T_STEP (seconds
+# per run), MPIRUN (optional).
+set -u -o pipefail
+cd "$(dirname "$0")/.." || exit 2
+: "${OUT:?}" "${PPTRAIN:?}" "${BUNDLE_LD:?}"
+T_STEP=${T_STEP:-90}
+WORK=$(mktemp -d /tmp/pptrain-gpu.XXXXXX)
+# The device tool returns at most 8 files from $OUT: the logs travel as one archive.
+LOGS=$WORK/training_logs
+mkdir -p "$LOGS"
+trap 'tar -czf "$OUT/training_logs.tar.gz" -C "$WORK" training_logs; rm -rf "$WORK"' EXIT
+emit() { echo "GPU_ROW $1 | $2 | $3"; }
+pptrain() { LD_LIBRARY_PATH=$BUNDLE_LD timeout -k 5 "$T_STEP" "$PPTRAIN" "$@"; }
+
+# A byte-level corpus (about 2 MiB of varied English-like lines; tokens < 256).
+python3 - "$WORK/corpus.txt" <<'EOF'
+import random, sys
+rng = random.Random(5)
+words = ("the of and to in that he shall unto for i his a lord they be is him not them it with "
+         "all thou thy was god which my me said but ye their have will thee from as are when "
+         "this out were upon man by you israel king son up there hath then people came had house "
+         "into on her come one we children s before your also day land men").split()
+with open(sys.argv[1], "w") as f:
+    size = 0
+    while size < 2 << 20:
+        line = " ".join(rng.choice(words) for _ in range(rng.randint(6, 20))).capitalize() + ".\n"
+        f.write(line)
+        size += len(line)
+EOF
+if ! LD_LIBRARY_PATH=$BUNDLE_LD "$PPTRAIN" prepare --out "$WORK/data" --val-fraction 0.1 "$WORK/corpus.txt" \
+    >"$LOGS/train_prepare.txt" 2>&1; then
+  emit "training data" "FAIL" "pptrain prepare failed (train_prepare.txt)"
+  exit 1
+fi
+
+small_config() {  # small_config FILE STEPS: 4 layers, 128 channels, seq 128, 2 x 8 sequences a step
+  cat >"$1" <<YAML
+model: {vocab_size: 256, seq_len: 128, n_layer: 4, n_head: 4, channels: 128}
+pipeline: {micro_batches: 2, micro_batch_size: 8}
+training: {steps: $2, lr: 3.0e-3, warmup_steps: 10, val_every: 0, sample_tokens: 0, seed: 1}
+data: {train: "$WORK/data/train_*.bin"}
+logging: {dir: "$WORK/runs", every: 1}
+runtime: {threads: 8}
+YAML
+}
+metric() {  # metric RUN_DIR KEY STAT(first|last|median_after_5|max)
+  python3 - "$1/metrics.jsonl" "$2" "$3" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+v = [r[sys.argv[2]] for r in rows if sys.argv[2] in r]
+stat = sys.argv[3]
+print({"first": lambda: v[0], "last": lambda: v[-1], "max": lambda: max(v),
+       "median_after_5": lambda: statistics.median(v[5:])}[stat]())
+EOF
+}
+run_small() {  # run_small NAME STEPS ARGS...: trains the small model; its run dir is $WORK/runs/NAME
+  local name=$1 steps=$2; shift 2
+  small_config "$WORK/$name.yaml" "$steps"
+  pptrain train "$WORK/$name.yaml" --set "logging.name=$name" "$@" >"$LOGS/train_$name.txt" 2>&1
+}
+
+# ---- 1. fp32 parity: CPU backend vs GPU fp32, 20 steps ----
+run_small cpu 20 --save-params "$WORK/params_cpu"; rc_cpu=$?
+run_small cuda_fp32 20 --set runtime.device=cuda --set runtime.precision=fp32 \
+  --save-params "$WORK/params_cuda_fp32"; rc_gpu=$?
+if ((rc_cpu != 0 || rc_gpu != 0)); then
+  emit "fp32 whole-model parity vs CPU backend" "FAIL (exit cpu $rc_cpu, cuda $rc_gpu)" \
+    "$(grep -h 'error' "$LOGS/train_cpu.txt" "$LOGS/train_cuda_fp32.txt" | head -1 | cut -c1-80)"
+else
+  # fp32 through cuBLASLt and block reductions vs OpenBLAS: the same math in another order.
+  if python3 test/integration/compare_runs.py "$WORK/runs/cpu" "$WORK/params_cpu" \
+      "$WORK/runs/cuda_fp32" "$WORK/params_cuda_fp32" 1e-3 1e-3 >"$LOGS/parity_fp32.txt" 2>&1; then
+    emit "fp32 whole-model parity vs CPU backend" PASS "$(tail -2 "$LOGS/parity_fp32.txt" | tr '\n' ' ' | cut -c1-90)"
+  else
+    emit "fp32 whole-model parity vs CPU backend" FAIL "$(tail -2 "$LOGS/parity_fp32.txt" | tr '\n' ' ' | cut -c1-90)"
+  fi
+fi
+
+# ---- 2. bf16 training: 200 steps, against the GPU fp32 run of the same 200 steps ----
+run_small cuda_bf16 200 --set runtime.device=cuda --set runtime.precision=bf16; rc16=$?
+run_small cuda_fp32_long 200 --set runtime.device=cuda --set runtime.precision=fp32; rc32=$?
+if ((rc16 != 0 || rc32 != 0)); then
+  emit "bf16 training run, 200 steps" "FAIL (exit bf16 $rc16, fp32 $rc32)" \
+    "$(grep -h 'error' "$LOGS/train_cuda_bf16.txt" "$LOGS/train_cuda_fp32_long.txt" | head -1 | cut -c1-80)"
+else
+  first=$(metric "$WORK/runs/cuda_bf16" loss first) last=$(metric "$WORK/runs/cuda_bf16" loss last)
+  ref=$(metric "$WORK/runs/cuda_fp32_long" loss last)
+  verdict=$(python3 -c "import math,sys; f,l,r=$first,$last,$ref; ok=math.isfinite(l) and l<0.6*f and abs(l-r)/r<0.05; print('PASS' if ok else 'FAIL')")
+  emit "bf16 training run, 200 steps" "$verdict" \
+    "$(printf 'loss %.3f -> %.3f; fp32 on the GPU -> %.3f' "$first" "$last" "$ref")"
+fi
+
+# ---- 3. GPT-2 124M throughput, bf16, one rank ----
+cat >"$WORK/gpt2.yaml" <<YAML
+model: {vocab_size: 50257, seq_len: 1024, n_layer: 12, n_head: 12, channels: 768}
+pipeline: {micro_batches: 1, micro_batch_size: 16}
+training: {steps: 15, lr: 6.0e-4, warmup_steps: 5, val_every: 0, sample_tokens: 0}
+data: {train: "$WORK/data/train_*.bin"}
+logging: {dir: "$WORK/runs", every: 1, name: gpt2}
+runtime: {device: cuda, precision: bf16, threads: 8}
+YAML
+if pptrain train "$WORK/gpt2.yaml" >"$LOGS/train_gpt2_124m.txt" 2>&1; then
+  tps=$(metric "$WORK/runs/gpt2" tokens_per_s median_after_5)
+  mfu=$(metric "$WORK/runs/gpt2" mfu_pct median_after_5)
+  fig=$(printf '%.0fk tok/s, MFU %.1f%% (median of steps 6-15)' "$(echo "$tps / 1000" | bc -l)" "$mfu")
+  if [[ -n ${TORCH_TOKENS_PER_S:-} ]]; then
+    fig+=$(printf '; PyTorch %.0fk tok/s' "$(echo "$TORCH_TOKENS_PER_S / 1000" | bc -l)")
+    goal=$(python3 -c "print('MET' if $tps >= $TORCH_TOKENS_PER_S and $mfu >= 40 else 'NOT MET')")
+    emit "goal: tok/s >= PyTorch and MFU >= 40%" "$goal" "pptrain $(printf '%.0f' "$tps") vs PyTorch $(printf '%.0f' "$TORCH_TOKENS_PER_S") tok/s, MFU $(printf '%.1f' "$mfu")%"
+  fi
+  emit "GPT-2 124M training, B=16 T=1024 bf16" PASS "$fig"
+else
+  emit "GPT-2 124M training, B=16 T=1024 bf16" "FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_gpt2_124m.txt" | cut -c1-80)"
+fi
+
+# ---- 4. several ranks sharing the GPU through MPI host staging ----
+if [[ -z ${MPIRUN:-} ]] || ! command -v "$MPIRUN" >/dev/null 2>&1; then
+  emit "2 and 4 ranks on one GPU (MPI staging) vs 1 rank" "NOT RUN" "no mpirun on this machine"
+else
+  run_small one_rank 10 --set runtime.device=cuda --set runtime.precision=fp32 --set pipeline.micro_batches=4 \
+    --save-params "$WORK/params_one"
+  summary=""
+  result=PASS
+  for np in 2 4; do
+    small_config "$WORK/np$np.yaml" 10
+    LD_LIBRARY_PATH=$BUNDLE_LD timeout -k 5 "$T_STEP" "$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" \
+      -x LD_LIBRARY_PATH "$PPTRAIN" train "$WORK/np$np.yaml" --set "logging.name=np$np" \
+      --set runtime.device=cuda --set runtime.precision=fp32 --set runtime.comm=mpi \
+      --set pipeline.stages="$np" --set pipeline.micro_batches=4 --set runtime.threads=2 \
+      --save-params "$WORK/params_np$np" >"$LOGS/train_np$np.txt" 2>&1
+    rc=$?
+    if ((rc != 0)); then result=FAIL; summary+="np $np exit $rc; "; continue; fi
+    if python3 test/integration/compare_runs.py "$WORK/runs/one_rank" "$WORK/params_one" "$WORK/runs/np$np" \
+        "$WORK/params_np$np" 1e-6 1e-5 >"$LOGS/parity_np$np.txt" 2>&1; then
+      summary+="np $np matches; "
+    else
+      result=FAIL; summary+="np $np differs ($(tail -1 "$LOGS/parity_np$np.txt" | cut -c1-40)); "
+    fi
+  done
+  emit "2 and 4 ranks on one GPU (MPI staging) vs 1 rank" "$result" "$summary"
+fi
