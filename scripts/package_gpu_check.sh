@@ -6,7 +6,7 @@
 #   .gpu/bin/     pptrain_cuda_tests, pptrain_bench_cuda, pptrain (stripped, sm_90)
 #   .gpu/lib/     every shared library they need that the GPU machine lacks (from ldd)
 #   .gpu/lib/compat/  our libstdc++ and libgcc_s, used there ONLY if its own are too old
-#   .gpu/cuda-libs.txt  the CUDA sonames NOT carried (cudart, cuBLAS, cuBLASLt: PyTorch's
+#   .gpu/cuda-libs.txt  the CUDA sonames NOT carried (cudart, cuBLAS, cuBLASLt, NCCL: PyTorch's
 #                 wheels hold them there); gpu_check.sh finds them by these names
 #   .gpu/MANIFEST.txt   commit, source hash, flags, sizes, glibc needs, embedded GPU code
 #
@@ -48,7 +48,7 @@ while read -r name path; do
       libdl.so* | librt.so* | libutil.so* | libresolv.so*) ;;
     libstdc++.so* | libgcc_s.so*) cp -L "$path" "$DEST/lib/compat/$name" ;;
     libcuda.so* | libnvidia-*) ;;
-    libcudart.so* | libcublas.so* | libcublasLt.so*) cuda[$name]=$path ;;
+    libcudart.so* | libcublas.so* | libcublasLt.so* | libnccl.so*) cuda[$name]=$path ;;
     *) [[ -n ${carried[$name]:-} ]] || { cp -L "$path" "$DEST/lib/$name"; carried[$name]=$path; } ;;
   esac
 done < <(for b in "${BINS[@]}"; do

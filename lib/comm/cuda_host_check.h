@@ -33,24 +33,6 @@
 
 namespace pptrain::comm_detail {
 
-// Calls done() until it returns true, sleeping between calls (50 us growing to 2 ms) so a
-// waiting rank leaves its core to ranks that compute (several ranks may share a node's
-// cores, or a GPU). After timeout_s it calls on_timeout(seconds waited), which throws.
-// The same loop as MpiTransport's.
-template <typename Done, typename OnTimeout>
-void poll_until(double timeout_s, Done&& done, OnTimeout&& on_timeout) {
-  constexpr auto kMinSleep = std::chrono::microseconds(50);
-  constexpr auto kMaxSleep = std::chrono::microseconds(2000);
-  const auto start = std::chrono::steady_clock::now();
-  auto sleep = kMinSleep;
-  while (!done()) {
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (waited >= timeout_s) on_timeout(waited);
-    std::this_thread::sleep_for(sleep);
-    sleep = std::min(kMaxSleep, sleep * 2);
-  }
-}
-
 // True once the work recorded in `event` is done; throws on an asynchronous CUDA fault.
 inline bool event_done(cudaEvent_t event) {
   const cudaError_t rc = cudaEventQuery(event);

@@ -4,6 +4,7 @@
 #include "comm/host_staging_transport.h"
 
 #include "comm/cuda_host_check.h"
+#include "comm/poll_until.h"
 
 namespace pptrain {
 
@@ -73,7 +74,7 @@ void HostStagingTransport::copy_to_host(float* host, const float* device, std::s
   const cudaStream_t stream = stream_of(compute_);
   CUDA_CHECK(cudaMemcpyAsync(host, device, count * sizeof(float), cudaMemcpyDeviceToHost, stream));
   CUDA_CHECK(cudaEventRecord(copied_out_, stream));
-  comm_detail::poll_until(
+  poll_until(
       timeout_s_, [&] { return comm_detail::event_done(copied_out_); },
       [&](double waited) {
         PPT_THROW("waited {:.1f} s for the GPU to finish the work before {} (runtime.timeout_s = {}): "

@@ -8,28 +8,11 @@
 #include <fmt/ranges.h>
 
 #include "comm/mpi_check.h"
+#include "comm/poll_until.h"
 
 namespace pptrain {
 
 namespace {
-constexpr auto kMinSleep = std::chrono::microseconds(50);
-constexpr auto kMaxSleep = std::chrono::microseconds(2000);
-
-// Calls done() until it returns true, sleeping between calls (50 us growing to 2 ms), so a
-// waiting rank leaves its core to the ranks that compute. After timeout_s, calls
-// on_timeout(seconds waited), which throws.
-template <typename Done, typename OnTimeout>
-void poll_until(double timeout_s, Done&& done, OnTimeout&& on_timeout) {
-  const auto start = std::chrono::steady_clock::now();
-  auto sleep = kMinSleep;
-  while (!done()) {
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (waited >= timeout_s) on_timeout(waited);
-    std::this_thread::sleep_for(sleep);
-    sleep = std::min(kMaxSleep, sleep * 2);
-  }
-}
-
 int to_int_count(std::size_t count) {
   PPT_CHECK(count <= static_cast<std::size_t>(INT_MAX), "message of {} values exceeds MPI's int count", count);
   return static_cast<int>(count);

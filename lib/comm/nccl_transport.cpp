@@ -13,6 +13,7 @@
 #include <fmt/ranges.h>
 
 #include "comm/cuda_host_check.h"
+#include "comm/poll_until.h"
 #include "comm/mpi_check.h"
 
 namespace pptrain {
@@ -70,7 +71,7 @@ NcclTransport::~NcclTransport() {
   }
   if (!unwinding) {
     try {
-      comm_detail::poll_until(
+      poll_until(
           timeout_s_,
           [&] {
             for (auto& [comm, aborted] : comms) {
@@ -118,7 +119,7 @@ void NcclTransport::release(ncclComm*& comm, bool aborted) noexcept {
 }
 
 void NcclTransport::settle(ncclComm* comm, bool* aborted, const std::string& what) {
-  comm_detail::poll_until(
+  poll_until(
       timeout_s_,
       [&] {
         ncclResult_t state = ncclSuccess;
@@ -141,7 +142,7 @@ void NcclTransport::settle(ncclComm* comm, bool* aborted, const std::string& wha
 
 void NcclTransport::wait_done(CUevent_st* done, ncclComm* comm, bool* aborted, const std::string& what,
                               const std::string& peers) {
-  comm_detail::poll_until(
+  poll_until(
       timeout_s_,
       [&] {
         if (comm_detail::event_done(done)) return true;
