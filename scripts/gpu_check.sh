@@ -151,6 +151,11 @@ EOF
   fi
 fi
 run_bundled() { LD_LIBRARY_PATH=$BUNDLE_LD "$@"; }
+# Open MPI's plugins and mpirun from the bundle: MPI_Init (pptrain, the NCCL test) needs them.
+if [[ -f .gpu/mpi/env.sh ]]; then
+  source .gpu/mpi/env.sh
+  log "Open MPI from the bundle: $(command -v mpirun)"
+fi
 
 # ---- 2. [cuda] kernel tests: console reporter, then a JUnit copy (Catch2 v2 takes one
 # reporter per run, and the tests are seconds long) ----

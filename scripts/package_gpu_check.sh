@@ -4,6 +4,8 @@
 # but none of Open MPI, yaml-cpp, spdlog, fmt, OpenBLAS, so we carry them:
 #
 #   .gpu/bin/     pptrain_cuda_tests, pptrain_bench_cuda, pptrain (stripped, sm_90)
+#   .gpu/mpi/     Open MPI's plugins, help texts, mpirun and orted, and env.sh that points
+#                 Open MPI at them (scripts/package_gpu_mpi.sh): MPI_Init fails without them
 #   .gpu/lib/     every shared library they need that the GPU machine lacks (from ldd)
 #   .gpu/lib/compat/  our libstdc++ and libgcc_s, used there ONLY if its own are too old
 #   .gpu/cuda-libs.txt  the CUDA sonames NOT carried (cudart, cuBLAS, cuBLASLt, NCCL: PyTorch's
@@ -37,6 +39,9 @@ for b in "${BINS[@]}"; do
   install -m 755 "$b" "$DEST/bin/"
   strip --strip-unneeded "$DEST/bin/$(basename "$b")"
 done
+# MPI_Init needs Open MPI's plugins, and several ranks need mpirun: .gpu/mpi (+ env.sh).
+bash scripts/package_gpu_mpi.sh "$DEST/mpi"
+SCAN=("${BINS[@]}" "$DEST"/mpi/bin/* "$DEST"/mpi/lib/openmpi3/*.so "$DEST"/mpi/lib/pmix/*.so)
 
 # Sort every library ldd lists (transitive ones included) into: glibc (skip), the C++ runtime
 # (compat only), the driver (skip), CUDA from the wheels (record), everything else (carry).
@@ -51,7 +56,7 @@ while read -r name path; do
     libcudart.so* | libcublas.so* | libcublasLt.so* | libnccl.so*) cuda[$name]=$path ;;
     *) [[ -n ${carried[$name]:-} ]] || { cp -L "$path" "$DEST/lib/$name"; carried[$name]=$path; } ;;
   esac
-done < <(for b in "${BINS[@]}"; do
+done < <(for b in "${SCAN[@]}"; do
   ldd "$b" | awk '/=> not found/ {print "NOTFOUND", $1; next} /=>/ {print $1, $3}'
 done | sort -u)
 chmod u+w "$DEST"/lib/*.so* "$DEST"/lib/compat/*.so* 2>/dev/null || true
