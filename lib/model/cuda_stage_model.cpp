@@ -3,8 +3,10 @@
 #if PPTRAIN_WITH_CUDA
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/error.h"
+#include "kernels/cuda/cuda_check.cuh"
 #include "core/rng.h"
 #include "kernels/cuda/bf16_host.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -75,6 +77,26 @@ struct HeadBytes {
 // Backward scratch of one block, in units of N*C stored elements (as on the CPU).
 constexpr std::size_t kScratchPerRowChannel = 14;
 
+}  // namespace
+
+struct CudaStash::HostIds {
+  explicit HostIds(std::size_t n) {
+    CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&ids), 2 * n * sizeof(int)));
+    CUDA_CHECK(cudaEventCreateWithFlags(&uploaded, cudaEventDisableTiming));
+  }
+  ~HostIds() {  // no throw from a destructor
+    cudaFreeHost(ids);
+    cudaEventDestroy(uploaded);
+  }
+  HostIds(const HostIds&) = delete;
+  HostIds& operator=(const HostIds&) = delete;
+  int* ids = nullptr;  // [tokens (N) | targets (N)]
+  cudaEvent_t uploaded = nullptr;
+  bool recorded = false;
+};
+
+namespace {
+
 class DeviceWordBuffer final : public WordBuffer {
  public:
   DeviceWordBuffer(MemoryTracker& memory, std::size_t words)
@@ -118,7 +140,6 @@ CudaStageModel::CudaStageModel(const GPT2Shape& shape, int first_layer, int end_
   scratch_ = kc::DeviceBuffer(mem, MemCategory::Workspace, kScratchPerRowChannel * N * C * es);
   grad_a_ = kc::DeviceBuffer(mem, MemCategory::Workspace, N * C * es);
   grad_b_ = kc::DeviceBuffer(mem, MemCategory::Workspace, N * C * es);
-  if (has_head()) targets_ = kc::DeviceBuffer(mem, MemCategory::Workspace, N * sizeof(int));
   if (has_embedding()) {
     const std::size_t n = kc::encoder_backward_scratch_bytes(max_batch, static_cast<int>(T),
                                                              shape.padded_vocab_size);
@@ -171,6 +192,8 @@ std::unique_ptr<Stash> CudaStageModel::make_stash(int batch) {
   } else {
     stash->input = c.take(N * C * es);
   }
+  if (has_head()) stash->targets = c.take(N * sizeof(int));
+  if (has_embedding() || has_head()) stash->host_ids = std::make_shared<CudaStash::HostIds>(N);
   for (int layer = first_layer_; layer < end_layer_; ++layer) {
     std::size_t bytes = 0;
     switch (shape_.layer_kind(layer)) {
@@ -202,9 +225,9 @@ void CudaStageModel::forward(Stash& base, const int* tokens, const float* input,
   const DType dt = device_.dtype();
   const kc::Stream s = device_.stream();
   const void* x = nullptr;  // the current layer's input (B,T,C)
+  upload_ids(stash, has_embedding() ? tokens : nullptr, has_head() ? targets : nullptr);
   if (has_embedding()) {
     PPT_CHECK(tokens != nullptr, "the first stage needs input tokens");
-    kc::copy_async(stash.at(stash.tokens), tokens, N * sizeof(int), s);
   } else {
     PPT_CHECK(input != nullptr, "stage starting at layer {} needs input activations", first_layer_);
     kc::copy_async(stash.at(stash.input), input, N * C * es, s);
@@ -233,8 +256,8 @@ void CudaStageModel::forward(Stash& base, const int* tokens, const float* input,
                            nullptr, n, C, Vp, dt, s);
         stash.has_dlogits = false;
         if (targets != nullptr) {
-          kc::copy_async(targets_.data(), targets, N * sizeof(int), s);
-          kc::classifier_forward_backward(acts + h.logits, losses, targets_.as<int>(), n,
+          kc::classifier_forward_backward(acts + h.logits, losses,
+                                          reinterpret_cast<const int*>(stash.at(stash.targets)), n,
                                           shape_.vocab_size, Vp, dloss_scale, need_grad, dt, s);
           stash.has_dlogits = need_grad;
           kc::add_scaled_sum(sums_.as<double>(), losses, N, 1.0 / static_cast<double>(N),
@@ -244,6 +267,26 @@ void CudaStageModel::forward(Stash& base, const int* tokens, const float* input,
       }
     }
   }
+}
+
+void CudaStageModel::upload_ids(CudaStash& stash, const int* tokens, const int* targets) {
+  if (tokens == nullptr && targets == nullptr) return;
+  const std::size_t N = static_cast<std::size_t>(stash.B) * shape_.max_seq_len;
+  CudaStash::HostIds& h = *stash.host_ids;
+  // The stash's previous upload must have left the pinned buffer before it is rewritten (the
+  // host may run ahead of the GPU by a whole step); normally long done, so no wait.
+  if (h.recorded) CUDA_CHECK(cudaEventSynchronize(h.uploaded));
+  const kc::Stream s = device_.stream();
+  if (tokens != nullptr) {
+    std::memcpy(h.ids, tokens, N * sizeof(int));
+    kc::copy_async(stash.at(stash.tokens), h.ids, N * sizeof(int), s);
+  }
+  if (targets != nullptr) {
+    std::memcpy(h.ids + N, targets, N * sizeof(int));
+    kc::copy_async(stash.at(stash.targets), h.ids + N, N * sizeof(int), s);
+  }
+  CUDA_CHECK(cudaEventRecord(h.uploaded, static_cast<cudaStream_t>(s.handle)));
+  h.recorded = true;
 }
 
 void CudaStageModel::forward_block(CudaStash& stash, int layer, const void* x) {

@@ -23,8 +23,13 @@ namespace pptrain {
 struct CudaStash final : Stash {
   kernels::cuda::DeviceBuffer data;    // every activation of the micro-batch, carved in bytes
   std::size_t tokens = 0, input = 0;   // byte offsets: token ids (first stage), received input
+  std::size_t targets = 0;             // byte offset: target ids (last stage)
   std::vector<std::size_t> layer;      // byte offset of each layer's activations
   bool has_dlogits = false;
+  // Page-locked host copy of the ids and an event recorded after their upload: a copy from
+  // pageable memory would make the host wait for the whole stream first. Defined in the .cpp.
+  struct HostIds;
+  std::shared_ptr<HostIds> host_ids;
   char* at(std::size_t offset) { return static_cast<char*>(data.data()) + offset; }
   const char* at(std::size_t offset) const { return static_cast<const char*>(data.data()) + offset; }
 };
@@ -77,7 +82,8 @@ class CudaStageModel final : public StageModel {
   std::vector<std::vector<std::size_t>> layer_entry_;  // per layer: table entry indices
   std::size_t device_words_ = 0;
   kernels::cuda::DeviceBuffer master_, working_, grads_, adam_m_, adam_v_;
-  kernels::cuda::DeviceBuffer scratch_, grad_a_, grad_b_, targets_, encoder_scratch_;
+  void upload_ids(CudaStash& stash, const int* tokens, const int* targets);
+  kernels::cuda::DeviceBuffer scratch_, grad_a_, grad_b_, encoder_scratch_;
   kernels::cuda::DeviceBuffer reduce_scratch_, sums_;  // sums_: [loss sum, sq, sq of wte] doubles
   void* input_grad_ = nullptr;
 };
