@@ -13,7 +13,9 @@ struct LnShape {
 };
 // N = 1 and 7 (a partial block of 8 rows), C = 24/36/37 (fewer than 32 lanes' worth, odd), and
 // GPT-2 widths 768 and 1600.
-const LnShape kShapes[] = {{1, 24}, {7, 36}, {3, 37}, {130, 768}, {5, 1600}};
+// 1000 and 4097 rows: the parameter gradients are summed in 4 and 17 chunks of rows, the
+// last one short.
+const LnShape kShapes[] = {{1, 24}, {7, 36}, {3, 37}, {130, 768}, {5, 1600}, {1000, 96}, {4097, 40}};
 
 struct LnInputs {
   std::vector<float> inp, weight, bias;
