@@ -89,6 +89,21 @@ src_hash=$(bash scripts/gpu_check.sh --source-hash)
   (cd "$DEST" && find bin lib -type f -printf '  %p %s\n' | sort)
 } >"$DEST/MANIFEST.txt"
 
+# Libraries over 2 MiB travel xz-compressed (OpenBLAS: 36 -> 4 MiB); gpu_check.sh unpacks
+# them with Python's lzma, which needs no tool on that machine.
+python3 - "$DEST" >>"$DEST/MANIFEST.txt" <<'EOF'
+import lzma, os, sys
+packed = []
+for root, _, files in os.walk(os.path.join(sys.argv[1], "lib")):
+    for f in files:
+        p = os.path.join(root, f)
+        if os.path.getsize(p) > 2 << 20 and not f.endswith(".xz"):
+            with open(p, "rb") as src, lzma.open(p + ".xz", "wb", preset=6) as dst:
+                dst.write(src.read())
+            os.remove(p)
+            packed.append(os.path.relpath(p, sys.argv[1]))
+print("xz_compressed:", " ".join(sorted(packed)))
+EOF
 size_kib=$(du -sk "$DEST" | cut -f1)
 # The rest of what travels: tracked files and untracked ones git does not ignore.
 tree_kib=$(( $(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null |
