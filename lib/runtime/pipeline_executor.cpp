@@ -324,7 +324,9 @@ void PipelineExecutor::forward_only(int B, const int* inputs, const int* targets
   // Tags above the schedule's range [0, 2*S*m), one per stage boundary.
   const int tag_base = 2 * S * schedule_.micro_batches;
   std::vector<Transport::Request> sends;
-  std::unique_ptr<WordBuffer> received = chunks_.front()->model->make_message_buffer(count);
+  // One receive buffer per batch size, kept: sampling calls this once per generated token.
+  std::unique_ptr<WordBuffer>& received = forward_only_received_[B];
+  if (!received) received = chunks_.front()->model->make_message_buffer(count);
   double local_loss = 0.0;
   for (auto& c : chunks_) {  // ascending stages: data flows forward, sends never block
     const int s = c->stage;

@@ -105,6 +105,7 @@ class PipelineExecutor {
   std::vector<std::unique_ptr<Chunk>> chunks_;
   std::unique_ptr<Buffers> buffers_;
   GroupId world_group_ = kNoGroup, pipeline_group_ = kNoGroup, replica_group_ = kNoGroup, embedding_group_ = kNoGroup;
+  std::map<int, std::unique_ptr<WordBuffer>> forward_only_received_;  // by batch size
   std::vector<ExecutedAction> timeline_;
   std::int64_t origin_ns_ = 0;
 };
