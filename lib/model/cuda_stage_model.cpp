@@ -119,10 +119,16 @@ CudaStageModel::CudaStageModel(const GPT2Shape& shape, int first_layer, int end_
     device_offset_.push_back(device_words_);
     device_words_ += (e.spec.numel() + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
   }
-  std::size_t entry = 0;
+  // By name, as the CPU backend does: a stage holding both the embedding and the head has one
+  // "wte" entry, which the head's layer_params lists again.
+  const auto& entries = table_.entries();
   for (int layer = first_layer; layer < end_layer; ++layer) {
     std::vector<std::size_t> ids;
-    for (std::size_t i = 0; i < shape.layer_params(layer).size(); ++i) ids.push_back(entry++);
+    for (const ParamSpec& spec : shape.layer_params(layer)) {
+      const auto it = std::find_if(entries.begin(), entries.end(),
+                                   [&](const ParamEntry& e) { return e.spec.name == spec.name; });
+      ids.push_back(static_cast<std::size_t>(it - entries.begin()));
+    }
     layer_entry_.push_back(std::move(ids));
   }
   const std::size_t bytes = device_words_ * sizeof(float);
