@@ -44,6 +44,10 @@ Command add_train_command(CLI::App& app) {
         const GpuPlacement placement = place_on_gpu(config.runtime.comm, session.world_size());
         device = std::make_unique<ComputeDevice>(placement.device, config.runtime.precision);
       }
+    });
+    // Apart from the step above: make_transport runs place_on_gpu's collectives again (and
+    // NCCL's), which a rank that failed above would not join.
+    session.run_on_all_ranks([&] {
       transport = make_transport(config.runtime, session.world_size(),
                                  device ? device->stream() : kernels::cuda::Stream{}, &comm);
 #if PPTRAIN_WITH_NCCL
