@@ -70,18 +70,25 @@ Result run(std::vector<std::unique_ptr<StageModel>>& stages, const GPT2Shape& s,
   }
   r.grads.assign(whole_table.num_params(), 0.0f);
   r.params_after_step.assign(whole_table.num_params(), 0.0f);
+  for (auto& st : stages) {
+    std::vector<float> g(st->num_params());
+    st->read_grads(g.data());
+    for (const ParamEntry& e : st->table().entries()) {
+      const std::size_t to = whole_table.table().find(e.spec.name).offset;
+      for (std::size_t j = 0; j < e.spec.numel(); ++j) r.grads[to + j] += g[e.offset + j];
+    }
+  }
+  // As the executor does: both copies of the tied wte step with the summed gradient, as the
+  // whole model's one wte does (without it the split runs' wte differs by ~2 lr per element).
+  if (stages.size() > 1) stages.front()->sum_tied_wte_grads(*stages.back());
   TrainingConfig tc;
   for (auto& st : stages) {
     st->optimizer_step(tc, lr, t);
-    std::vector<float> g(st->num_params()), p(st->num_params());
-    st->read_grads(g.data());
+    std::vector<float> p(st->num_params());
     st->read_params(p.data());
     for (const ParamEntry& e : st->table().entries()) {
       const std::size_t to = whole_table.table().find(e.spec.name).offset;
-      for (std::size_t j = 0; j < e.spec.numel(); ++j) {
-        r.grads[to + j] += g[e.offset + j];
-        r.params_after_step[to + j] = p[e.offset + j];
-      }
+      for (std::size_t j = 0; j < e.spec.numel(); ++j) r.params_after_step[to + j] = p[e.offset + j];
     }
   }
   return r;
