@@ -174,9 +174,10 @@ CUevent_st* NcclTransport::take_event() {
   return e;
 }
 
-int NcclTransport::channel_index(int from, int to) const {
+int NcclTransport::channel_index(int from, int to, int direction) const {
   for (int i = 0; i < static_cast<int>(channels_.size()); ++i) {
-    if (channels_[i].from == from && channels_[i].to == to) return i;
+    const Channel& c = channels_[i];
+    if (c.from == from && c.to == to && c.direction == direction) return i;
   }
   return -1;
 }
@@ -196,15 +197,19 @@ void NcclTransport::connect(const std::vector<int>& peers) {
   for (int a = 0; a < n; ++a) {
     for (int b = 0; b < n; ++b) {
       const bool wanted = a != b && (all[a * n + b] != 0 || all[b * n + a] != 0);
-      if (wanted && (a == rank_ || b == rank_) && channel_index(a, b) < 0) make_channel(a, b);
+      if (!wanted || (a != rank_ && b != rank_)) continue;
+      for (int direction = 0; direction < 2; ++direction) {
+        if (channel_index(a, b, direction) < 0) make_channel(a, b, direction);
+      }
     }
   }
 }
 
-void NcclTransport::make_channel(int from, int to) {
+void NcclTransport::make_channel(int from, int to, int direction) {
   const bool sender = rank_ == from;
   const int peer = sender ? to : from;
-  const std::string what = fmt::format("the NCCL channel rank {} -> rank {}", from, to);
+  const std::string what = fmt::format("the NCCL channel rank {} -> rank {} ({})", from, to,
+                                       direction == 0 ? "activations" : "gradients");
   std::array<float, kIdFloats> id_words{};
   ncclUniqueId id;
   if (sender) {
@@ -219,6 +224,7 @@ void NcclTransport::make_channel(int from, int to) {
   Channel& c = channels_.back();
   c.from = from;
   c.to = to;
+  c.direction = direction;
   CUDA_CHECK(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking));
   ncclConfig_t config = nonblocking_config();
   NCCL_CHECK(ncclCommInitRankConfig(&c.comm, 2, id, sender ? 0 : 1, &config));
@@ -238,7 +244,8 @@ void NcclTransport::make_channel(int from, int to) {
 }
 
 Transport::Request NcclTransport::issue(void* data, std::size_t count, int peer, int tag, bool is_recv) {
-  const int ch = is_recv ? channel_index(peer, rank_) : channel_index(rank_, peer);
+  const int direction = tag & 1;
+  const int ch = is_recv ? channel_index(peer, rank_, direction) : channel_index(rank_, peer, direction);
   PPT_CHECK(ch >= 0, "no NCCL channel {} rank {} (tag {}): name that rank in NcclTransport::connect",
             is_recv ? "from" : "to", peer, tag);
   Channel& c = channels_[ch];
@@ -289,6 +296,8 @@ void NcclTransport::wait(Request request, const std::string& what) {
   free_slots_.push_back(request);
   Channel& c = channels_[p.channel];
   try {
+    // An aborted communicator is freed: never poll it again.
+    PPT_CHECK(!c.aborted, "{}: the NCCL channel with rank {} was aborted after an earlier failure", what, p.peer);
     wait_done(p.done, c.comm, &c.aborted, what, fmt::format("rank {}", p.peer));
   } catch (...) {
     free_events_.push_back(p.done);

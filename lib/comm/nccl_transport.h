@@ -12,8 +12,14 @@
 //             all-reduce) and, in step, an MPI group in an inner MpiTransport (for the host
 //             all-reduce of a few scalars, and an arrival check that names a missing member
 //             before the NCCL all-reduce, which cannot);
-//   channels: one 2-rank communicator per ordered (sender, receiver) pair that exchanges
-//             activations or gradients, made by connect(), each with its own stream.
+//   channels: one 2-rank communicator per ordered (sender, receiver) pair and direction
+//             (the tag's low bit: 0 activations, 1 gradients), made by connect(), each with
+//             its own stream. NCCL has no tags: a receive gets the next message sent on its
+//             channel, so a channel must be received in the order it is sent. The lowered
+//             schedule guarantees that per direction, not per pair (interleaved schedules on
+//             2 ranks send activations and gradients over one pair in an order the peer
+//             receives them in differently); the executor checks it at start-up
+//             (schedule::channel_order_mismatch), since matches_by_tag() is false here.
 //
 // Why a communicator per channel and not "one NCCL group per step's sends and receives".
 // The executor issues its sends and receives one at a time, as the lowered schedule lists
@@ -74,6 +80,7 @@ class NcclTransport final : public Transport {
   // connection set-up never runs inside isend.
   void connect(const std::vector<int>& peers);
 
+  bool matches_by_tag() const override { return false; }
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
   Request isend(const float* data, std::size_t count, int peer, int tag) override;
@@ -86,6 +93,7 @@ class NcclTransport final : public Transport {
  private:
   struct Channel {
     int from = -1, to = -1;  // world ranks
+    int direction = 0;       // tag & 1
     ncclComm* comm = nullptr;  // 2 ranks: the sender is rank 0
     CUstream_st* stream = nullptr;
     bool aborted = false;
@@ -103,9 +111,9 @@ class NcclTransport final : public Transport {
     int peer = -1, tag = -1;
     bool is_recv = false;
   };
-  int channel_index(int from, int to) const;  // -1 when not connected
+  int channel_index(int from, int to, int direction) const;  // -1 when not connected
   Request issue(void* data, std::size_t count, int peer, int tag, bool is_recv);
-  void make_channel(int from, int to);
+  void make_channel(int from, int to, int direction);
   // Polls comm's state until no operation is being enqueued; aborts and throws naming
   // `what` on timeout or an asynchronous NCCL error.
   void settle(ncclComm* comm, bool* aborted, const std::string& what);

@@ -22,6 +22,11 @@ class Transport {
 
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
+  // True when a receive takes the message with its tag (MPI). False when it takes the next
+  // message on its channel, whatever the tag (NCCL: one channel per sender, receiver and
+  // tag parity); the schedule must then keep each channel in order
+  // (schedule::channel_order_mismatch).
+  virtual bool matches_by_tag() const { return true; }
 
   // Data must stay untouched until the request is waited for.
   virtual Request isend(const float* data, std::size_t count, int peer, int tag) = 0;

@@ -84,6 +84,12 @@ PipelineExecutor::PipelineExecutor(const Config& config, const GPT2Shape& shape,
             schedule::describe(schedule_), layout.pp, layout.v);
   PPT_CHECK(static_cast<int>(partition.size()) == layout.stages(),
             "partition has {} stages, the pipeline {}", partition.size(), layout.stages());
+  if (!transport.matches_by_tag()) {
+    const std::string why = schedule::channel_order_mismatch(schedule_);
+    PPT_CHECK(why.empty(), "{}: the NCCL transport matches messages by their order, and schedule {} "
+              "does not keep it: {}; use runtime.comm: mpi", config.where("runtime.comm"),
+              schedule::describe(schedule_), why);
+  }
   const int B = config.pipeline.micro_batch_size;
   for (int stage : layout.local_stages()) {
     auto c = std::make_unique<Chunk>();

@@ -1,6 +1,8 @@
 #include "schedule/lowering.h"
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 
 #include "core/error.h"
 
@@ -71,6 +73,30 @@ int comm_tag(const Schedule& schedule, const Action& comm) {
   const int boundary = std::min(comm.stage, matching_comm(comm).stage);
   const int direction = (comm.kind == ActionKind::SendF || comm.kind == ActionKind::RecvF) ? 0 : 1;
   return 2 * (boundary * schedule.micro_batches + comm.micro_batch) + direction;
+}
+
+std::string channel_order_mismatch(const Schedule& lowered) {
+  using Channel = std::tuple<int, int, int>;  // (sender rank, receiver rank, direction)
+  std::map<Channel, std::vector<int>> sent, received;
+  for (int rank = 0; rank < static_cast<int>(lowered.actions.size()); ++rank) {
+    for (const Action& a : lowered.actions[rank]) {
+      if (!is_comm(a.kind)) continue;
+      const int tag = comm_tag(lowered, a), peer = peer_rank(lowered, a);
+      if (is_send(a.kind)) {
+        sent[{rank, peer, tag & 1}].push_back(tag);
+      } else {
+        received[{peer, rank, tag & 1}].push_back(tag);
+      }
+    }
+  }
+  for (const auto& [channel, tags] : sent) {
+    const auto& [from, to, direction] = channel;
+    if (received[channel] != tags) {
+      return fmt::format("rank {} sends its {} to rank {} in an order rank {} does not receive them in",
+                         from, direction == 0 ? "activations" : "gradients", to, to);
+    }
+  }
+  return "";
 }
 
 }  // namespace pptrain::schedule

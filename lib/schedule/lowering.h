@@ -13,6 +13,7 @@
 // data its next compute needs: a valid compute order can never deadlock on communication.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "schedule/schedule.h"
@@ -43,5 +44,13 @@ int peer_rank(const Schedule& schedule, const Action& comm);
 // 2 * (boundary * m + micro_batch) + direction, in [0, 2*S*m), where the boundary is the
 // lower of the two stages and direction is 0 for activations and 1 for gradients.
 int comm_tag(const Schedule& schedule, const Action& comm);
+
+// Transports that match messages by their order on a channel instead of by tag (NCCL has no
+// tags) need, on every (sender rank, receiver rank, direction) channel, the receiver's RECVs
+// in the order of the sender's SENDs; the direction is the tag's low bit. "" when the lowered
+// schedule has that, else which channel does not. Every generated schedule has it per
+// direction; per rank pair alone it fails for interleaved schedules on 2 ranks, where
+// activations and gradients share a pair.
+std::string channel_order_mismatch(const Schedule& lowered);
 
 }  // namespace pptrain::schedule
