@@ -4,8 +4,9 @@
 //
 // Forward and the dinp part of the backward: one warp per row; every lane touches the same
 // columns (lane, lane+32, ...) in each pass, so a lane re-reads only what it wrote itself.
-// dweight/dbias sum over all N rows: one block owns 32 columns and all rows (no atomics), its
-// 32 row lanes add strided rows in order and the lane sums are added in lane order.
+// dweight/dbias sum over all N rows without atomics: blocks of (32 columns, one chunk of rows)
+// add their rows in a fixed order into fp32 partials, then one pass adds the chunks' partials
+// in chunk order; the chunk count depends on N only, so the result is deterministic.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/layernorm.h"

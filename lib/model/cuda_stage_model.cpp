@@ -24,7 +24,8 @@ enum EmbeddingParam { EMB_WTE, EMB_WPE };
 enum HeadParam { HEAD_LNFW, HEAD_LNFB, HEAD_WTE };
 
 constexpr std::size_t kAlignBytes = 256;
-constexpr std::size_t kAlignFloats = kAlignBytes / sizeof(float);
+// Parameter tensors start every 128 elements: 256 bytes in the bf16 working copy too.
+constexpr std::size_t kAlignFloats = 128;
 
 // Carves one device allocation into byte ranges, each starting on a 256-byte boundary.
 struct ByteCarver {

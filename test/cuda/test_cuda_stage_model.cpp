@@ -146,6 +146,8 @@ TEST_CASE("CUDA stage model trains in bf16, reproducibly", "[cuda]") {
   const std::vector<double> first = train(&device), second = train(&device);
   INFO("loss: cpu " << cpu.front() << " -> " << cpu.back() << ", cuda bf16 " << first.front() << " -> " << first.back());
   CHECK(first == second);  // same seeds, same stochastic rounding: bitwise the same
-  CHECK(first.back() < 0.9 * first.front());
-  CHECK(std::abs(first.back() - cpu.back()) / cpu.back() < 0.1);
+  CHECK(first.back() < 0.5 * first.front());
+  // Compared at step 10, while the loss is still large: by step 30 the CPU's is below 0.1
+  // and falling ~18% a step, so any lag would read as a large relative difference.
+  CHECK(std::abs(first[9] - cpu[9]) / cpu[9] < 0.1);
 }
