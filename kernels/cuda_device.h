@@ -10,7 +10,8 @@ bool built_with_cuda();
 int device_count();
 // "NVIDIA H200 (sm_90, 139.8 GiB)" for device d.
 std::string device_description(int device);
-// Makes `device` current for the calling host thread (cudaSetDevice); throws without CUDA.
+// Makes `device` current for the calling host thread (cudaSetDevice) and keeps its
+// stream-ordered memory pool's freed blocks for reuse; throws without CUDA.
 void use_device(int device);
 
 }  // namespace pptrain::kernels::cuda

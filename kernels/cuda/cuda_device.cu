@@ -1,3 +1,5 @@
+#include <cstdint>
+
 #include <fmt/format.h>
 
 #include "kernels/cuda/cuda_check.cuh"
@@ -23,6 +25,14 @@ std::string device_description(int device) {
                      static_cast<double>(prop.totalGlobalMem) / (1ull << 30));
 }
 
-void use_device(int device) { CUDA_CHECK(cudaSetDevice(device)); }
+void use_device(int device) {
+  CUDA_CHECK(cudaSetDevice(device));
+  // Stream-ordered scratch (cudaMallocAsync, e.g. in layernorm_backward) stays in the pool
+  // across synchronizations instead of going back to the driver at every one (threshold 0).
+  cudaMemPool_t pool = nullptr;
+  CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  std::uint64_t keep = UINT64_MAX;
+  CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+}
 
 }  // namespace pptrain::kernels::cuda
