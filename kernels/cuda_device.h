@@ -10,6 +10,8 @@ bool built_with_cuda();
 int device_count();
 // "NVIDIA H200 (sm_90, 139.8 GiB)" for device d.
 std::string device_description(int device);
+// The PCI bus id of `device` ("0000:17:00.0"): two ranks share a GPU when theirs are equal.
+std::string device_bus_id(int device);
 // Makes `device` current for the calling host thread (cudaSetDevice) and keeps its
 // stream-ordered memory pool's freed blocks for reuse; throws without CUDA.
 void use_device(int device);

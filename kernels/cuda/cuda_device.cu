@@ -25,6 +25,12 @@ std::string device_description(int device) {
                      static_cast<double>(prop.totalGlobalMem) / (1ull << 30));
 }
 
+std::string device_bus_id(int device) {
+  char id[32] = {};
+  CUDA_CHECK(cudaDeviceGetPCIBusId(id, sizeof id, device));
+  return id;
+}
+
 void use_device(int device) {
   CUDA_CHECK(cudaSetDevice(device));
   // Stream-ordered scratch (cudaMallocAsync, e.g. in layernorm_backward) stays in the pool

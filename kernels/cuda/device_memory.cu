@@ -70,6 +70,45 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
   return *this;
 }
 
+PinnedHostBuffer::PinnedHostBuffer(std::size_t bytes) : bytes_(bytes) {
+  if (bytes > 0) CUDA_CHECK(cudaMallocHost(&data_, bytes));
+}
+
+PinnedHostBuffer::~PinnedHostBuffer() {
+  if (data_ != nullptr) cudaFreeHost(data_);  // no throw from a destructor
+}
+
+PinnedHostBuffer::PinnedHostBuffer(PinnedHostBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+
+PinnedHostBuffer& PinnedHostBuffer::operator=(PinnedHostBuffer&& other) noexcept {
+  if (this != &other) {
+    if (data_ != nullptr) cudaFreeHost(data_);
+    data_ = std::exchange(other.data_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+  }
+  return *this;
+}
+
+StreamEvent::StreamEvent() {
+  cudaEvent_t e = nullptr;
+  CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  handle_ = e;
+}
+
+StreamEvent::~StreamEvent() {
+  if (handle_ != nullptr) cudaEventDestroy(static_cast<cudaEvent_t>(handle_));
+}
+
+void StreamEvent::record(Stream stream) {
+  CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(handle_), to_cuda(stream)));
+  recorded_ = true;
+}
+
+void StreamEvent::wait_host() const {
+  if (recorded_) CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(handle_)));
+}
+
 void DeviceBuffer::release() noexcept {
   if (data_ != nullptr) cudaFree(data_);  // no throw from a destructor; see ~OwnedStream
   if (tracker_ != nullptr) tracker_->release(category_, bytes_);

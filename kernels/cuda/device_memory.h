@@ -54,4 +54,40 @@ class DeviceBuffer {
   std::size_t bytes_ = 0;
 };
 
+// Page-locked host memory (cudaMallocHost): a copy from it to the device is truly
+// asynchronous, where one from pageable memory first waits for the whole stream. Move-only.
+class PinnedHostBuffer {
+ public:
+  PinnedHostBuffer() = default;
+  explicit PinnedHostBuffer(std::size_t bytes);
+  ~PinnedHostBuffer();
+  PinnedHostBuffer(PinnedHostBuffer&& other) noexcept;
+  PinnedHostBuffer& operator=(PinnedHostBuffer&& other) noexcept;
+  PinnedHostBuffer(const PinnedHostBuffer&) = delete;
+  PinnedHostBuffer& operator=(const PinnedHostBuffer&) = delete;
+  void* data() { return data_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+// A point in a stream's queue (a cudaEvent_t without timing): record() marks it, wait_host()
+// blocks the host until the work queued before it is done (returns at once if never
+// recorded). Not copyable.
+class StreamEvent {
+ public:
+  StreamEvent();
+  ~StreamEvent();
+  StreamEvent(const StreamEvent&) = delete;
+  StreamEvent& operator=(const StreamEvent&) = delete;
+  void record(Stream stream);
+  void wait_host() const;
+
+ private:
+  void* handle_ = nullptr;
+  bool recorded_ = false;
+};
+
 }  // namespace pptrain::kernels::cuda

@@ -11,7 +11,6 @@
 #include "core/error.h"
 
 #if PPTRAIN_WITH_CUDA
-#include "comm/cuda_host_check.h"
 #include "kernels/cuda_device.h"
 #endif
 
@@ -106,9 +105,7 @@ GpuPlacement place_on_gpu(const std::string& requested_comm, int world_size) {
   std::string bus_id = "none";
   if (p.gpus_visible > 0) {
     p.device = choose_device(p.local.rank, p.local.size, p.gpus_visible, /*allow_sharing=*/true);
-    char id[kBusIdChars] = {};
-    CUDA_CHECK(cudaDeviceGetPCIBusId(id, kBusIdChars, p.device));
-    bus_id = id;
+    bus_id = kernels::cuda::device_bus_id(p.device);
   }
   p.bus_id = bus_id;
   const std::vector<BusId> ids = node_bus_ids(bus_id);
@@ -122,7 +119,7 @@ GpuPlacement place_on_gpu(const std::string& requested_comm, int world_size) {
     choose_device(p.local.rank, p.local.size, p.gpus_on_node, /*allow_sharing=*/false);
   }
   p.comm = choose_comm(requested_comm, "cuda", world_size, p.own_gpu);
-  CUDA_CHECK(cudaSetDevice(p.device));
+  kernels::cuda::use_device(p.device);
   return p;
 }
 #else

@@ -1,5 +1,5 @@
 // Compiled in every build; the body needs the CUDA backend (the factory refuses it without).
-#if PPTRAIN_WITH_CUDA
+#if PPTRAIN_WITH_CUDA && !PPTRAIN_CUDA_EMULATED
 
 #include "comm/host_staging_transport.h"
 

@@ -4,9 +4,7 @@
 #include "comm/mpi_transport.h"
 #include "core/error.h"
 
-#if PPTRAIN_WITH_CUDA
-#include <cuda_runtime.h>
-
+#if PPTRAIN_WITH_CUDA && !PPTRAIN_CUDA_EMULATED
 #include "comm/host_staging_transport.h"
 #endif
 #if PPTRAIN_WITH_NCCL
@@ -31,12 +29,14 @@ std::unique_ptr<Transport> make_gpu_transport(const RuntimeConfig& runtime, int 
   // Without NCCL, auto means mpi: GPU tensors staged through host memory.
   const std::string requested = runtime.comm == "auto" && !kHaveNccl ? "mpi" : runtime.comm;
   const GpuPlacement placement = place_on_gpu(requested, world_size);
-  int current = -1;
-  PPT_CHECK(cudaGetDevice(&current) == cudaSuccess && current == placement.device,
-            "the current GPU is {} but place_on_gpu chose {}", current, placement.device);
   if (chosen != nullptr) *chosen = placement.comm;
   if (placement.comm == "single") return std::make_unique<SingleProcessTransport>();
+#if PPTRAIN_CUDA_EMULATED
+  // Emulated "device" memory is host memory: plain MPI moves it.
+  if (placement.comm == "mpi") return std::make_unique<MpiTransport>(runtime.timeout_s);
+#else
   if (placement.comm == "mpi") return std::make_unique<HostStagingTransport>(runtime.timeout_s, compute);
+#endif
 #if PPTRAIN_WITH_NCCL
   return std::make_unique<NcclTransport>(runtime.timeout_s, compute);
 #endif

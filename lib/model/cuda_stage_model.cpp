@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "kernels/cuda/cuda_check.cuh"
 #include "core/rng.h"
 #include "kernels/cuda/bf16_host.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -81,19 +80,10 @@ constexpr std::size_t kScratchPerRowChannel = 14;
 }  // namespace
 
 struct CudaStash::HostIds {
-  explicit HostIds(std::size_t n) {
-    CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&ids), 2 * n * sizeof(int)));
-    CUDA_CHECK(cudaEventCreateWithFlags(&uploaded, cudaEventDisableTiming));
-  }
-  ~HostIds() {  // no throw from a destructor
-    cudaFreeHost(ids);
-    cudaEventDestroy(uploaded);
-  }
-  HostIds(const HostIds&) = delete;
-  HostIds& operator=(const HostIds&) = delete;
-  int* ids = nullptr;  // [tokens (N) | targets (N)]
-  cudaEvent_t uploaded = nullptr;
-  bool recorded = false;
+  explicit HostIds(std::size_t n) : pinned(2 * n * sizeof(int)) {}
+  int* ids() { return static_cast<int*>(pinned.data()); }  // [tokens (N) | targets (N)]
+  kc::PinnedHostBuffer pinned;
+  kc::StreamEvent uploaded;
 };
 
 namespace {
@@ -282,18 +272,17 @@ void CudaStageModel::upload_ids(CudaStash& stash, const int* tokens, const int* 
   CudaStash::HostIds& h = *stash.host_ids;
   // The stash's previous upload must have left the pinned buffer before it is rewritten (the
   // host may run ahead of the GPU by a whole step); normally long done, so no wait.
-  if (h.recorded) CUDA_CHECK(cudaEventSynchronize(h.uploaded));
+  h.uploaded.wait_host();
   const kc::Stream s = device_.stream();
   if (tokens != nullptr) {
-    std::memcpy(h.ids, tokens, N * sizeof(int));
-    kc::copy_async(stash.at(stash.tokens), h.ids, N * sizeof(int), s);
+    std::memcpy(h.ids(), tokens, N * sizeof(int));
+    kc::copy_async(stash.at(stash.tokens), h.ids(), N * sizeof(int), s);
   }
   if (targets != nullptr) {
-    std::memcpy(h.ids + N, targets, N * sizeof(int));
-    kc::copy_async(stash.at(stash.targets), h.ids + N, N * sizeof(int), s);
+    std::memcpy(h.ids() + N, targets, N * sizeof(int));
+    kc::copy_async(stash.at(stash.targets), h.ids() + N, N * sizeof(int), s);
   }
-  CUDA_CHECK(cudaEventRecord(h.uploaded, static_cast<cudaStream_t>(s.handle)));
-  h.recorded = true;
+  h.uploaded.record(s);
 }
 
 void CudaStageModel::forward_block(CudaStash& stash, int layer, const void* x) {

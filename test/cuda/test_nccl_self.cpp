@@ -4,7 +4,7 @@
 // moving device data through pinned host memory to itself.
 #include <catch2/catch.hpp>
 
-#if PPTRAIN_WITH_CUDA
+#if PPTRAIN_WITH_CUDA && !PPTRAIN_CUDA_EMULATED
 #include <cuda_runtime.h>
 
 #include <cstddef>
