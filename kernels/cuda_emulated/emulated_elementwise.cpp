@@ -1,0 +1,118 @@
+// Emulated elementwise ops, casts, AdamW and the gradient-norm reductions (kernels/cuda/gelu.cu,
+// add.cu, cast.cu, adamw.cu, grad_norm.cu): the CPU twins in fp32, bf16 rounded as on the GPU,
+// stochastic rounding with the GPU's hash so emulated and real runs agree bitwise there.
+#include <cmath>
+#include <cstring>
+
+#include "kernels/adamw.h"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda_emulated/emulated_common.h"
+#include "kernels/gelu.h"
+#include "kernels/grad_norm.h"
+
+namespace pptrain::kernels::cuda {
+
+using emulated::F32View;
+
+void gelu_forward(void* out, const void* inp, std::size_t n, DType dt, Stream) {
+  if (n == 0) return;
+  F32View x(inp, n, dt);
+  F32View y(out, n, dt, false);
+  cpu::gelu_forward(y.data(), x.data(), n);
+  y.store();
+}
+
+void gelu_backward(void* dinp, const void* inp, const void* dout, std::size_t n, DType dt,
+                   Stream) {
+  if (n == 0) return;
+  PPT_CHECK(dinp != dout, "gelu_backward: dinp must not alias dout (the backward accumulates)");
+  F32View x(inp, n, dt), dy(dout, n, dt);
+  F32View dx(dinp, n, dt, true);
+  cpu::gelu_backward(dx.data(), x.data(), dy.data(), n);
+  dx.store();
+}
+
+void add_vectors(void* out, const void* a, const void* b, std::size_t n, DType dt, Stream) {
+  if (n == 0) return;
+  emulated::check_dtype(dt);
+  if (dt == DType::F32) {
+    auto* o = static_cast<float*>(out);
+    const auto* x = static_cast<const float*>(a);
+    const auto* y = static_cast<const float*>(b);
+    for (std::size_t i = 0; i < n; ++i) o[i] = x[i] + y[i];
+    return;
+  }
+  auto* o = static_cast<std::uint16_t*>(out);
+  const auto* x = static_cast<const std::uint16_t*>(a);
+  const auto* y = static_cast<const std::uint16_t*>(b);
+  for (std::size_t i = 0; i < n; ++i) {
+    o[i] = float_to_bf16_bits(bf16_bits_to_float(x[i]) + bf16_bits_to_float(y[i]));
+  }
+}
+
+void cast_f32_to_bf16(std::uint16_t* dst, const float* src, std::size_t n, Stream) {
+  for (std::size_t i = 0; i < n; ++i) dst[i] = float_to_bf16_bits(src[i]);
+}
+
+void cast_bf16_to_f32(float* dst, const std::uint16_t* src, std::size_t n, Stream) {
+  for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_bits_to_float(src[i]);
+}
+
+void cast_f32_to_bf16_stochastic(std::uint16_t* dst, const float* src, std::size_t n,
+                                 std::uint64_t seed, Stream) {
+  for (std::size_t i = 0; i < n; ++i) {
+    dst[i] = emulated::f32_to_bf16_bits_stochastic(src[i], emulated::random_bits(seed, i));
+  }
+}
+
+void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, int t, Stream) {
+  PPT_CHECK(t >= 1, "adamw: the step t counts from 1, got {}", t);
+  if (n == 0) return;
+  cpu::adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t);
+}
+
+void adamw_update_bf16(float* params, std::uint16_t* params_bf16, const float* grads, float* m,
+                       float* v, std::size_t n, float lr, float beta1, float beta2, float eps,
+                       float weight_decay, int t, std::uint64_t seed, Stream stream) {
+  PPT_CHECK(params_bf16 != nullptr || n == 0, "adamw_update_bf16: params_bf16 is null");
+  adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t, stream);
+  cast_f32_to_bf16_stochastic(params_bf16, params, n, seed, stream);
+}
+
+namespace {
+
+// The real reduction's scratch holds 1024 double partials (kernels/cuda/grad_norm.cu).
+constexpr std::size_t kScratchBytes = 1024 * sizeof(double);
+
+void check_scratch(const void* scratch, std::size_t scratch_bytes, const char* name) {
+  PPT_CHECK(scratch != nullptr && scratch_bytes >= kScratchBytes,
+            "{}: scratch of {} bytes given, {} needed", name, scratch_bytes, kScratchBytes);
+}
+
+}  // namespace
+
+std::size_t sum_of_squares_scratch_bytes() { return kScratchBytes; }
+
+void sum_of_squares(double* acc, const float* x, std::size_t n, void* scratch,
+                    std::size_t scratch_bytes, Stream) {
+  if (n == 0) return;
+  check_scratch(scratch, scratch_bytes, "sum_of_squares");
+  *acc += cpu::sum_of_squares(x, n);
+}
+
+void add_scaled_sum(double* acc, const float* x, std::size_t n, double scale, void* scratch,
+                    std::size_t scratch_bytes, Stream) {
+  if (n == 0) return;
+  check_scratch(scratch, scratch_bytes, "add_scaled_sum");
+  double sum = 0.0;
+  for (std::size_t i = 0; i < n; ++i) sum += x[i];
+  *acc += scale * sum;
+}
+
+void scale_in_place(float* x, std::size_t n, float factor, Stream) {
+  if (n == 0) return;
+  cpu::scale_in_place(x, n, factor);
+}
+
+}  // namespace pptrain::kernels::cuda

@@ -1,0 +1,138 @@
+// Emulated encoder, layernorm and fused classifier (kernels/cuda/encoder.cu, layernorm.cu,
+// classifier.cu): the CPU twins in fp32 on fp32 views of the stored tensors, with the real
+// ops' shape and scratch checks.
+#include <cstdint>
+#include <vector>
+
+#include "kernels/classifier.h"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda_emulated/emulated_common.h"
+#include "kernels/encoder.h"
+#include "kernels/layernorm.h"
+
+namespace pptrain::kernels::cuda {
+namespace {
+
+std::size_t align256(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+void check_encoder_shape(int B, int T, int C) {
+  PPT_CHECK(B >= 0 && T >= 0 && C >= 0, "encoder: negative shape B={} T={} C={}", B, T, C);
+  PPT_CHECK(std::int64_t{B} * T <= INT32_MAX, "encoder: B*T = {} exceeds 2^31-1",
+            std::int64_t{B} * T);
+}
+
+void check_layernorm_shape(int N, int C) {
+  PPT_CHECK(N >= 0 && C >= 0, "layernorm: negative shape N={} C={}", N, C);
+}
+
+}  // namespace
+
+void encoder_forward(void* out, const int* inp, const void* wte, const void* wpe, int B, int T,
+                     int C, DType dt, Stream) {
+  check_encoder_shape(B, T, C);
+  emulated::check_dtype(dt);
+  const std::size_t n = static_cast<std::size_t>(B) * T * C;
+  if (n == 0) return;
+  if (dt == DType::F32) {
+    cpu::encoder_forward(static_cast<float*>(out), inp, static_cast<const float*>(wte),
+                         static_cast<const float*>(wpe), B, T, C);
+    return;
+  }
+  // wte's row count (Vp) is not an argument: read the rows the ids name.
+  auto* o = static_cast<std::uint16_t*>(out);
+  const auto* e = static_cast<const std::uint16_t*>(wte);
+  const auto* p = static_cast<const std::uint16_t*>(wpe);
+  for (std::size_t bt = 0; bt < static_cast<std::size_t>(B) * T; ++bt) {
+    const std::size_t t = bt % static_cast<std::size_t>(T);
+    const std::uint16_t* er = e + static_cast<std::size_t>(inp[bt]) * C;
+    const std::uint16_t* pr = p + t * C;
+    for (int c = 0; c < C; ++c) {
+      o[bt * C + c] = float_to_bf16_bits(bf16_bits_to_float(er[c]) + bf16_bits_to_float(pr[c]));
+    }
+  }
+}
+
+// The real op radix-sorts (id, position) pairs in three int slots plus CUB's storage; the
+// emulation needs none of it but asks for the same order of size, so callers size it alike.
+std::size_t encoder_backward_scratch_bytes(int B, int T, int Vp) {
+  check_encoder_shape(B, T, 0);
+  PPT_CHECK(Vp > 0, "encoder: Vp must be positive, got {}", Vp);
+  const int n = B * T;
+  if (n == 0) return 0;
+  return 4 * align256(static_cast<std::size_t>(n) * sizeof(int));
+}
+
+void encoder_backward(float* dwte, float* dwpe, const void* dout, const int* inp, int B, int T,
+                      int C, int Vp, DType dt, void* scratch, std::size_t scratch_bytes, Stream) {
+  check_encoder_shape(B, T, C);
+  emulated::check_dtype(dt);
+  const int n = B * T;
+  if (n == 0 || C == 0) return;
+  const std::size_t need = encoder_backward_scratch_bytes(B, T, Vp);
+  PPT_CHECK(scratch != nullptr && scratch_bytes >= need,
+            "encoder_backward: scratch of {} bytes given, {} needed (encoder_backward_scratch_bytes)",
+            scratch_bytes, need);
+  PPT_CHECK(reinterpret_cast<std::uintptr_t>(scratch) % 256 == 0,
+            "encoder_backward: scratch must be 256-byte aligned (as cudaMalloc returns)");
+  emulated::F32View dy(dout, static_cast<std::size_t>(n) * C, dt);
+  cpu::encoder_backward(dwte, dwpe, dy.data(), inp, B, T, C);
+}
+
+void layernorm_forward(void* out, float* mean, float* rstd, const void* inp, const void* weight,
+                       const void* bias, int N, int C, DType dt, Stream) {
+  check_layernorm_shape(N, C);
+  emulated::check_dtype(dt);
+  if (N == 0) return;
+  PPT_CHECK(C > 0, "layernorm: C must be positive");
+  const std::size_t nc = static_cast<std::size_t>(N) * C;
+  emulated::F32View x(inp, nc, dt), w(weight, C, dt), b(bias, C, dt);
+  emulated::F32View y(out, nc, dt, false);
+  cpu::layernorm_forward(y.data(), mean, rstd, x.data(), w.data(), b.data(), N, C);
+  y.store();
+}
+
+void residual_layernorm_forward(void* residual, void* out, float* mean, float* rstd, const void* a,
+                                const void* b, const void* weight, const void* bias, int N, int C,
+                                DType dt, Stream stream) {
+  check_layernorm_shape(N, C);
+  emulated::check_dtype(dt);
+  if (N == 0) return;
+  PPT_CHECK(C > 0, "layernorm: C must be positive");
+  if (dt == DType::F32) {
+    cpu::residual_layernorm_forward(
+        static_cast<float*>(residual), static_cast<float*>(out), mean, rstd,
+        static_cast<const float*>(a), static_cast<const float*>(b),
+        static_cast<const float*>(weight), static_cast<const float*>(bias), N, C);
+    return;
+  }
+  // bf16: the residual is rounded when stored and normalised as stored, as on the GPU.
+  add_vectors(residual, a, b, static_cast<std::size_t>(N) * C, dt, stream);
+  layernorm_forward(out, mean, rstd, residual, weight, bias, N, C, dt, stream);
+}
+
+void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* dout,
+                        const void* inp, const void* weight, const float* mean, const float* rstd,
+                        int N, int C, DType dt, Stream) {
+  check_layernorm_shape(N, C);
+  emulated::check_dtype(dt);
+  if (N == 0 || C == 0) return;
+  const std::size_t nc = static_cast<std::size_t>(N) * C;
+  emulated::F32View dy(dout, nc, dt), x(inp, nc, dt), w(weight, C, dt);
+  emulated::F32View dx(dinp, nc, dt, true);
+  cpu::layernorm_backward(dx.data(), dweight, dbias, dy.data(), x.data(), w.data(), mean, rstd,
+                          N, C);
+  dx.store();
+}
+
+void classifier_forward_backward(void* logits, float* losses, const int* targets, int N, int V,
+                                 int Vp, float dloss_scale, bool compute_grad, DType dt, Stream) {
+  PPT_CHECK(N >= 0 && V > 0 && Vp >= V, "classifier: bad shape N={} V={} Vp={}", N, V, Vp);
+  emulated::check_dtype(dt);
+  if (N == 0) return;
+  emulated::F32View z(logits, static_cast<std::size_t>(N) * Vp, dt, true);
+  cpu::classifier_forward_backward(z.data(), losses, targets, N, V, Vp, dloss_scale,
+                                   compute_grad);
+  if (compute_grad) z.store();
+}
+
+}  // namespace pptrain::kernels::cuda
