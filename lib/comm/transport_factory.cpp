@@ -33,6 +33,7 @@ std::unique_ptr<Transport> make_gpu_transport(const RuntimeConfig& runtime, int 
   if (placement.comm == "single") return std::make_unique<SingleProcessTransport>();
 #if PPTRAIN_CUDA_EMULATED
   // Emulated "device" memory is host memory: plain MPI moves it.
+  (void)compute;
   if (placement.comm == "mpi") return std::make_unique<MpiTransport>(runtime.timeout_s);
 #else
   if (placement.comm == "mpi") return std::make_unique<HostStagingTransport>(runtime.timeout_s, compute);
