@@ -105,6 +105,14 @@ void StreamEvent::record(Stream stream) {
   recorded_ = true;
 }
 
+bool StreamEvent::done() const {
+  if (!recorded_) return true;
+  const cudaError_t rc = cudaEventQuery(static_cast<cudaEvent_t>(handle_));
+  if (rc == cudaErrorNotReady) return false;
+  CUDA_CHECK(rc);
+  return true;
+}
+
 void StreamEvent::wait_host() const {
   if (recorded_) CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(handle_)));
 }

@@ -84,6 +84,9 @@ class StreamEvent {
   StreamEvent& operator=(const StreamEvent&) = delete;
   void record(Stream stream);
   void wait_host() const;
+  // True when the work before the last record() is done (or nothing was recorded); never
+  // blocks; throws on an asynchronous fault. For polling under a timeout.
+  bool done() const;
 
  private:
   void* handle_ = nullptr;

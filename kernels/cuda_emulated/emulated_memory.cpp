@@ -124,5 +124,6 @@ StreamEvent::StreamEvent() = default;
 StreamEvent::~StreamEvent() = default;
 void StreamEvent::record(Stream) { recorded_ = true; }
 void StreamEvent::wait_host() const {}
+bool StreamEvent::done() const { return true; }
 
 }  // namespace pptrain::kernels::cuda

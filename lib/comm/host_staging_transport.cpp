@@ -1,38 +1,42 @@
 // Compiled in every build; the body needs the CUDA backend (the factory refuses it without).
-#if PPTRAIN_WITH_CUDA && !PPTRAIN_CUDA_EMULATED
+// It uses the backend's host API only (kernels/cuda/device_memory.h), so the emulated build
+// runs it too.
+#if PPTRAIN_WITH_CUDA
 
 #include "comm/host_staging_transport.h"
 
-#include "comm/cuda_host_check.h"
 #include "comm/poll_until.h"
+#include "core/error.h"
 
 namespace pptrain {
 
-namespace {
-cudaStream_t stream_of(kernels::cuda::Stream s) { return static_cast<cudaStream_t>(s.handle); }
-}  // namespace
+namespace kc = kernels::cuda;
 
-HostStagingTransport::HostStagingTransport(double timeout_s, kernels::cuda::Stream compute)
-    : timeout_s_(timeout_s), compute_(compute), mpi_(std::make_unique<MpiTransport>(timeout_s)) {
-  CUDA_CHECK(cudaEventCreateWithFlags(&copied_out_, cudaEventDisableTiming));
-}
+HostStagingTransport::HostStagingTransport(double timeout_s, kc::Stream compute)
+    : timeout_s_(timeout_s),
+      compute_(compute),
+      mpi_(std::make_unique<MpiTransport>(timeout_s)),
+      copied_out_(std::make_unique<kc::StreamEvent>()) {}
 
 HostStagingTransport::~HostStagingTransport() {
   // Never throws. A buffer an MPI request may still write into (a job ending on an error)
   // is left allocated: freeing it under MPI would be worse than the leak.
   for (Staging& s : staging_) {
-    if (s.copied != nullptr) {
-      cudaEventSynchronize(s.copied);
-      cudaEventDestroy(s.copied);
+    try {
+      if (s.copied) s.copied->wait_host();
+    } catch (...) {
     }
-    if (s.host != nullptr && !s.mpi_pending) cudaFreeHost(s.host);
+    if (s.mpi_pending) new kc::PinnedHostBuffer(std::move(s.host));  // deliberately leaked
   }
-  if (copied_out_ != nullptr) cudaEventDestroy(copied_out_);
+}
+
+float* HostStagingTransport::host_of(int staging) {
+  return static_cast<float*>(staging_[staging].host.data());
 }
 
 void HostStagingTransport::release_copied() {
   for (Staging& s : staging_) {
-    if (s.copy_pending && comm_detail::event_done(s.copied)) {
+    if (s.copy_pending && s.copied->done()) {
       s.copy_pending = false;
       s.in_use = false;
     }
@@ -53,15 +57,12 @@ int HostStagingTransport::acquire(std::size_t count) {
     if (any_free < 0) {
       staging_.emplace_back();
       any_free = static_cast<int>(staging_.size()) - 1;
-      CUDA_CHECK(cudaEventCreateWithFlags(&staging_[any_free].copied, cudaEventDisableTiming));
+      staging_[any_free].copied = std::make_unique<kc::StreamEvent>();
     }
     Staging& s = staging_[any_free];
-    if (s.host != nullptr) CUDA_CHECK(cudaFreeHost(s.host));
-    s.host = nullptr;
+    s.host = kc::PinnedHostBuffer();  // free the old one first
     s.capacity = 0;
-    void* host = nullptr;
-    CUDA_CHECK(cudaMallocHost(&host, count * sizeof(float)));
-    s.host = static_cast<float*>(host);
+    s.host = kc::PinnedHostBuffer(count * sizeof(float));
     s.capacity = count;
     best = any_free;
   }
@@ -71,11 +72,10 @@ int HostStagingTransport::acquire(std::size_t count) {
 
 void HostStagingTransport::copy_to_host(float* host, const float* device, std::size_t count,
                                         const std::string& what) {
-  const cudaStream_t stream = stream_of(compute_);
-  CUDA_CHECK(cudaMemcpyAsync(host, device, count * sizeof(float), cudaMemcpyDeviceToHost, stream));
-  CUDA_CHECK(cudaEventRecord(copied_out_, stream));
+  kc::copy_async(host, device, count * sizeof(float), compute_);
+  copied_out_->record(compute_);
   poll_until(
-      timeout_s_, [&] { return comm_detail::event_done(copied_out_); },
+      timeout_s_, [&] { return copied_out_->done(); },
       [&](double waited) {
         PPT_THROW("waited {:.1f} s for the GPU to finish the work before {} (runtime.timeout_s = {}): "
                   "the compute stream is stuck",
@@ -85,9 +85,8 @@ void HostStagingTransport::copy_to_host(float* host, const float* device, std::s
 
 void HostStagingTransport::copy_to_device(float* device, int staging, std::size_t count) {
   Staging& s = staging_[staging];
-  const cudaStream_t stream = stream_of(compute_);
-  CUDA_CHECK(cudaMemcpyAsync(device, s.host, count * sizeof(float), cudaMemcpyHostToDevice, stream));
-  CUDA_CHECK(cudaEventRecord(s.copied, stream));
+  kc::copy_async(device, s.host.data(), count * sizeof(float), compute_);
+  s.copied->record(compute_);
   s.copy_pending = true;  // in_use until the event has passed (release_copied)
 }
 
@@ -104,9 +103,9 @@ Transport::Request HostStagingTransport::track(const Pending& p) {
 
 Transport::Request HostStagingTransport::isend(const float* data, std::size_t count, int peer, int tag) {
   const int staging = acquire(count);
-  copy_to_host(staging_[staging].host, data, count, fmt::format("a send to rank {} (tag {})", peer, tag));
+  copy_to_host(host_of(staging), data, count, fmt::format("a send to rank {} (tag {})", peer, tag));
   Pending p;
-  p.inner = mpi_->isend(staging_[staging].host, count, peer, tag);
+  p.inner = mpi_->isend(host_of(staging), count, peer, tag);
   staging_[staging].mpi_pending = true;
   p.staging = staging;
   p.count = count;
@@ -116,7 +115,7 @@ Transport::Request HostStagingTransport::isend(const float* data, std::size_t co
 Transport::Request HostStagingTransport::irecv(float* data, std::size_t count, int peer, int tag) {
   const int staging = acquire(count);
   Pending p;
-  p.inner = mpi_->irecv(staging_[staging].host, count, peer, tag);
+  p.inner = mpi_->irecv(host_of(staging), count, peer, tag);
   staging_[staging].mpi_pending = true;
   p.staging = staging;
   p.device = data;
@@ -146,8 +145,8 @@ void HostStagingTransport::allreduce_sum(float* data, std::size_t count, GroupId
                                          const std::string& what) {
   if (count == 0) return;
   const int staging = acquire(count);
-  copy_to_host(staging_[staging].host, data, count, what);
-  mpi_->allreduce_sum(staging_[staging].host, count, group, what);
+  copy_to_host(host_of(staging), data, count, what);
+  mpi_->allreduce_sum(host_of(staging), count, group, what);
   copy_to_device(data, staging, count);
 }
 

@@ -12,7 +12,7 @@
 //           sees the data. The staging buffer is reused only once that copy has run (an
 //           event recorded after it);
 //   allreduce_sum(float*): copy out, MPI all-reduce on the host, copy back on the stream.
-// Staging buffers (cudaMallocHost) are pooled: one per request in flight, reused, grown to
+// Staging buffers (page-locked) are pooled: one per request in flight, reused, grown to
 // the largest message they carried. The cost over NCCL: two PCIe copies per message and
 // a host synchronization per send; fine for sharing a GPU, slow for real training.
 #pragma once
@@ -24,8 +24,7 @@
 #include "comm/mpi_transport.h"
 #include "comm/transport.h"
 #include "kernels/cuda/cuda_types.h"
-
-struct CUevent_st;  // cudaEvent_t, opaque to g++ code
+#include "kernels/cuda/device_memory.h"
 
 namespace pptrain {
 
@@ -51,9 +50,9 @@ class HostStagingTransport final : public Transport {
 
  private:
   struct Staging {
-    float* host = nullptr;       // pinned
+    kernels::cuda::PinnedHostBuffer host;
     std::size_t capacity = 0;    // floats
-    CUevent_st* copied = nullptr;  // recorded after the last host-to-device copy from it
+    std::unique_ptr<kernels::cuda::StreamEvent> copied;  // after the last host-to-device copy from it
     bool in_use = false;         // held by a request, or its copy to the GPU has not run yet
     bool copy_pending = false;   // `copied` not yet passed
     bool mpi_pending = false;    // an MPI request may still touch it: never free it
@@ -66,6 +65,7 @@ class HostStagingTransport final : public Transport {
     bool is_recv = false;
   };
   Request track(const Pending& p);
+  float* host_of(int staging);
   int acquire(std::size_t count);  // a free staging buffer of at least count floats
   void release_copied();           // recycles buffers whose copies have run
   void copy_to_host(float* host, const float* device, std::size_t count, const std::string& what);
@@ -74,7 +74,7 @@ class HostStagingTransport final : public Transport {
   double timeout_s_;
   kernels::cuda::Stream compute_;
   std::unique_ptr<MpiTransport> mpi_;
-  CUevent_st* copied_out_ = nullptr;  // device-to-host copy done
+  std::unique_ptr<kernels::cuda::StreamEvent> copied_out_;  // device-to-host copy done
   std::vector<Staging> staging_;
   std::vector<Pending> pending_;  // indexed by Request; slots reused
   std::vector<Request> free_slots_;

@@ -4,7 +4,7 @@
 #include "comm/mpi_transport.h"
 #include "core/error.h"
 
-#if PPTRAIN_WITH_CUDA && !PPTRAIN_CUDA_EMULATED
+#if PPTRAIN_WITH_CUDA
 #include "comm/host_staging_transport.h"
 #endif
 #if PPTRAIN_WITH_NCCL
@@ -31,13 +31,7 @@ std::unique_ptr<Transport> make_gpu_transport(const RuntimeConfig& runtime, int 
   const GpuPlacement placement = place_on_gpu(requested, world_size);
   if (chosen != nullptr) *chosen = placement.comm;
   if (placement.comm == "single") return std::make_unique<SingleProcessTransport>();
-#if PPTRAIN_CUDA_EMULATED
-  // Emulated "device" memory is host memory: plain MPI moves it.
-  (void)compute;
-  if (placement.comm == "mpi") return std::make_unique<MpiTransport>(runtime.timeout_s);
-#else
   if (placement.comm == "mpi") return std::make_unique<HostStagingTransport>(runtime.timeout_s, compute);
-#endif
 #if PPTRAIN_WITH_NCCL
   return std::make_unique<NcclTransport>(runtime.timeout_s, compute);
 #endif

@@ -1,7 +1,7 @@
 # The GPU training path (runtime.device: cuda) in a build whose CUDA backend is emulated on
 # host memory (PPTRAIN_CUDA=EMULATE, docs/testing.md): CudaStageModel, the executor moving
-# "device" memory, GPU placement and the transport choice all run as on a GPU, over the CPU
-# twins. It shows the path's logic (layouts, offsets, bf16 storage, optimizer, pipeline
+# "device" memory, GPU placement, the transport choice and HostStagingTransport (several
+# ranks sharing the GPU) all run as on a GPU, over the CPU twins. It shows the path's logic (layouts, offsets, bf16 storage, optimizer, pipeline
 # hand-offs), not the CUDA kernels, which only a GPU runs (docs/gpu-results.md).
 source "$(dirname "$0")/common.sh"
 make_tiny_corpus
@@ -26,6 +26,14 @@ echo -n "emulated GPU, 2-stage pipeline vs 1 rank: "
 $compare "$WORK/runs/gpu_fp32" "$WORK/params/gpu_fp32" "$WORK/runs/gpu_p2" "$WORK/params/gpu_p2" 1e-6 1e-5 ||
   fail "the GPU pipeline differs from the single-rank GPU run"
 
+# 4 ranks sharing the GPU (HostStagingTransport), against one rank of the same 4-layer model.
+run gpu_l4 1 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=4
+run gpu_p4 4 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=4 \
+  --set pipeline.stages=4
+echo -n "emulated GPU, 4-stage pipeline vs 1 rank: "
+$compare "$WORK/runs/gpu_l4" "$WORK/params/gpu_l4" "$WORK/runs/gpu_p4" "$WORK/params/gpu_p4" 1e-6 1e-5 ||
+  fail "the 4-rank GPU pipeline differs from the single-rank GPU run"
+
 run gpu_bf16 1 --set runtime.device=cuda --set runtime.precision=bf16
 python3 - "$WORK/runs/gpu_bf16/metrics.jsonl" "$WORK/runs/gpu_fp32/metrics.jsonl" <<'PY' || fail "bf16 training is off"
 import json, math, sys
@@ -36,4 +44,4 @@ assert all(math.isfinite(x) for x in bf16), "non-finite loss"
 assert bf16[-1] < bf16[0] - 0.5, "the loss did not fall"
 assert abs(bf16[-1] - fp32[-1]) / fp32[-1] < 0.05, "bf16 and fp32 disagree by more than 5%"
 PY
-echo "the GPU path trains: fp32 equals the CPU backend, a 2-rank GPU pipeline equals 1 rank, bf16 follows fp32"
+echo "the GPU path trains: fp32 equals the CPU backend, 2- and 4-rank GPU pipelines through host staging equal 1 rank, bf16 follows fp32"
