@@ -17,6 +17,20 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "debug logging; errors show their source location");
+  // What this build can run on: a user's first question on a new cluster.
+#if PPTRAIN_CUDA_EMULATED
+  const char* cuda = "emulated on host memory (tests only)";
+#elif PPTRAIN_WITH_CUDA
+  const char* cuda = "yes";
+#else
+  const char* cuda = "no (rebuild with -DPPTRAIN_CUDA=ON for runtime.device: cuda)";
+#endif
+#if PPTRAIN_WITH_NCCL
+  const char* nccl = "yes";
+#else
+  const char* nccl = "no (GPU ranks talk over MPI)";
+#endif
+  app.set_version_flag("--version", fmt::format("pptrain {}\nCUDA backend: {}\nNCCL: {}", PPTRAIN_VERSION, cuda, nccl));
   std::map<CLI::App*, pptrain::app::Command> commands;
   auto add = [&](pptrain::app::Command (*make)(CLI::App&)) {
     pptrain::app::Command command = make(app);
