@@ -26,6 +26,23 @@ echo -n "emulated GPU, 2-stage pipeline vs 1 rank: "
 $compare "$WORK/runs/gpu_fp32" "$WORK/params/gpu_fp32" "$WORK/runs/gpu_p2" "$WORK/params/gpu_p2" 1e-6 1e-5 ||
   fail "the GPU pipeline differs from the single-rank GPU run"
 
+# Checkpoints move between backends: the GPU run's step-4 checkpoint (device layout, written in
+# table order) resumed on the CPU ends where the GPU run ended.
+run gpu_ckpt 1 --set runtime.device=cuda --set checkpoint.every=4
+ckpt=$(ls -d "$WORK"/runs/gpu_ckpt/checkpoints/step_*4 | head -1)
+[ -n "$ckpt" ] || fail "no step-4 checkpoint from the GPU run"
+run cpu_resumed 1 --set "checkpoint.resume=$ckpt"
+grep -q "resumed from .*step_0*4 after step 4" "$WORK/cpu_resumed.log" || { cat "$WORK/cpu_resumed.log"; fail "the CPU run did not resume"; }
+python3 - "$WORK/runs/gpu_ckpt/metrics.jsonl" "$WORK/runs/cpu_resumed/metrics.jsonl" <<'PY' || fail "GPU checkpoint resumed on the CPU differs"
+import json, sys
+gpu = {r["step"]: r["loss"] for r in map(json.loads, open(sys.argv[1]))}
+cpu = {r["step"]: r["loss"] for r in map(json.loads, open(sys.argv[2]))}
+steps = sorted(s for s in cpu if s > 4)
+worst = max(abs(cpu[s] - gpu[s]) / abs(gpu[s]) for s in steps)
+print(f"emulated GPU checkpoint resumed on the CPU: steps {steps[0]}-{steps[-1]}, max relative loss difference {worst:.1e}")
+assert len(steps) == 4 and worst < 1e-6
+PY
+
 # 4 ranks sharing the GPU (HostStagingTransport), against one rank of the same 4-layer model.
 run gpu_l4 1 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=4
 run gpu_p4 4 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=4 \
