@@ -4,9 +4,8 @@
 //
 // Forward and the dinp part of the backward: one warp per row; every lane touches the same
 // columns (lane, lane+32, ...) in each pass, so a lane re-reads only what it wrote itself.
-// dweight/dbias sum over all N rows without atomics: blocks of (32 columns, one chunk of rows)
-// add their rows in a fixed order into fp32 partials, then one pass adds the chunks' partials
-// in chunk order; the chunk count depends on N only, so the result is deterministic.
+// dweight/dbias sum over all N rows without atomics, over the whole GPU: column_sums.cuh.
+#include "kernels/cuda/column_sums.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/layernorm.h"
@@ -80,62 +79,21 @@ __global__ void layernorm_backward_dinp_kernel(S* dinp, const S* dout, const S* 
   }
 }
 
-// dweight/dbias partial sums over one chunk of rows. Block (32 columns, 32 row lanes); grid
-// (ceil(C/32), chunks): chunk y covers rows [y * rows_per_chunk, ...). One block per 32
-// columns alone (C/32 = 24 blocks for GPT-2 small) left most of an H200 idle: 0.53 ms per
-// call at N=16384, C=768 in bf16. partial_w/partial_b: (chunks, C) fp32.
+// One row's contributions to dweight and dbias at column c: xhat * dout and dout.
 template <typename S>
-__global__ void layernorm_backward_params_kernel(float* partial_w, float* partial_b, const S* dout,
-                                                 const S* inp, const float* mean,
-                                                 const float* rstd, int N, int C,
-                                                 int rows_per_chunk) {
-  __shared__ float part_w[32][33], part_b[32][33];  // [row lane][column], padded
-  const int tx = threadIdx.x, ty = threadIdx.y;
-  const int c = blockIdx.x * 32 + tx;
-  const int r0 = blockIdx.y * rows_per_chunk, r1 = min(N, r0 + rows_per_chunk);
-  float acc_w = 0.0f, acc_b = 0.0f;
-  if (c < C) {
-    for (int r = r0 + ty; r < r1; r += 32) {
-      const std::size_t i = static_cast<std::size_t>(r) * C + c;
-      const float dy = to_f32(dout[i]);
-      acc_w += (to_f32(inp[i]) - mean[r]) * rstd[r] * dy;
-      acc_b += dy;
-    }
+struct LayernormParamTerm {
+  const S* dout;
+  const S* inp;
+  const float* mean;
+  const float* rstd;
+  int C;
+  __device__ void operator()(int r, int c, float (&v)[2]) const {
+    const std::size_t i = static_cast<std::size_t>(r) * C + c;
+    const float dy = to_f32(dout[i]);
+    v[0] = (to_f32(inp[i]) - mean[r]) * rstd[r] * dy;
+    v[1] = dy;
   }
-  part_w[ty][tx] = acc_w;
-  part_b[ty][tx] = acc_b;
-  __syncthreads();
-  if (ty == 0 && c < C) {
-    float w = 0.0f, b = 0.0f;
-    for (int j = 0; j < 32; ++j) {
-      w += part_w[j][tx];
-      b += part_b[j][tx];
-    }
-    const std::size_t i = static_cast<std::size_t>(blockIdx.y) * C + c;
-    partial_w[i] = w;
-    partial_b[i] = b;
-  }
-}
-
-// dweight[c] += sum of the chunks' partials, in chunk order (deterministic).
-__global__ void layernorm_backward_params_sum_kernel(float* dweight, float* dbias,
-                                                     const float* partial_w,
-                                                     const float* partial_b, int C, int chunks) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
-  float w = 0.0f, b = 0.0f;
-  for (int y = 0; y < chunks; ++y) {
-    w += partial_w[static_cast<std::size_t>(y) * C + c];
-    b += partial_b[static_cast<std::size_t>(y) * C + c];
-  }
-  dweight[c] += w;
-  dbias[c] += b;
-}
-
-// Row chunks for the parameter gradients: a function of N only (never of the GPU), so the
-// summation order and every bit of the result are fixed by the shape. At least 256 rows a
-// chunk, at most 128 chunks: 16384 rows make 64 chunks, 64 x 24 blocks for C = 768.
-int param_chunks(int N) { return std::max(1, std::min(128, (N + 255) / 256)); }
+};
 
 void check_shape(int N, int C) {
   PPT_CHECK(N >= 0 && C >= 0, "layernorm: negative shape N={} C={}", N, C);
@@ -193,21 +151,10 @@ void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* do
         static_cast<S*>(dinp), static_cast<const S*>(dout), static_cast<const S*>(inp),
         static_cast<const S*>(weight), mean, rstd, N, C);
     CUDA_CHECK_LAUNCH();
-    // Partials in stream-ordered memory (the driver's pool: no allocation once warm, and no
-    // scratch argument in the API); (chunks, C) x 2 fp32, 384 KiB for GPT-2 small.
-    const int chunks = param_chunks(N), rows_per_chunk = (N + chunks - 1) / chunks;
-    const std::size_t partial_floats = static_cast<std::size_t>(chunks) * C;
-    float* partial = nullptr;
-    CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partial), 2 * partial_floats * sizeof(float), s));
-    const dim3 grid((C + 31) / 32, chunks);
-    layernorm_backward_params_kernel<S><<<grid, dim3(32, 32), 0, s>>>(
-        partial, partial + partial_floats, static_cast<const S*>(dout), static_cast<const S*>(inp),
-        mean, rstd, N, C, rows_per_chunk);
-    CUDA_CHECK_LAUNCH();
-    layernorm_backward_params_sum_kernel<<<(C + 255) / 256, 256, 0, s>>>(
-        dweight, dbias, partial, partial + partial_floats, C, chunks);
-    CUDA_CHECK_LAUNCH();
-    CUDA_CHECK(cudaFreeAsync(partial, s));
+    column_sums::add<2>(column_sums::Outputs<2>{{dweight, dbias}},
+                        LayernormParamTerm<S>{static_cast<const S*>(dout), static_cast<const S*>(inp),
+                                              mean, rstd, C},
+                        N, C, s);
   });
 }
 

@@ -15,6 +15,7 @@
 // gelu_forward kernel makes the output (same contract, one extra pass over (N,OC)).
 #include <cublasLt.h>
 
+#include "kernels/cuda/column_sums.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_memory.h"
@@ -140,25 +141,15 @@ bool lt_matmul(CublasLtContext::Impl& ctx, bool trans_a, bool trans_b, const Ope
   return true;
 }
 
-// dbias[o] += sum_n dout[n,o]: block (32 columns, 32 row lanes), each column owned by one block,
-// rows added in a fixed order (deterministic, no atomics).
+// dbias[o] += sum_n dout[n,o] (column_sums.cuh: deterministic, the whole GPU).
 template <typename S>
-__global__ void bias_backward_kernel(float* dbias, const S* dout, int N, int OC) {
-  __shared__ float part[32][33];
-  const int tx = threadIdx.x, ty = threadIdx.y;
-  const int o = blockIdx.x * 32 + tx;
-  float acc = 0.0f;
-  if (o < OC) {
-    for (int n = ty; n < N; n += 32) acc += to_f32(dout[static_cast<std::size_t>(n) * OC + o]);
+struct BiasTerm {
+  const S* dout;
+  int OC;
+  __device__ void operator()(int r, int o, float (&v)[1]) const {
+    v[0] = to_f32(dout[static_cast<std::size_t>(r) * OC + o]);
   }
-  part[ty][tx] = acc;
-  __syncthreads();
-  if (ty == 0 && o < OC) {
-    float sum = 0.0f;
-    for (int j = 0; j < 32; ++j) sum += part[j][tx];
-    dbias[o] += sum;
-  }
-}
+};
 
 void check_shape(const char* what, int N, int C, int OC) {
   PPT_CHECK(N >= 0 && C > 0 && OC > 0, "{}: bad shape N={} C={} OC={}", what, N, C, OC);
@@ -223,9 +214,8 @@ void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* db
   if (dbias != nullptr) {
     dispatch_dtype(dt, [&](auto tag) {
       using S = typename decltype(tag)::type;
-      bias_backward_kernel<S><<<(OC + 31) / 32, dim3(32, 32), 0, s>>>(
-          dbias, static_cast<const S*>(dout), N, OC);
-      CUDA_CHECK_LAUNCH();
+      column_sums::add<1>(column_sums::Outputs<1>{{dbias}}, BiasTerm<S>{static_cast<const S*>(dout), OC}, N,
+                          OC, s);
     });
   }
 }

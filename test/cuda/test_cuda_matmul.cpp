@@ -14,8 +14,10 @@ struct MmShape {
   int N, C, OC;
 };
 // N = 1 and 7, odd channel counts (36 = 4 mod 8: the GELU epilogue cannot be used), OC = 96 and
-// 2304 (multiples of 8: fused GELU), a GPT-2-sized qkv projection.
-const MmShape kShapes[] = {{1, 24, 36}, {7, 36, 24}, {65, 24, 96}, {13, 36, 36}, {130, 768, 2304}};
+// 2304 (multiples of 8: fused GELU), a GPT-2-sized qkv projection; 1000 and 4097 rows: the bias
+// gradient is summed in 4 and 17 chunks of rows, the last one short.
+const MmShape kShapes[] = {{1, 24, 36},    {7, 36, 24},   {65, 24, 96}, {13, 36, 36},
+                           {130, 768, 2304}, {1000, 32, 40}, {4097, 24, 16}};
 
 }  // namespace
 
