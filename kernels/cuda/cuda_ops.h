@@ -107,10 +107,12 @@ void matmul_forward(CublasLtContext& ctx, void* out, const void* inp, const void
                     void* gelu_pre = nullptr);
 // dinp (N,C) += dout @ weight (skipped when null), dweight (OC,C) += dout^T @ inp (fp32),
 // dbias (OC) += column sums of dout (fp32; skipped when null). For a GELU layer call
-// gelu_backward first to turn d(out) into d(gelu_pre).
+// gelu_backward first to turn d(out) into d(gelu_pre). With accumulate_dinp false, dinp =
+// dout @ weight instead: its old contents are never read (cuBLASLt's beta = 0), which saves
+// the zeroing pass a fresh gradient buffer would otherwise need.
 void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* dbias,
                      const void* dout, const void* inp, const void* weight, int N, int C, int OC,
-                     DType dt, Stream stream);
+                     DType dt, Stream stream, bool accumulate_dinp = true);
 
 // ---- AdamW (kernels/adamw.h): fp32 master params, grads, m, v; t counts steps from 1 ----
 void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr,

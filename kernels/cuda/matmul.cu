@@ -5,7 +5,7 @@
 // cuBLASLt is column-major, and a row-major (R,K) matrix is a column-major (K,R) one, so with
 // W seen as (C,OC), inp as (C,N), dout as (OC,N), all column-major:
 //   forward  out as (OC,N)      = W^T @ inp               (A = W transposed)
-//   dinp     dinp as (C,N)     += W @ dout                (beta = 1)
+//   dinp     dinp as (C,N)     += W @ dout                (beta = 1; 0 to overwrite)
 //   dweight  dweight as (C,OC) += inp @ dout^T            (B = dout transposed, beta = 1)
 // with compute type fp32 (true fp32, no TF32) and scale type fp32; in bf16 mode A and B are
 // bf16, D is bf16 for activations and fp32 for dweight (cuBLASLt supports both).
@@ -194,7 +194,7 @@ void matmul_forward(CublasLtContext& ctx, void* out, const void* inp, const void
 
 void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* dbias,
                      const void* dout, const void* inp, const void* weight, int N, int C, int OC,
-                     DType dt, Stream stream) {
+                     DType dt, Stream stream, bool accumulate_dinp) {
   check_shape("matmul_backward", N, C, OC);
   if (N == 0) return;
   PPT_CHECK(dweight != nullptr, "matmul_backward: dweight is required");
@@ -205,8 +205,8 @@ void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* db
   const Operand dout_op{dout, t, OC, N, OC, e};
   if (dinp != nullptr) {
     lt_matmul(c, false, false, Operand{weight, t, C, OC, C, e}, dout_op,
-              Operand{dinp, t, C, N, C, e}, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr, nullptr, 0,
-              s, false);
+              Operand{dinp, t, C, N, C, e}, accumulate_dinp ? 1.0f : 0.0f,
+              CUBLASLT_EPILOGUE_DEFAULT, nullptr, nullptr, 0, s, false);
   }
   lt_matmul(c, false, true, Operand{inp, t, C, N, C, e}, dout_op,
             Operand{dweight, CUDA_R_32F, C, OC, C, sizeof(float)}, 1.0f,

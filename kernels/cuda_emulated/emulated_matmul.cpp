@@ -1,6 +1,7 @@
 // Emulated cuBLASLt matmuls (kernels/cuda/matmul.cu): OpenBLAS through the CPU twin in fp32.
 // The context keeps what the real one keeps that callers can observe: the GELU-fusion switch,
 // the fused/unfused counters, and a workspace counted as Workspace in the tracker.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -74,7 +75,7 @@ void matmul_forward(CublasLtContext& ctx, void* out, const void* inp, const void
 
 void matmul_backward(CublasLtContext&, void* dinp, float* dweight, float* dbias,
                      const void* dout, const void* inp, const void* weight, int N, int C, int OC,
-                     DType dt, Stream) {
+                     DType dt, Stream, bool accumulate_dinp) {
   check_shape("matmul_backward", N, C, OC);
   emulated::check_dtype(dt);
   if (N == 0) return;
@@ -83,6 +84,8 @@ void matmul_backward(CublasLtContext&, void* dinp, float* dweight, float* dbias,
   emulated::F32View dy(dout, static_cast<std::size_t>(N) * OC, dt), x(inp, nin, dt),
       w(weight, static_cast<std::size_t>(OC) * C, dt);
   emulated::F32View dx(dinp, nin, dt, true);
+  // Overwriting: the old contents are never read (they may be NaN), as with beta = 0.
+  if (!accumulate_dinp && dinp != nullptr) std::fill(dx.data(), dx.data() + nin, 0.0f);
   cpu::matmul_backward(dx.data(), dweight, dbias, dy.data(), x.data(), w.data(), N, C, OC);
   dx.store();
 }

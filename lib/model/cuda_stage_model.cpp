@@ -338,10 +338,9 @@ void CudaStageModel::backward(Stash& base, const float* dout) {
     const HeadBytes h(N, C, shape_.padded_vocab_size, es);
     char* a = stash.at(stash.layer[layer - first_layer_]);
     void* dlnf = scratch_.data();
-    kc::zero_async(dlnf, NC * es, s);
     kc::matmul_backward(device_.blas(), dlnf, grad_of(layer, HEAD_WTE), nullptr, a + h.logits,
                         a + h.lnf, weight(layer, HEAD_WTE), static_cast<int>(N), C,
-                        shape_.padded_vocab_size, dt, s);
+                        shape_.padded_vocab_size, dt, s, /*accumulate_dinp=*/false);
     kc::zero_async(cur, NC * es, s);
     kc::layernorm_backward(cur, grad_of(layer, HEAD_LNFW), grad_of(layer, HEAD_LNFB), dlnf,
                            layer_input(stash, layer), weight(layer, HEAD_LNFW),
@@ -386,22 +385,24 @@ void CudaStageModel::backward_block(CudaStash& stash, int layer, const void* x, 
   char* datty = dres2 + NC * es;          // (N,C)
   char* dqkv = datty + NC * es;           // (N,3C); 14 NC elements in all
   // out = res2 + fcproj(gelu(fc(ln2(res2)))): d(res2) gets dout directly and via the MLP.
-  kc::zero_async(dfch_gelu, 4 * NC * es, s);
-  kc::matmul_backward(blas, dfch_gelu, G(FCPROJW), G(FCPROJB), dout, a + l.fch_gelu, W(FCPROJW), N, 4 * C, C, dt, s);
+  // Fresh gradients that a matmul makes are written (accumulate_dinp false), not zeroed
+  // first and added to; those the GELU and attention backwards add to are zeroed.
+  constexpr bool kAccumulate = false;
+  kc::matmul_backward(blas, dfch_gelu, G(FCPROJW), G(FCPROJB), dout, a + l.fch_gelu, W(FCPROJW), N,
+                      4 * C, C, dt, s, kAccumulate);
   kc::zero_async(dfch, 4 * NC * es, s);
   kc::gelu_backward(dfch, a + l.fch, dfch_gelu, 4 * NC, dt, s);
-  kc::zero_async(dln, NC * es, s);
-  kc::matmul_backward(blas, dln, G(FCW), G(FCB), dfch, a + l.ln2, W(FCW), N, C, 4 * C, dt, s);
+  kc::matmul_backward(blas, dln, G(FCW), G(FCB), dfch, a + l.ln2, W(FCW), N, C, 4 * C, dt, s, kAccumulate);
   kc::copy_async(dres2, dout, NC * es, s);
   kc::layernorm_backward(dres2, G(LN2W), G(LN2B), dln, a + l.res2, W(LN2W), f32(l.ln2_mean),
                          f32(l.ln2_rstd), N, C, dt, s);
   // res2 = x + attproj(attention(qkv(ln1(x)))): d(x) gets d(res2) directly and via attention.
-  kc::zero_async(datty, NC * es, s);
-  kc::matmul_backward(blas, datty, G(ATTPROJW), G(ATTPROJB), dres2, a + l.atty, W(ATTPROJW), N, C, C, dt, s);
+  kc::matmul_backward(blas, datty, G(ATTPROJW), G(ATTPROJB), dres2, a + l.atty, W(ATTPROJW), N, C,
+                      C, dt, s, kAccumulate);
   kc::zero_async(dqkv, 3 * NC * es, s);
   kc::attention_backward(dqkv, datty, a + l.qkv, a + l.atty, f32(l.lse), B, T, C, NH, dt, s);
-  kc::zero_async(dln, NC * es, s);
-  kc::matmul_backward(blas, dln, G(QKVW), G(QKVB), dqkv, a + l.ln1, W(QKVW), N, C, 3 * C, dt, s);
+  kc::matmul_backward(blas, dln, G(QKVW), G(QKVB), dqkv, a + l.ln1, W(QKVW), N, C, 3 * C, dt, s,
+                      kAccumulate);
   kc::copy_async(dinp, dres2, NC * es, s);
   kc::layernorm_backward(dinp, G(LN1W), G(LN1B), dln, x, W(LN1W), f32(l.ln1_mean), f32(l.ln1_rstd),
                          N, C, dt, s);

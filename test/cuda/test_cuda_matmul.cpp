@@ -115,3 +115,26 @@ TEST_CASE("CUDA matmul GELU epilogue, fused and unfused, matches the CPU twins",
     }
   }
 }
+
+TEST_CASE("CUDA matmul backward can overwrite dinp instead of adding to it", "[cuda]") {
+  kc::CublasLtContext ctx(device_tracker());
+  for (const DType dt : {DType::F32, DType::BF16}) {
+    for (const MmShape& s : kShapes) {
+      INFO("dtype " << kc::dtype_name(dt) << ", N=" << s.N << " C=" << s.C << " OC=" << s.OC);
+      const std::size_t NC = std::size_t(s.N) * s.C, NOC = std::size_t(s.N) * s.OC;
+      const auto inp = rounded(randn(NC, 720), dt);
+      const auto weight = rounded(randn(std::size_t(s.OC) * s.C, 721, 0.3), dt);
+      const auto dout = rounded(randn(NOC, 722), dt);
+      std::vector<float> dinp_ref(NC, 0.0f), dw_ref(std::size_t(s.OC) * s.C, 0.0f);
+      cpu::matmul_backward(dinp_ref.data(), dw_ref.data(), static_cast<float*>(nullptr), dout.data(),
+                           inp.data(), weight.data(), s.N, s.C, s.OC);
+      DeviceArray d_inp = DeviceArray::from(inp, dt), d_w = DeviceArray::from(weight, dt),
+                  d_dout = DeviceArray::from(dout, dt), d_dinp(NC, dt),
+                  d_dw = DeviceArray::from(zeros(dw_ref.size()), DType::F32, pptrain::MemCategory::Grads);
+      d_dinp.poison();  // NaN: an overwrite must never read it
+      kc::matmul_backward(ctx, d_dinp.data(), d_dw.f32(), nullptr, d_dout.data(), d_inp.data(),
+                          d_w.data(), s.N, s.C, s.OC, dt, {}, /*accumulate_dinp=*/false);
+      check_close("matmul dinp, overwritten", d_dinp.to_host(), dinp_ref, tolerance(dt));
+    }
+  }
+}
