@@ -90,17 +90,6 @@ void HostStagingTransport::copy_to_device(float* device, int staging, std::size_
   s.copy_pending = true;  // in_use until the event has passed (release_copied)
 }
 
-Transport::Request HostStagingTransport::track(const Pending& p) {
-  if (!free_slots_.empty()) {
-    const Request slot = free_slots_.back();
-    free_slots_.pop_back();
-    pending_[slot] = p;
-    return slot;
-  }
-  pending_.push_back(p);
-  return static_cast<Request>(pending_.size() - 1);
-}
-
 Transport::Request HostStagingTransport::isend(const float* data, std::size_t count, int peer, int tag) {
   const int staging = acquire(count);
   copy_to_host(host_of(staging), data, count, fmt::format("a send to rank {} (tag {})", peer, tag));
@@ -109,7 +98,7 @@ Transport::Request HostStagingTransport::isend(const float* data, std::size_t co
   staging_[staging].mpi_pending = true;
   p.staging = staging;
   p.count = count;
-  return track(p);
+  return pending_.add(p);
 }
 
 Transport::Request HostStagingTransport::irecv(float* data, std::size_t count, int peer, int tag) {
@@ -121,17 +110,13 @@ Transport::Request HostStagingTransport::irecv(float* data, std::size_t count, i
   p.device = data;
   p.count = count;
   p.is_recv = true;
-  return track(p);
+  return pending_.add(p);
 }
 
 void HostStagingTransport::wait(Request request, const std::string& what) {
-  PPT_CHECK(request >= 0 && static_cast<std::size_t>(request) < pending_.size() &&
-                pending_[request].staging >= 0,
-            "wait on unknown request {}", request);
-  const Pending p = pending_[request];
+  const Pending p = pending_.at(request);
   mpi_->wait(p.inner, what);  // throws on timeout, naming `what`
-  pending_[request] = Pending{};
-  free_slots_.push_back(request);
+  pending_.take(request);
   Staging& s = staging_[p.staging];
   s.mpi_pending = false;
   if (p.is_recv) {

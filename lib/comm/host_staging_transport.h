@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "comm/mpi_transport.h"
+#include "comm/request_table.h"
 #include "comm/transport.h"
 #include "kernels/cuda/cuda_types.h"
 #include "kernels/cuda/device_memory.h"
@@ -64,7 +65,6 @@ class HostStagingTransport final : public Transport {
     std::size_t count = 0;
     bool is_recv = false;
   };
-  Request track(const Pending& p);
   float* host_of(int staging);
   int acquire(std::size_t count);  // a free staging buffer of at least count floats
   void release_copied();           // recycles buffers whose copies have run
@@ -76,8 +76,7 @@ class HostStagingTransport final : public Transport {
   std::unique_ptr<MpiTransport> mpi_;
   std::unique_ptr<kernels::cuda::StreamEvent> copied_out_;  // device-to-host copy done
   std::vector<Staging> staging_;
-  std::vector<Pending> pending_;  // indexed by Request; slots reused
-  std::vector<Request> free_slots_;
+  RequestTable<Pending> pending_;
 };
 
 }  // namespace pptrain

@@ -31,15 +31,7 @@ MpiTransport::~MpiTransport() {
 
 Transport::Request MpiTransport::track(MPI_Request request, std::size_t bytes, int peer, int tag,
                                        bool is_send) {
-  Pending p{request, bytes, peer, tag, is_send};
-  if (!free_slots_.empty()) {
-    const Request slot = free_slots_.back();
-    free_slots_.pop_back();
-    pending_[slot] = p;
-    return slot;
-  }
-  pending_.push_back(p);
-  return static_cast<Request>(pending_.size() - 1);
+  return pending_.add(Pending{request, bytes, peer, tag, is_send});
 }
 
 Transport::Request MpiTransport::isend(const float* data, std::size_t count, int peer, int tag) {
@@ -69,12 +61,9 @@ void MpiTransport::wait_request(MPI_Request& request, const std::string& what) {
 }
 
 void MpiTransport::wait(Request request, const std::string& what) {
-  PPT_CHECK(request >= 0 && static_cast<std::size_t>(request) < pending_.size(),
-            "wait on unknown request {}", request);
-  Pending& p = pending_[request];
+  Pending& p = pending_.at(request);
   if (p.request != MPI_REQUEST_NULL) wait_request(p.request, what);
-  p = Pending{};
-  free_slots_.push_back(request);
+  pending_.take(request);
 }
 
 GroupId MpiTransport::split_group(int color, int key) {

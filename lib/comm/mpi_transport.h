@@ -11,6 +11,7 @@
 
 #include <vector>
 
+#include "comm/request_table.h"
 #include "comm/transport.h"
 
 namespace pptrain {
@@ -56,8 +57,7 @@ class MpiTransport final : public Transport {
     int my_index = 0;
   };
   std::vector<Group> groups_;
-  std::vector<Pending> pending_;   // indexed by Request; slots are reused
-  std::vector<Request> free_slots_;
+  RequestTable<Pending> pending_;
 };
 
 }  // namespace pptrain

@@ -94,9 +94,9 @@ NcclTransport::~NcclTransport() {
   for (Group& g : groups_) {
     if (g.stream != nullptr) cudaStreamDestroy(g.stream);
   }
-  for (Pending& p : pending_) {
+  pending_.for_each_live([](Pending& p) {
     if (p.done != nullptr) cudaEventDestroy(p.done);
-  }
+  });
   for (CUevent_st* e : free_events_) cudaEventDestroy(e);
   if (compute_ready_ != nullptr) cudaEventDestroy(compute_ready_);
   if (warmup_ != nullptr) cudaFree(warmup_);
@@ -269,14 +269,7 @@ Transport::Request NcclTransport::issue(void* data, std::size_t count, int peer,
   p.peer = peer;
   p.tag = tag;
   p.is_recv = is_recv;
-  if (!free_slots_.empty()) {
-    const Request slot = free_slots_.back();
-    free_slots_.pop_back();
-    pending_[slot] = p;
-    return slot;
-  }
-  pending_.push_back(p);
-  return static_cast<Request>(pending_.size() - 1);
+  return pending_.add(p);
 }
 
 Transport::Request NcclTransport::isend(const float* data, std::size_t count, int peer, int tag) {
@@ -288,12 +281,7 @@ Transport::Request NcclTransport::irecv(float* data, std::size_t count, int peer
 }
 
 void NcclTransport::wait(Request request, const std::string& what) {
-  PPT_CHECK(request >= 0 && static_cast<std::size_t>(request) < pending_.size() &&
-                pending_[request].done != nullptr,
-            "wait on unknown request {}", request);
-  const Pending p = pending_[request];
-  pending_[request] = Pending{};
-  free_slots_.push_back(request);
+  const Pending p = pending_.take(request);
   Channel& c = channels_[p.channel];
   try {
     // An aborted communicator is freed: never poll it again.

@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "comm/mpi_transport.h"
+#include "comm/request_table.h"
 #include "comm/transport.h"
 #include "kernels/cuda/cuda_types.h"
 
@@ -135,8 +136,7 @@ class NcclTransport final : public Transport {
   float* warmup_ = nullptr;              // one device float for channel warm-up
   std::vector<Channel> channels_;
   std::vector<Group> groups_;
-  std::vector<Pending> pending_;  // indexed by Request; slots reused
-  std::vector<Request> free_slots_;
+  RequestTable<Pending> pending_;
   std::vector<CUevent_st*> free_events_;
 };
 
