@@ -4,6 +4,9 @@ set -euo pipefail
 : "${PPTRAIN_BIN:?set by ctest}" "${MPIEXEC:?set by ctest}" "${PPTRAIN_SOURCE_DIR:?set by ctest}"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pptrain-it.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+# Each test's mpirun keeps its session directory under $WORK: tests run in parallel (ctest -j),
+# and launches sharing /tmp/ompi.<host>.<uid> raced ("mkdir ... File exists", orte_init failed).
+export OMPI_MCA_orte_tmpdir_base="$WORK"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
