@@ -22,7 +22,6 @@ class CpuStageModel final : public StageModel {
                 std::uint64_t seed, MemoryTracker& memory);
   ~CpuStageModel() override;
 
-  std::string backend_name() const override { return "cpu fp32"; }
   std::unique_ptr<Stash> make_stash(int batch) override;
   std::size_t activation_words(int batch) const override;
   std::unique_ptr<WordBuffer> make_message_buffer(std::size_t words) override;

@@ -154,10 +154,6 @@ CudaStageModel::CudaStageModel(const GPT2Shape& shape, int first_layer, int end_
 
 CudaStageModel::~CudaStageModel() = default;
 
-std::string CudaStageModel::backend_name() const {
-  return fmt::format("cuda {}", kc::dtype_name(device_.dtype()));
-}
-
 std::size_t CudaStageModel::element_bytes() const { return kc::dtype_size(device_.dtype()); }
 
 const void* CudaStageModel::weight(int layer, int index) const {

@@ -40,7 +40,6 @@ class CudaStageModel final : public StageModel {
                  std::uint64_t seed, ComputeDevice& device);
   ~CudaStageModel() override;
 
-  std::string backend_name() const override;
   std::unique_ptr<Stash> make_stash(int batch) override;
   std::size_t activation_words(int batch) const override;
   std::unique_ptr<WordBuffer> make_message_buffer(std::size_t words) override;

@@ -50,13 +50,10 @@ class StageModel {
   const GPT2Shape& shape() const { return shape_; }
   int first_layer() const { return first_layer_; }
   int end_layer() const { return end_layer_; }
-  int max_batch() const { return max_batch_; }
   bool has_embedding() const { return first_layer_ == 0; }
   bool has_head() const { return end_layer_ == shape_.num_layers(); }
   const ParamTable& table() const { return table_; }
   std::size_t num_params() const { return table_.total_floats(); }
-  // "cpu fp32", "cuda bf16": for logs.
-  virtual std::string backend_name() const = 0;
 
   virtual std::unique_ptr<Stash> make_stash(int batch) = 0;
   // 4-byte words of one (batch,T,C) activation message in backend memory.
