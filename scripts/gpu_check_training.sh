@@ -117,9 +117,11 @@ YAML
 if pptrain train "$WORK/gpt2.yaml" >"$LOGS/train_gpt2_124m.txt" 2>&1; then
   tps=$(metric "$WORK/runs/gpt2" tokens_per_s median_after_5)
   mfu=$(metric "$WORK/runs/gpt2" mfu_pct median_after_5)
-  fig=$(printf '%.0fk tok/s, MFU %.1f%% (median of steps 6-15)' "$(echo "$tps / 1000" | bc -l)" "$mfu")
+  # Python does the arithmetic: the GPU machine has no bc.
+  kilo() { python3 -c "print(f'{float(\"$1\") / 1000:.0f}k')"; }
+  fig=$(printf '%s tok/s, MFU %.1f%% (median of steps 6-15)' "$(kilo "$tps")" "$mfu")
   if [[ -n ${TORCH_TOKENS_PER_S:-} ]]; then
-    fig+=$(printf '; PyTorch %.0fk tok/s' "$(echo "$TORCH_TOKENS_PER_S / 1000" | bc -l)")
+    fig+="; PyTorch $(kilo "$TORCH_TOKENS_PER_S") tok/s"
     goal=$(python3 -c "print('MET' if $tps >= $TORCH_TOKENS_PER_S and $mfu >= 40 else 'NOT MET')")
     emit "goal: tok/s >= PyTorch and MFU >= 40%" "$goal" "pptrain $(printf '%.0f' "$tps") vs PyTorch $(printf '%.0f' "$TORCH_TOKENS_PER_S") tok/s, MFU $(printf '%.1f' "$mfu")%"
   fi

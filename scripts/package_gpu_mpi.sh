@@ -45,6 +45,9 @@ export OMPI_MCA_mca_base_component_path=$_mpi_dir/lib/openmpi3
 export PMIX_MCA_mca_base_component_path=$_mpi_dir/lib/pmix
 export OMPI_MCA_orte_launch_agent=$_mpi_dir/bin/orted
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# The GPU machine has a PMIx of its own whose plugins PMIx finds first; the zlib one does not
+# load with ours (harmless) and PMIx then warns on every start.
+export PMIX_MCA_pcompress_base_silence_warning=1
 export PATH=$_mpi_dir/bin:$PATH
 unset _mpi_dir
 EOF
