@@ -278,6 +278,16 @@ int run_dtype(DType dt, const Options& o) {
     kc::layernorm_backward(dx.p(), dlnw.f(), dlnb.f(), dy.p(), x.p(), lnw.p(), mean.f(), rstd.f(),
                            iN, C, dt, st);
   });
+  // The two parts apart (0 calls: not in the step's sum): the input gradient, row by row, and
+  // the parameter gradients, column sums over all rows.
+  add("  layernorm_backward: dinp only", 0, 0, 4 * NCd * s + 8 * Nd, {&dx}, [&] {
+    kc::layernorm_backward(dx.p(), nullptr, nullptr, dy.p(), x.p(), lnw.p(), mean.f(), rstd.f(), iN,
+                           C, dt, st);
+  });
+  add("  layernorm_backward: dweight, dbias only", 0, 0, 2 * NCd * s + 8 * Nd, {&dlnw, &dlnb}, [&] {
+    kc::layernorm_backward(nullptr, dlnw.f(), dlnb.f(), dy.p(), x.p(), lnw.p(), mean.f(), rstd.f(),
+                           iN, C, dt, st);
+  });
   add("matmul_backward fcproj", L, 4 * NCd * C4, 0, {&dh, &dW, &db},
       [&] { mm_bwd(dh.p(), db.f(), dy, h, fcpw, C4, C); });
   add("gelu_backward", L, 0, 4 * Nd * C4 * s, {&dh},

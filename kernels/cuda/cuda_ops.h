@@ -44,7 +44,9 @@ void layernorm_forward(void* out, float* mean, float* rstd, const void* inp, con
 void residual_layernorm_forward(void* residual, void* out, float* mean, float* rstd, const void* a,
                                 const void* b, const void* weight, const void* bias, int N, int C,
                                 DType dt, Stream stream);
-// dinp (N,C) += ..., dweight (C) += ..., dbias (C) += ... (fp32).
+// dinp (N,C) += ..., dweight (C) += ..., dbias (C) += ... (fp32). dinp null skips the input
+// gradient; dweight and dbias both null skip the parameter gradients (frozen parameters; the
+// benchmark times the two parts apart).
 void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* dout,
                         const void* inp, const void* weight, const float* mean, const float* rstd,
                         int N, int C, DType dt, Stream stream);

@@ -146,11 +146,15 @@ void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* do
   const cudaStream_t s = to_cuda(stream);
   dispatch_dtype(dt, [&](auto tag) {
     using S = typename decltype(tag)::type;
-    const unsigned row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-    layernorm_backward_dinp_kernel<S><<<row_blocks, kRowThreads, 0, s>>>(
-        static_cast<S*>(dinp), static_cast<const S*>(dout), static_cast<const S*>(inp),
-        static_cast<const S*>(weight), mean, rstd, N, C);
-    CUDA_CHECK_LAUNCH();
+    if (dinp != nullptr) {
+      const unsigned row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+      layernorm_backward_dinp_kernel<S><<<row_blocks, kRowThreads, 0, s>>>(
+          static_cast<S*>(dinp), static_cast<const S*>(dout), static_cast<const S*>(inp),
+          static_cast<const S*>(weight), mean, rstd, N, C);
+      CUDA_CHECK_LAUNCH();
+    }
+    if (dweight == nullptr && dbias == nullptr) return;
+    PPT_CHECK(dweight != nullptr && dbias != nullptr, "layernorm_backward: dweight and dbias go together");
     column_sums::add<2>(column_sums::Outputs<2>{{dweight, dbias}},
                         LayernormParamTerm<S>{static_cast<const S*>(dout), static_cast<const S*>(inp),
                                               mean, rstd, C},

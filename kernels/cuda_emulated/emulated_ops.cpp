@@ -118,10 +118,14 @@ void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* do
   if (N == 0 || C == 0) return;
   const std::size_t nc = static_cast<std::size_t>(N) * C;
   emulated::F32View dy(dout, nc, dt), x(inp, nc, dt), w(weight, C, dt);
+  PPT_CHECK((dweight == nullptr) == (dbias == nullptr), "layernorm_backward: dweight and dbias go together");
+  // The CPU twin computes both parts: the skipped one goes to scratch.
+  std::vector<float> scratch_dx(dinp == nullptr ? nc : 0), scratch_dw(dweight == nullptr ? 2 * C : 0);
   emulated::F32View dx(dinp, nc, dt, true);
-  cpu::layernorm_backward(dx.data(), dweight, dbias, dy.data(), x.data(), w.data(), mean, rstd,
-                          N, C);
-  dx.store();
+  cpu::layernorm_backward(dinp ? dx.data() : scratch_dx.data(), dweight ? dweight : scratch_dw.data(),
+                          dbias ? dbias : scratch_dw.data() + C, dy.data(), x.data(), w.data(), mean,
+                          rstd, N, C);
+  if (dinp != nullptr) dx.store();
 }
 
 void classifier_forward_backward(void* logits, float* losses, const int* targets, int N, int V,
