@@ -5,6 +5,8 @@
 // the block combines them (fixed-order reductions), so one read of the row gives the loss, and
 // a second read overwrites it with dloss_scale * (softmax - onehot). No probabilities are ever
 // stored. A target outside [0,V) gives a NaN loss (and no gradient), so the bug cannot hide.
+#include <cstdint>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
@@ -51,6 +53,54 @@ __global__ void classifier_kernel(S* logits, float* losses, const int* targets, 
   }
 }
 
+// The same for bf16 rows of even length Vp, on column pairs (4-byte accesses): one-column bf16
+// accesses cost layernorm's backward 5x on an H200 (docs/gpu-results.md, run 3). Columns
+// >= V (padding, V may be odd) take no part, as above.
+__global__ void classifier_bf16x2_kernel(__nv_bfloat162* logits, float* losses, const int* targets,
+                                         int V, int Vp, float dloss_scale, bool compute_grad) {
+  __shared__ float shared[32];
+  const int row = blockIdx.x, pairs = Vp / 2;
+  __nv_bfloat162* z = logits + static_cast<std::size_t>(row) * pairs;
+  const int target = targets[row];
+  const bool target_ok = target >= 0 && target < V;
+  // Read before the block synchronises: after that, other threads may overwrite the row.
+  const float z_target = target_ok ? to_f32(reinterpret_cast<const bf16*>(z)[target]) : 0.0f;
+
+  float m = -INFINITY, s = 0.0f;
+  auto add = [&](float x) {
+    if (x > m) {
+      s = s * expf(m - x) + 1.0f;  // rescale what was summed against the old max
+      m = x;
+    } else {
+      s += expf(x - m);
+    }
+  };
+  for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+    const float2 x = __bfloat1622float2(z[i]);
+    if (2 * i < V) add(x.x);
+    if (2 * i + 1 < V) add(x.y);
+  }
+  const float row_max = block_max(m, shared);
+  const float row_sum = block_sum(m == -INFINITY ? 0.0f : s * expf(m - row_max), shared);
+  if (threadIdx.x == 0) {
+    losses[row] = target_ok ? logf(row_sum) + row_max - z_target : NAN;
+  }
+  if (!compute_grad || !target_ok) return;
+  const float inv_sum = 1.0f / row_sum;
+  for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+    const float2 x = __bfloat1622float2(z[i]);
+    float g[2] = {0.0f, 0.0f};
+    for (int e = 0; e < 2; ++e) {
+      const int col = 2 * i + e;
+      if (col < V) {
+        const float p = expf((e == 0 ? x.x : x.y) - row_max) * inv_sum;
+        g[e] = dloss_scale * (p - (col == target ? 1.0f : 0.0f));
+      }
+    }
+    z[i] = __floats2bfloat162_rn(g[0], g[1]);
+  }
+}
+
 }  // namespace
 
 void classifier_forward_backward(void* logits, float* losses, const int* targets, int N, int V,
@@ -58,6 +108,12 @@ void classifier_forward_backward(void* logits, float* losses, const int* targets
                                  Stream stream) {
   PPT_CHECK(N >= 0 && V > 0 && Vp >= V, "classifier: bad shape N={} V={} Vp={}", N, V, Vp);
   if (N == 0) return;
+  if (dt == DType::BF16 && Vp % 2 == 0 && reinterpret_cast<std::uintptr_t>(logits) % 4 == 0) {
+    classifier_bf16x2_kernel<<<N, kThreads, 0, to_cuda(stream)>>>(
+        static_cast<__nv_bfloat162*>(logits), losses, targets, V, Vp, dloss_scale, compute_grad);
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
   dispatch_dtype(dt, [&](auto tag) {
     using S = typename decltype(tag)::type;
     classifier_kernel<S><<<N, kThreads, 0, to_cuda(stream)>>>(
