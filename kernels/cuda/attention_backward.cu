@@ -12,6 +12,7 @@
 // tensor-core kernels (tiles of 64, bf16 in shared memory, mma.sync with fp32 accumulators).
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/op_checks.h"
 
 namespace pptrain::kernels::cuda {
 namespace {
@@ -431,7 +432,7 @@ __global__ void __launch_bounds__(kThreads)
 
 void attention_backward(void* dinp, const void* dout, const void* inp, const void* out,
                         const float* lse, int B, int T, int C, int NH, DType dt, Stream stream) {
-  check_shape("attention_backward", B, T, C, NH);
+  checks::attention_shape("attention_backward", B, T, C, NH);
   if (B == 0 || T == 0) return;
   const int hs = C / NH;
   const cudaStream_t s = to_cuda(stream);

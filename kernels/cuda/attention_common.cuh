@@ -24,14 +24,6 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kTile = 32;                    // queries or keys per tile: one per lane
 constexpr int kRowsPerWarp = kTile / kWarps;  // tile rows a warp owns: r * kWarps + warp
 
-inline void check_shape(const char* what, int B, int T, int C, int NH) {
-  PPT_CHECK(B >= 0 && T >= 0 && C > 0 && NH > 0 && C % NH == 0,
-            "{}: bad shape B={} T={} C={} NH={} (C must be a multiple of NH)", what, B, T, C, NH);
-  PPT_CHECK(C / NH <= 128, "{}: head size {} > 128 is not supported", what, C / NH);
-  PPT_CHECK(NH <= 65535 && B <= 65535, "{}: NH={} or B={} exceeds the grid limit", what, NH, B);
-  PPT_CHECK(std::int64_t{B} * T * 3 * C < (std::int64_t{1} << 40), "{}: tensor too large", what);
-}
-
 // Calls fn(std::integral_constant<int, HS_MAX>{}) with the smallest supported HS_MAX >= hs.
 template <typename Fn>
 void dispatch_head_size(int hs, Fn&& fn) {

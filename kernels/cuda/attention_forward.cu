@@ -6,6 +6,7 @@
 // backward recomputes the probabilities. See attention_common.cuh for layout and tiling.
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/op_checks.h"
 
 namespace pptrain::kernels::cuda {
 namespace {
@@ -218,7 +219,7 @@ __global__ void __launch_bounds__(kThreads)
 
 void attention_forward(void* out, float* lse, const void* inp, int B, int T, int C, int NH,
                        DType dt, Stream stream) {
-  check_shape("attention_forward", B, T, C, NH);
+  checks::attention_shape("attention_forward", B, T, C, NH);
   if (B == 0 || T == 0) return;
   const int hs = C / NH;
   const cudaStream_t s = to_cuda(stream);

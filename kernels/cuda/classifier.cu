@@ -15,6 +15,16 @@ namespace {
 
 constexpr int kThreads = 512;
 
+// Adds x to a running (max m, sum of exp against m) pair: one read of the row gives both.
+__device__ __forceinline__ void online_softmax_add(float x, float& m, float& s) {
+  if (x > m) {
+    s = s * expf(m - x) + 1.0f;  // rescale what was summed against the old max
+    m = x;
+  } else {
+    s += expf(x - m);
+  }
+}
+
 template <typename S>
 __global__ void classifier_kernel(S* logits, float* losses, const int* targets, int V, int Vp,
                                   float dloss_scale, bool compute_grad) {
@@ -27,15 +37,7 @@ __global__ void classifier_kernel(S* logits, float* losses, const int* targets, 
   const float z_target = target_ok ? to_f32(z[target]) : 0.0f;
 
   float m = -INFINITY, s = 0.0f;
-  for (int i = threadIdx.x; i < V; i += blockDim.x) {
-    const float x = to_f32(z[i]);
-    if (x > m) {
-      s = s * expf(m - x) + 1.0f;  // rescale what was summed against the old max
-      m = x;
-    } else {
-      s += expf(x - m);
-    }
-  }
+  for (int i = threadIdx.x; i < V; i += blockDim.x) online_softmax_add(to_f32(z[i]), m, s);
   const float row_max = block_max(m, shared);
   const float row_sum = block_sum(m == -INFINITY ? 0.0f : s * expf(m - row_max), shared);
   if (threadIdx.x == 0) {
@@ -67,18 +69,10 @@ __global__ void classifier_bf16x2_kernel(__nv_bfloat162* logits, float* losses, 
   const float z_target = target_ok ? to_f32(reinterpret_cast<const bf16*>(z)[target]) : 0.0f;
 
   float m = -INFINITY, s = 0.0f;
-  auto add = [&](float x) {
-    if (x > m) {
-      s = s * expf(m - x) + 1.0f;  // rescale what was summed against the old max
-      m = x;
-    } else {
-      s += expf(x - m);
-    }
-  };
   for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
     const float2 x = __bfloat1622float2(z[i]);
-    if (2 * i < V) add(x.x);
-    if (2 * i + 1 < V) add(x.y);
+    if (2 * i < V) online_softmax_add(x.x, m, s);
+    if (2 * i + 1 < V) online_softmax_add(x.y, m, s);
   }
   const float row_max = block_max(m, shared);
   const float row_sum = block_sum(m == -INFINITY ? 0.0f : s * expf(m - row_max), shared);

@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/op_checks.h"
 
 namespace pptrain::kernels::cuda {
 namespace {
@@ -82,17 +83,11 @@ std::size_t cub_sort_bytes(int n, int Vp) {
   return bytes;
 }
 
-void check_encoder_shape(int B, int T, int C) {
-  PPT_CHECK(B >= 0 && T >= 0 && C >= 0, "encoder: negative shape B={} T={} C={}", B, T, C);
-  PPT_CHECK(std::int64_t{B} * T <= INT32_MAX, "encoder: B*T = {} exceeds 2^31-1",
-            std::int64_t{B} * T);
-}
-
 }  // namespace
 
 void encoder_forward(void* out, const int* inp, const void* wte, const void* wpe, int B, int T,
                      int C, DType dt, Stream stream) {
-  check_encoder_shape(B, T, C);
+  checks::encoder_shape(B, T, C);
   const std::size_t n = static_cast<std::size_t>(B) * T * C;
   if (n == 0) return;
   dispatch_dtype(dt, [&](auto tag) {
@@ -105,7 +100,7 @@ void encoder_forward(void* out, const int* inp, const void* wte, const void* wpe
 }
 
 std::size_t encoder_backward_scratch_bytes(int B, int T, int Vp) {
-  check_encoder_shape(B, T, 0);
+  checks::encoder_shape(B, T, 0);
   PPT_CHECK(Vp > 0, "encoder: Vp must be positive, got {}", Vp);
   const int n = B * T;
   if (n == 0) return 0;
@@ -115,15 +110,11 @@ std::size_t encoder_backward_scratch_bytes(int B, int T, int Vp) {
 void encoder_backward(float* dwte, float* dwpe, const void* dout, const int* inp, int B, int T,
                       int C, int Vp, DType dt, void* scratch, std::size_t scratch_bytes,
                       Stream stream) {
-  check_encoder_shape(B, T, C);
+  checks::encoder_shape(B, T, C);
   const int n = B * T;
   if (n == 0 || C == 0) return;
   const std::size_t need = encoder_backward_scratch_bytes(B, T, Vp);
-  PPT_CHECK(scratch != nullptr && scratch_bytes >= need,
-            "encoder_backward: scratch of {} bytes given, {} needed (encoder_backward_scratch_bytes)",
-            scratch_bytes, need);
-  PPT_CHECK(reinterpret_cast<std::uintptr_t>(scratch) % 256 == 0,
-            "encoder_backward: scratch must be 256-byte aligned (as cudaMalloc returns)");
+  checks::encoder_scratch(scratch, scratch_bytes, need);
   const cudaStream_t s = to_cuda(stream);
 
   char* p = static_cast<char*>(scratch);

@@ -3,6 +3,7 @@
 // reduction, without squaring, sums a micro-batch's per-token losses.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/op_checks.h"
 
 namespace pptrain::kernels::cuda {
 namespace {
@@ -38,9 +39,7 @@ template <bool kSquare>
 void reduce_sum(double* acc, const float* x, std::size_t n, double scale, void* scratch,
                 std::size_t scratch_bytes, Stream stream, const char* name) {
   if (n == 0) return;
-  PPT_CHECK(scratch != nullptr && scratch_bytes >= kMaxBlocks * sizeof(double),
-            "{}: scratch of {} bytes given, {} needed", name, scratch_bytes,
-            kMaxBlocks * sizeof(double));
+  checks::reduce_scratch(scratch, scratch_bytes, kMaxBlocks * sizeof(double), name);
   const cudaStream_t s = to_cuda(stream);
   double* partial = static_cast<double*>(scratch);
   const unsigned blocks = grid_for(n, kThreads, kMaxBlocks);

@@ -11,6 +11,7 @@
 #include "kernels/cuda/column_sums.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/op_checks.h"
 #include "kernels/layernorm.h"
 
 namespace pptrain::kernels::cuda {
@@ -137,10 +138,6 @@ struct LayernormParamTerm {
   }
 };
 
-void check_shape(int N, int C) {
-  PPT_CHECK(N >= 0 && C >= 0, "layernorm: negative shape N={} C={}", N, C);
-}
-
 template <typename S>
 void launch_forward(S* out, float* mean, float* rstd, S* residual, const S* inp, const S* add,
                     const S* weight, const S* bias, int N, int C, cudaStream_t s) {
@@ -154,7 +151,7 @@ void launch_forward(S* out, float* mean, float* rstd, S* residual, const S* inp,
 
 void layernorm_forward(void* out, float* mean, float* rstd, const void* inp, const void* weight,
                        const void* bias, int N, int C, DType dt, Stream stream) {
-  check_shape(N, C);
+  checks::layernorm_shape(N, C);
   if (N == 0) return;
   PPT_CHECK(C > 0, "layernorm: C must be positive");
   dispatch_dtype(dt, [&](auto tag) {
@@ -168,7 +165,7 @@ void layernorm_forward(void* out, float* mean, float* rstd, const void* inp, con
 void residual_layernorm_forward(void* residual, void* out, float* mean, float* rstd, const void* a,
                                 const void* b, const void* weight, const void* bias, int N, int C,
                                 DType dt, Stream stream) {
-  check_shape(N, C);
+  checks::layernorm_shape(N, C);
   if (N == 0) return;
   PPT_CHECK(C > 0, "layernorm: C must be positive");
   dispatch_dtype(dt, [&](auto tag) {
@@ -183,7 +180,7 @@ void residual_layernorm_forward(void* residual, void* out, float* mean, float* r
 void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* dout,
                         const void* inp, const void* weight, const float* mean, const float* rstd,
                         int N, int C, DType dt, Stream stream) {
-  check_shape(N, C);
+  checks::layernorm_shape(N, C);
   if (N == 0 || C == 0) return;
   const cudaStream_t s = to_cuda(stream);
   dispatch_dtype(dt, [&](auto tag) {

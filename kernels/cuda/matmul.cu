@@ -18,6 +18,7 @@
 #include "kernels/cuda/column_sums.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/op_checks.h"
 #include "kernels/cuda/device_memory.h"
 
 namespace pptrain::kernels::cuda {
@@ -151,16 +152,13 @@ struct BiasTerm {
   }
 };
 
-void check_shape(const char* what, int N, int C, int OC) {
-  PPT_CHECK(N >= 0 && C > 0 && OC > 0, "{}: bad shape N={} C={} OC={}", what, N, C, OC);
-}
 
 }  // namespace
 
 void matmul_forward(CublasLtContext& ctx, void* out, const void* inp, const void* weight,
                     const void* bias, int N, int C, int OC, DType dt, Stream stream,
                     void* gelu_pre) {
-  check_shape("matmul_forward", N, C, OC);
+  checks::matmul_shape("matmul_forward", N, C, OC);
   if (N == 0) return;
   CublasLtContext::Impl& c = ctx.impl();
   const cudaStream_t s = to_cuda(stream);
@@ -195,7 +193,7 @@ void matmul_forward(CublasLtContext& ctx, void* out, const void* inp, const void
 void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* dbias,
                      const void* dout, const void* inp, const void* weight, int N, int C, int OC,
                      DType dt, Stream stream, bool accumulate_dinp) {
-  check_shape("matmul_backward", N, C, OC);
+  checks::matmul_shape("matmul_backward", N, C, OC);
   if (N == 0) return;
   PPT_CHECK(dweight != nullptr, "matmul_backward: dweight is required");
   CublasLtContext::Impl& c = ctx.impl();

@@ -8,19 +8,11 @@
 
 #include "kernels/attention.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/op_checks.h"
 #include "kernels/cuda_emulated/emulated_common.h"
 
 namespace pptrain::kernels::cuda {
 namespace {
-
-// The real kernels' limits (kernels/cuda/attention_common.cuh).
-void check_shape(const char* what, int B, int T, int C, int NH) {
-  PPT_CHECK(B >= 0 && T >= 0 && C > 0 && NH > 0 && C % NH == 0,
-            "{}: bad shape B={} T={} C={} NH={} (C must be a multiple of NH)", what, B, T, C, NH);
-  PPT_CHECK(C / NH <= 128, "{}: head size {} > 128 is not supported", what, C / NH);
-  PPT_CHECK(NH <= 65535 && B <= 65535, "{}: NH={} or B={} exceeds the grid limit", what, NH, B);
-  PPT_CHECK(std::int64_t{B} * T * 3 * C < (std::int64_t{1} << 40), "{}: tensor too large", what);
-}
 
 // lse (B,NH,T) = log sum_{t2<=t} exp(scale q_t.k_t2), in double from the fp32 inputs.
 void attention_lse(float* lse, const float* inp, int B, int T, int C, int NH) {
@@ -51,7 +43,7 @@ void attention_lse(float* lse, const float* inp, int B, int T, int C, int NH) {
 
 void attention_forward(void* out, float* lse, const void* inp, int B, int T, int C, int NH,
                        DType dt, Stream) {
-  check_shape("attention_forward", B, T, C, NH);
+  checks::attention_shape("attention_forward", B, T, C, NH);
   emulated::check_dtype(dt);
   if (B == 0 || T == 0) return;
   const std::size_t btc = static_cast<std::size_t>(B) * T * C;
@@ -65,7 +57,7 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
 
 void attention_backward(void* dinp, const void* dout, const void* inp, const void*,
                         const float*, int B, int T, int C, int NH, DType dt, Stream) {
-  check_shape("attention_backward", B, T, C, NH);
+  checks::attention_shape("attention_backward", B, T, C, NH);
   emulated::check_dtype(dt);
   if (B == 0 || T == 0) return;
   const std::size_t btc = static_cast<std::size_t>(B) * T * C;

@@ -6,6 +6,7 @@
 
 #include "kernels/adamw.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/op_checks.h"
 #include "kernels/cuda_emulated/emulated_common.h"
 #include "kernels/gelu.h"
 #include "kernels/grad_norm.h"
@@ -86,8 +87,7 @@ namespace {
 constexpr std::size_t kScratchBytes = 1024 * sizeof(double);
 
 void check_scratch(const void* scratch, std::size_t scratch_bytes, const char* name) {
-  PPT_CHECK(scratch != nullptr && scratch_bytes >= kScratchBytes,
-            "{}: scratch of {} bytes given, {} needed", name, scratch_bytes, kScratchBytes);
+  checks::reduce_scratch(scratch, scratch_bytes, kScratchBytes, name);
 }
 
 }  // namespace

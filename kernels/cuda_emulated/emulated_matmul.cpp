@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/op_checks.h"
 #include "kernels/cuda/device_memory.h"
 #include "kernels/cuda_emulated/emulated_common.h"
 #include "kernels/gelu.h"
@@ -33,16 +34,13 @@ long CublasLtContext::gelu_unfused_calls() const { return impl_->unfused; }
 
 namespace {
 
-void check_shape(const char* what, int N, int C, int OC) {
-  PPT_CHECK(N >= 0 && C > 0 && OC > 0, "{}: bad shape N={} C={} OC={}", what, N, C, OC);
-}
 
 }  // namespace
 
 void matmul_forward(CublasLtContext& ctx, void* out, const void* inp, const void* weight,
                     const void* bias, int N, int C, int OC, DType dt, Stream stream,
                     void* gelu_pre) {
-  check_shape("matmul_forward", N, C, OC);
+  checks::matmul_shape("matmul_forward", N, C, OC);
   emulated::check_dtype(dt);
   if (N == 0) return;
   CublasLtContext::Impl& c = ctx.impl();
@@ -76,7 +74,7 @@ void matmul_forward(CublasLtContext& ctx, void* out, const void* inp, const void
 void matmul_backward(CublasLtContext&, void* dinp, float* dweight, float* dbias,
                      const void* dout, const void* inp, const void* weight, int N, int C, int OC,
                      DType dt, Stream, bool accumulate_dinp) {
-  check_shape("matmul_backward", N, C, OC);
+  checks::matmul_shape("matmul_backward", N, C, OC);
   emulated::check_dtype(dt);
   if (N == 0) return;
   PPT_CHECK(dweight != nullptr, "matmul_backward: dweight is required");

@@ -6,6 +6,7 @@
 
 #include "kernels/classifier.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/op_checks.h"
 #include "kernels/cuda_emulated/emulated_common.h"
 #include "kernels/encoder.h"
 #include "kernels/layernorm.h"
@@ -15,21 +16,11 @@ namespace {
 
 std::size_t align256(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
 
-void check_encoder_shape(int B, int T, int C) {
-  PPT_CHECK(B >= 0 && T >= 0 && C >= 0, "encoder: negative shape B={} T={} C={}", B, T, C);
-  PPT_CHECK(std::int64_t{B} * T <= INT32_MAX, "encoder: B*T = {} exceeds 2^31-1",
-            std::int64_t{B} * T);
-}
-
-void check_layernorm_shape(int N, int C) {
-  PPT_CHECK(N >= 0 && C >= 0, "layernorm: negative shape N={} C={}", N, C);
-}
-
 }  // namespace
 
 void encoder_forward(void* out, const int* inp, const void* wte, const void* wpe, int B, int T,
                      int C, DType dt, Stream) {
-  check_encoder_shape(B, T, C);
+  checks::encoder_shape(B, T, C);
   emulated::check_dtype(dt);
   const std::size_t n = static_cast<std::size_t>(B) * T * C;
   if (n == 0) return;
@@ -55,7 +46,7 @@ void encoder_forward(void* out, const int* inp, const void* wte, const void* wpe
 // The real op radix-sorts (id, position) pairs in three int slots plus CUB's storage; the
 // emulation needs none of it but asks for the same order of size, so callers size it alike.
 std::size_t encoder_backward_scratch_bytes(int B, int T, int Vp) {
-  check_encoder_shape(B, T, 0);
+  checks::encoder_shape(B, T, 0);
   PPT_CHECK(Vp > 0, "encoder: Vp must be positive, got {}", Vp);
   const int n = B * T;
   if (n == 0) return 0;
@@ -64,23 +55,19 @@ std::size_t encoder_backward_scratch_bytes(int B, int T, int Vp) {
 
 void encoder_backward(float* dwte, float* dwpe, const void* dout, const int* inp, int B, int T,
                       int C, int Vp, DType dt, void* scratch, std::size_t scratch_bytes, Stream) {
-  check_encoder_shape(B, T, C);
+  checks::encoder_shape(B, T, C);
   emulated::check_dtype(dt);
   const int n = B * T;
   if (n == 0 || C == 0) return;
   const std::size_t need = encoder_backward_scratch_bytes(B, T, Vp);
-  PPT_CHECK(scratch != nullptr && scratch_bytes >= need,
-            "encoder_backward: scratch of {} bytes given, {} needed (encoder_backward_scratch_bytes)",
-            scratch_bytes, need);
-  PPT_CHECK(reinterpret_cast<std::uintptr_t>(scratch) % 256 == 0,
-            "encoder_backward: scratch must be 256-byte aligned (as cudaMalloc returns)");
+  checks::encoder_scratch(scratch, scratch_bytes, need);
   emulated::F32View dy(dout, static_cast<std::size_t>(n) * C, dt);
   cpu::encoder_backward(dwte, dwpe, dy.data(), inp, B, T, C);
 }
 
 void layernorm_forward(void* out, float* mean, float* rstd, const void* inp, const void* weight,
                        const void* bias, int N, int C, DType dt, Stream) {
-  check_layernorm_shape(N, C);
+  checks::layernorm_shape(N, C);
   emulated::check_dtype(dt);
   if (N == 0) return;
   PPT_CHECK(C > 0, "layernorm: C must be positive");
@@ -94,7 +81,7 @@ void layernorm_forward(void* out, float* mean, float* rstd, const void* inp, con
 void residual_layernorm_forward(void* residual, void* out, float* mean, float* rstd, const void* a,
                                 const void* b, const void* weight, const void* bias, int N, int C,
                                 DType dt, Stream stream) {
-  check_layernorm_shape(N, C);
+  checks::layernorm_shape(N, C);
   emulated::check_dtype(dt);
   if (N == 0) return;
   PPT_CHECK(C > 0, "layernorm: C must be positive");
@@ -113,7 +100,7 @@ void residual_layernorm_forward(void* residual, void* out, float* mean, float* r
 void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* dout,
                         const void* inp, const void* weight, const float* mean, const float* rstd,
                         int N, int C, DType dt, Stream) {
-  check_layernorm_shape(N, C);
+  checks::layernorm_shape(N, C);
   emulated::check_dtype(dt);
   if (N == 0 || C == 0) return;
   const std::size_t nc = static_cast<std::size_t>(N) * C;

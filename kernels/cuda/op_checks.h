@@ -1,0 +1,52 @@
+// Argument checks of the CUDA ops (cuda_ops.h), shared by the real backend (kernels/cuda/*.cu)
+// and its host-memory emulation (kernels/cuda_emulated): one place for each limit and message,
+// so the emulated build rejects exactly what a GPU build rejects. Plain C++.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/error.h"
+
+namespace pptrain::kernels::cuda::checks {
+
+inline void encoder_shape(int B, int T, int C) {
+  PPT_CHECK(B >= 0 && T >= 0 && C >= 0, "encoder: negative shape B={} T={} C={}", B, T, C);
+  PPT_CHECK(std::int64_t{B} * T <= INT32_MAX, "encoder: B*T = {} exceeds 2^31-1",
+            std::int64_t{B} * T);
+}
+
+// encoder_backward's scratch: at least `need` bytes, 256-byte aligned.
+inline void encoder_scratch(const void* scratch, std::size_t scratch_bytes, std::size_t need) {
+  PPT_CHECK(scratch != nullptr && scratch_bytes >= need,
+            "encoder_backward: scratch of {} bytes given, {} needed (encoder_backward_scratch_bytes)",
+            scratch_bytes, need);
+  PPT_CHECK(reinterpret_cast<std::uintptr_t>(scratch) % 256 == 0,
+            "encoder_backward: scratch must be 256-byte aligned (as cudaMalloc returns)");
+}
+
+inline void layernorm_shape(int N, int C) {
+  PPT_CHECK(N >= 0 && C >= 0, "layernorm: negative shape N={} C={}", N, C);
+}
+
+inline void matmul_shape(const char* what, int N, int C, int OC) {
+  PPT_CHECK(N >= 0 && C > 0 && OC > 0, "{}: bad shape N={} C={} OC={}", what, N, C, OC);
+}
+
+// The attention kernels' limits: head size <= 128, grid dimensions, 40-bit indexing.
+inline void attention_shape(const char* what, int B, int T, int C, int NH) {
+  PPT_CHECK(B >= 0 && T >= 0 && C > 0 && NH > 0 && C % NH == 0,
+            "{}: bad shape B={} T={} C={} NH={} (C must be a multiple of NH)", what, B, T, C, NH);
+  PPT_CHECK(C / NH <= 128, "{}: head size {} > 128 is not supported", what, C / NH);
+  PPT_CHECK(NH <= 65535 && B <= 65535, "{}: NH={} or B={} exceeds the grid limit", what, NH, B);
+  PPT_CHECK(std::int64_t{B} * T * 3 * C < (std::int64_t{1} << 40), "{}: tensor too large", what);
+}
+
+// The double-precision reductions' scratch (sum_of_squares_scratch_bytes).
+inline void reduce_scratch(const void* scratch, std::size_t scratch_bytes, std::size_t need,
+                           const char* name) {
+  PPT_CHECK(scratch != nullptr && scratch_bytes >= need, "{}: scratch of {} bytes given, {} needed",
+            name, scratch_bytes, need);
+}
+
+}  // namespace pptrain::kernels::cuda::checks
