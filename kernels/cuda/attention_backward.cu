@@ -25,7 +25,7 @@ __global__ void __launch_bounds__(kThreads)
     attention_backward_dq_kernel(S* dinp, const S* dout, const S* inp, const S* out,
                                  const float* lse, int T, int C, int NH, float scale) {
   constexpr int NI = HS_MAX / 32;
-  extern __shared__ float smem[];
+  float* smem = reinterpret_cast<float*>(ptx::dynamic_shared_memory());
   const int hs = C / NH, ld = hs + 1;
   float* Qs = smem;
   float* dOs = Qs + kTile * ld;
@@ -117,7 +117,7 @@ __global__ void __launch_bounds__(kThreads)
     attention_backward_dkv_kernel(S* dinp, const S* dout, const S* inp, const S* out,
                                   const float* lse, int T, int C, int NH, float scale) {
   constexpr int NI = HS_MAX / 32;
-  extern __shared__ float smem[];
+  float* smem = reinterpret_cast<float*>(ptx::dynamic_shared_memory());
   const int hs = C / NH, ld = hs + 1;
   float* Ks = smem;
   float* Vs = Ks + kTile * ld;
@@ -234,7 +234,7 @@ __global__ void __launch_bounds__(kThreads)
                                     const bf16* out, const float* lse, int T, int C, int NH,
                                     float scale, bool vec) {
   constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = tc::kRows / 8;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);
   bf16* dOs = Qs + tc::kRows * LD;
   bf16* Ks = dOs + tc::kRows * LD;
@@ -336,7 +336,7 @@ __global__ void __launch_bounds__(kThreads)
                                      float scale, bool vec) {
   constexpr int QT = kDkvQueryRows<HS_MAX>;
   constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = QT / 8;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
   bf16* Vs = Ks + tc::kRows * LD;
   bf16* Qs = Vs + tc::kRows * LD;
@@ -452,13 +452,9 @@ void attention_backward(void* dinp, const void* dout, const void* inp, const voi
       const std::size_t smem_dkv = 2 * tc::tile_bytes<kHsMax>(tc::kRows) +
                                    2 * tc::tile_bytes<kHsMax>(kQt) + 2 * kQt * sizeof(float);
       auto dq_kernel = attention_backward_dq_tc_kernel<kHsMax>;
-      allow_shared_memory(dq_kernel, smem_dq);
-      dq_kernel<<<grid, kThreads, smem_dq, s>>>(dx, dy, x, y, lse, T, C, NH, scale, vec);
-      CUDA_CHECK_LAUNCH();
+      launch_kernel(dq_kernel, grid, kThreads, smem_dq, s, dx, dy, x, y, lse, T, C, NH, scale, vec);
       auto dkv_kernel = attention_backward_dkv_tc_kernel<kHsMax>;
-      allow_shared_memory(dkv_kernel, smem_dkv);
-      dkv_kernel<<<grid, kThreads, smem_dkv, s>>>(dx, dy, x, y, lse, T, C, NH, scale, vec);
-      CUDA_CHECK_LAUNCH();
+      launch_kernel(dkv_kernel, grid, kThreads, smem_dkv, s, dx, dy, x, y, lse, T, C, NH, scale, vec);
     });
     return;
   }
@@ -473,13 +469,9 @@ void attention_backward(void* dinp, const void* dout, const void* inp, const voi
   dispatch_head_size(hs, [&](auto hs_max) {
     constexpr int kHsMax = decltype(hs_max)::value;
     auto dq_kernel = attention_backward_dq_kernel<float, kHsMax>;
-    allow_shared_memory(dq_kernel, smem_dq);
-    dq_kernel<<<grid, kThreads, smem_dq, s>>>(dx, dy, x, y, lse, T, C, NH, scale);
-    CUDA_CHECK_LAUNCH();
+    launch_kernel(dq_kernel, grid, kThreads, smem_dq, s, dx, dy, x, y, lse, T, C, NH, scale);
     auto dkv_kernel = attention_backward_dkv_kernel<float, kHsMax>;
-    allow_shared_memory(dkv_kernel, smem_dkv);
-    dkv_kernel<<<grid, kThreads, smem_dkv, s>>>(dx, dy, x, y, lse, T, C, NH, scale);
-    CUDA_CHECK_LAUNCH();
+    launch_kernel(dkv_kernel, grid, kThreads, smem_dkv, s, dx, dy, x, y, lse, T, C, NH, scale);
   });
 }
 

@@ -12,10 +12,13 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <type_traits>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernel_launch.cuh"
+#include "kernels/cuda/warp_mma.cuh"
 
 namespace pptrain::kernels::cuda::attention {
 
@@ -33,15 +36,6 @@ void dispatch_head_size(int hs, Fn&& fn) {
     fn(std::integral_constant<int, 64>{});
   } else {
     fn(std::integral_constant<int, 128>{});
-  }
-}
-
-// Above 48 KiB a kernel must opt in to dynamic shared memory (hs = 128 needs ~64 KiB).
-template <typename Kernel>
-void allow_shared_memory(Kernel kernel, std::size_t bytes) {
-  if (bytes > 48 * 1024) {
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(bytes)));
   }
 }
 
@@ -89,20 +83,25 @@ constexpr std::size_t tile_bytes(int rows) {
 }
 
 __device__ __forceinline__ std::uint32_t lds32(const bf16* p) {
+#ifdef PPTRAIN_SIMT_EMULATION
+  std::uint32_t v;  // g++ would let strict aliasing reorder the cast below
+  std::memcpy(&v, p, sizeof v);
+  return v;
+#else
   return *reinterpret_cast<const std::uint32_t*>(p);
+#endif
 }
 
 __device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low half) = lo
-  return *reinterpret_cast<const std::uint32_t*>(&v);
+  std::uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return bits;
 }
 
 // c += a b, fp32 accumulate.
 __device__ __forceinline__ void mma(float c[4], const std::uint32_t a[4], const std::uint32_t b[2]) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  ptx::mma_bf16(c, a, b);
 }
 
 // A fragment: rows m0..m0+15, columns k0..k0+15 of a row-major [m][k] tile.
@@ -131,12 +130,7 @@ __device__ __forceinline__ void load_b_nk(std::uint32_t b[2], const bf16* tile, 
 __device__ __forceinline__ void load_b_kn(std::uint32_t b[2], const bf16* tile, int ld, int k0,
                                           int n0) {
   const int lane = threadIdx.x % 32;
-  const bf16* p = tile + (k0 + lane % 16) * ld + n0;
-  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
-               : "=r"(b[0]), "=r"(b[1])
-               : "r"(addr)
-               : "memory");
+  ptx::ldmatrix<2, true>(b, tile + (k0 + lane % 16) * ld + n0);
 }
 
 // The A fragment of a 16x16 block whose columns 0-7 are accumulator `lo` and 8-15 are `hi`

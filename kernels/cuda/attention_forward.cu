@@ -19,7 +19,7 @@ template <typename S, int HS_MAX>
 __global__ void __launch_bounds__(kThreads)
     attention_forward_kernel(S* out, float* lse, const S* inp, int T, int C, int NH, float scale) {
   constexpr int NI = HS_MAX / 32;  // output dimensions per lane
-  extern __shared__ float smem[];
+  float* smem = reinterpret_cast<float*>(ptx::dynamic_shared_memory());
   const int hs = C / NH, ld = hs + 1;
   float* Qs = smem;             // [kTile][ld] the block's query rows
   float* Ks = Qs + kTile * ld;  // [kTile][ld] current key tile
@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(kThreads)
     attention_forward_tc_kernel(bf16* out, float* lse, const bf16* inp, int T, int C, int NH,
                                 float scale_log2, bool vec) {
   constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = tc::kRows / 8;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);
   bf16* Ks = Qs + tc::kRows * LD;
   bf16* Vs = Ks + tc::kRows * LD;
@@ -230,11 +230,9 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
       constexpr int kHsMax = decltype(hs_max)::value;
       const std::size_t smem = 3 * tc::tile_bytes<kHsMax>(tc::kRows);
       auto kernel = attention_forward_tc_kernel<kHsMax>;
-      allow_shared_memory(kernel, smem);
-      kernel<<<grid, kThreads, smem, s>>>(static_cast<bf16*>(out), lse,
+      launch_kernel(kernel, grid, kThreads, smem, s, static_cast<bf16*>(out), lse,
                                           static_cast<const bf16*>(inp), T, C, NH,
                                           softmax_scale(hs) * tc::kLog2e, vec);
-      CUDA_CHECK_LAUNCH();
     });
     return;
   }
@@ -242,11 +240,9 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
   const dim3 grid((T + kTile - 1) / kTile, NH, B);
   dispatch_head_size(hs, [&](auto hs_max) {
     auto kernel = attention_forward_kernel<float, decltype(hs_max)::value>;
-    allow_shared_memory(kernel, smem);
-    kernel<<<grid, kThreads, smem, s>>>(static_cast<float*>(out), lse,
+    launch_kernel(kernel, grid, kThreads, smem, s, static_cast<float*>(out), lse,
                                         static_cast<const float*>(inp), T, C, NH,
                                         softmax_scale(hs));
-    CUDA_CHECK_LAUNCH();
   });
 }
 

@@ -5,6 +5,9 @@
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#ifdef PPTRAIN_SIMT_EMULATION
+#include "kernels/simt_emulator/cuda_source_compat.h"  // g++: the kernels' source in the emulator
+#endif
 
 #include <algorithm>
 #include <cstddef>
