@@ -221,25 +221,30 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 
-// ---- bf16 storage: tensor-core kernels (fragment layouts in attention_common.cuh) ----
+// ---- bf16 storage: tensor-core kernels (fragment layouts in kernels/cuda/warp_mma.cuh) ----
 // p = exp2(scale log2(e) q.k - log2(e) lse) for key <= t < T, else 0; ds = p (dp - D).
+// The dq kernel runs first and leaves each query row's (lse, D) in `stats`, [B*NH][2][Tp] fp32
+// with Tp = T rounded up to 64 (zeros past T), which the dk/dv kernel then stages per tile with
+// cp.async instead of recomputing D from dout and out for every (key tile, query tile) pair.
 
-// grid (ceil(T/64), NH, B), kThreads threads; shared: Qs, dOs, Ks, Vs tiles of [64][HS_MAX+8]
-// bf16, then Ls, Ds [64] fp32. Warp w owns query rows q0+16w..+15 and, per key tile of 64,
-// computes S = Q K^T and dP = dO V^T (16x64 each), then dQ (16xHS_MAX) += dS K with dS rounded
-// to bf16; dinp's q part += scale dQ at the end.
+__host__ __device__ inline int padded_rows(int T) { return (T + tc::kRows - 1) / tc::kRows * tc::kRows; }
+
+// grid (ceil(T/64), NH, B), kThreads threads; shared: Qs, dOs, then two key buffers of [Ks | Vs],
+// tiles of [64][HS_MAX+8] bf16, then Ls, Ds [64] fp32. Warp w owns query rows q0+16w..+15 and,
+// per key tile of 64, computes S = Q K^T and dP = dO V^T (16x64 each), then dQ (16xHS_MAX) +=
+// dS K with dS rounded to bf16; dinp's q part += scale dQ at the end. Key tile i + 1 is staged
+// while tile i is used.
 template <int HS_MAX>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_dq_tc_kernel(bf16* dinp, const bf16* dout, const bf16* inp,
+    attention_backward_dq_tc_kernel(bf16* dinp, float* stats, const bf16* dout, const bf16* inp,
                                     const bf16* out, const float* lse, int T, int C, int NH,
                                     float scale, bool vec) {
   constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = tc::kRows / 8;
   unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);
   bf16* dOs = Qs + tc::kRows * LD;
-  bf16* Ks = dOs + tc::kRows * LD;
-  bf16* Vs = Ks + tc::kRows * LD;
-  float* Ls = reinterpret_cast<float*>(Vs + tc::kRows * LD);
+  bf16* key_buffers = dOs + tc::kRows * LD;  // buffer j: Ks = key_buffers + 2j tiles, Vs after it
+  float* Ls = reinterpret_cast<float*>(key_buffers + 4 * tc::kRows * LD);
   float* Ds = Ls + tc::kRows;
   const int hs = C / NH;
   const int q0 = (gridDim.x - 1 - blockIdx.x) * tc::kRows;
@@ -250,21 +255,40 @@ __global__ void __launch_bounds__(kThreads)
   const bf16* dout_b = dout + static_cast<std::size_t>(b) * T * C;
   const float scale_log2 = scale * tc::kLog2e;
   const int r0 = warp * 16 + g;  // this thread's tile rows: r0 and r0 + 8
+  auto stage_keys = [&](int tile) {
+    bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
+    tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, tile * tc::kRows, T, hs, vec);
+    tc::stage<tc::kRows, HS_MAX>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs, tile * tc::kRows,
+                                 T, hs, vec);
+  };
 
   tc::stage<tc::kRows, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
   tc::stage<tc::kRows, HS_MAX>(dOs, dout_b, C, h * hs, q0, T, hs, vec);
-  stage_row_stats<tc::kRows>(Ls, Ds, lse + (static_cast<std::size_t>(b) * NH + h) * T, dout_b,
-                             out + static_cast<std::size_t>(b) * T * C, C, h * hs, q0, T, hs);
+  stage_keys(0);
+  ptx::cp_async_commit();
+  // While those land: lse and D of this tile's rows, kept for the dk/dv kernel too.
+  const std::size_t bh = static_cast<std::size_t>(b) * NH + h;
+  stage_row_stats<tc::kRows>(Ls, Ds, lse + bh * T, dout_b, out + static_cast<std::size_t>(b) * T * C,
+                             C, h * hs, q0, T, hs);
   __syncthreads();
+  const int Tp = padded_rows(T);
+  for (int r = threadIdx.x; r < tc::kRows; r += kThreads) {
+    stats[bh * 2 * Tp + q0 + r] = Ls[r];
+    stats[(bh * 2 + 1) * Tp + q0 + r] = Ds[r];
+  }
   const float L2[2] = {Ls[r0] * tc::kLog2e, Ls[r0 + 8] * tc::kLog2e};
   const float Dr[2] = {Ds[r0], Ds[r0 + 8]};
 
   float dq[NO][4] = {};
-  for (int k0 = 0; k0 <= q0; k0 += tc::kRows) {
-    __syncthreads();  // the previous K/V tile is consumed
-    tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, k0, T, hs, vec);
-    tc::stage<tc::kRows, HS_MAX>(Vs, base, C3, 2 * C + h * hs, k0, T, hs, vec);
-    __syncthreads();
+  const int tiles = q0 / tc::kRows + 1;
+  for (int tile = 0; tile < tiles; ++tile) {
+    const int k0 = tile * tc::kRows;
+    if (tile + 1 < tiles) stage_keys(tile + 1);  // into the buffer the last iteration finished
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<1>();  // this thread's copies of Q, dO and this tile have landed
+    __syncthreads();          // ... and everyone else's
+    const bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
+    const bf16* Vs = Ks + tc::kRows * LD;
 
     float s[NS][4] = {}, dp[NS][4] = {};
 #pragma unroll
@@ -273,12 +297,14 @@ __global__ void __launch_bounds__(kThreads)
       tc::load_a(aq, Qs, LD, warp * 16, kd * 16);
       tc::load_a(ady, dOs, LD, warp * 16, kd * 16);
 #pragma unroll
-      for (int n = 0; n < NS; ++n) {
-        std::uint32_t bk[2], bv[2];
-        tc::load_b_nk(bk, Ks, LD, n * 8, kd * 16);
-        tc::mma(s[n], aq, bk);
-        tc::load_b_nk(bv, Vs, LD, n * 8, kd * 16);
-        tc::mma(dp[n], ady, bv);
+      for (int n = 0; n < NS; n += 2) {
+        std::uint32_t bk0[2], bk1[2], bv0[2], bv1[2];
+        tc::load_b_nk(bk0, bk1, Ks, LD, n * 8, kd * 16);
+        tc::mma(s[n], aq, bk0);
+        tc::mma(s[n + 1], aq, bk1);
+        tc::load_b_nk(bv0, bv1, Vs, LD, n * 8, kd * 16);
+        tc::mma(dp[n], ady, bv0);
+        tc::mma(dp[n + 1], ady, bv1);
       }
     }
 #pragma unroll
@@ -296,12 +322,14 @@ __global__ void __launch_bounds__(kThreads)
       std::uint32_t a[4];
       tc::acc_to_a(a, dp[2 * kk], dp[2 * kk + 1]);
 #pragma unroll
-      for (int j = 0; j < NO; ++j) {
-        std::uint32_t bk[2];
-        tc::load_b_kn(bk, Ks, LD, kk * 16, j * 8);
-        tc::mma(dq[j], a, bk);
+      for (int j = 0; j < NO; j += 2) {
+        std::uint32_t bk0[2], bk1[2];
+        tc::load_b_kn(bk0, bk1, Ks, LD, kk * 16, j * 8);
+        tc::mma(dq[j], a, bk0);
+        tc::mma(dq[j + 1], a, bk1);
       }
     }
+    __syncthreads();  // every warp is done with this buffer before it is staged into again
   }
 
 #pragma unroll
@@ -325,24 +353,22 @@ template <int HS_MAX>
 constexpr int kDkvQueryRows = HS_MAX > 64 ? 32 : 64;
 
 // grid (ceil(T/64), NH, B), kThreads threads; shared: Ks, Vs tiles of [64][HS_MAX+8] bf16 (the
-// block's keys), Qs, dOs of [QT][HS_MAX+8] (the current query tile), then Ls, Ds [QT] fp32.
-// Warp w owns keys k0+16w..+15 and, per query tile, computes S^T = K Q^T and dP^T = V dO^T
-// (16xQT each), then dV += P^T dO and dK += dS^T Q (16xHS_MAX, P and dS rounded to bf16);
-// dinp's k part += scale dK and v part += dV at the end.
+// block's keys), then two query buffers of [Qs | dOs] ([QT][HS_MAX+8] each), then two of
+// [Ls | Ds] ([QT] fp32 each, from the dq kernel's stats). Warp w owns keys k0+16w..+15 and, per
+// query tile, computes S^T = K Q^T and dP^T = V dO^T (16xQT each), then dV += P^T dO and
+// dK += dS^T Q (16xHS_MAX, P and dS rounded to bf16); dinp's k part += scale dK and v part += dV
+// at the end. Query tile i + 1 is staged while tile i is used.
 template <int HS_MAX>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_dkv_tc_kernel(bf16* dinp, const bf16* dout, const bf16* inp,
-                                     const bf16* out, const float* lse, int T, int C, int NH,
-                                     float scale, bool vec) {
+    attention_backward_dkv_tc_kernel(bf16* dinp, const float* stats, const bf16* dout,
+                                     const bf16* inp, int T, int C, int NH, float scale, bool vec) {
   constexpr int QT = kDkvQueryRows<HS_MAX>;
   constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = QT / 8;
   unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
   bf16* Vs = Ks + tc::kRows * LD;
-  bf16* Qs = Vs + tc::kRows * LD;
-  bf16* dOs = Qs + QT * LD;
-  float* Ls = reinterpret_cast<float*>(dOs + QT * LD);
-  float* Ds = Ls + QT;
+  bf16* query_buffers = Vs + tc::kRows * LD;  // buffer j: Qs = query_buffers + 2j QT-row tiles
+  float* stat_buffers = reinterpret_cast<float*>(query_buffers + 4 * QT * LD);  // j: Ls, Ds
   const int hs = C / NH;
   const int k0 = blockIdx.x * tc::kRows;  // the first key tiles see the most queries: start them first
   const int h = blockIdx.y, b = blockIdx.z;
@@ -350,22 +376,43 @@ __global__ void __launch_bounds__(kThreads)
   const std::size_t C3 = 3 * static_cast<std::size_t>(C);
   const bf16* base = inp + static_cast<std::size_t>(b) * T * C3;
   const bf16* dout_b = dout + static_cast<std::size_t>(b) * T * C;
-  const bf16* out_b = out + static_cast<std::size_t>(b) * T * C;
-  const float* lse_bh = lse + (static_cast<std::size_t>(b) * NH + h) * T;
+  const std::size_t bh = static_cast<std::size_t>(b) * NH + h;
+  const int Tp = padded_rows(T);
+  const float* lse_bh = stats + bh * 2 * Tp;
+  const float* D_bh = lse_bh + Tp;
   const float scale_log2 = scale * tc::kLog2e;
   const int key0 = k0 + warp * 16 + g;  // this thread's keys: key0 and key0 + 8
+  // Query tiles from the key tile on (causality: t >= key); QT divides 64, so they stay aligned,
+  // and q0 + QT <= Tp, so the stats rows exist (16-byte aligned: Tp and q0 are multiples of 32).
+  auto stage_queries = [&](int tile) {
+    const int q0 = k0 + tile * QT;
+    bf16* Qs = query_buffers + (tile % 2) * 2 * QT * LD;
+    tc::stage<QT, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
+    tc::stage<QT, HS_MAX>(Qs + QT * LD, dout_b, C, h * hs, q0, T, hs, vec);
+    float* Ls = stat_buffers + (tile % 2) * 2 * QT;
+    for (int i = threadIdx.x; i < 2 * QT / 4; i += kThreads) {  // QT/4 16-byte chunks of each
+      const int part = i / (QT / 4), r = (i % (QT / 4)) * 4;
+      ptx::cp_async_16(Ls + part * QT + r, (part == 0 ? lse_bh : D_bh) + q0 + r, true);
+    }
+  };
 
   tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, k0, T, hs, vec);
   tc::stage<tc::kRows, HS_MAX>(Vs, base, C3, 2 * C + h * hs, k0, T, hs, vec);
+  stage_queries(0);
+  ptx::cp_async_commit();
 
   float dk[NO][4] = {}, dv[NO][4] = {};
-  // Query tiles from the key tile on (causality: t >= key); QT divides 64, so they stay aligned.
-  for (int q0 = k0; q0 < T; q0 += QT) {
-    __syncthreads();  // the previous query tile is consumed (first time: Ks/Vs are written)
-    tc::stage<QT, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
-    tc::stage<QT, HS_MAX>(dOs, dout_b, C, h * hs, q0, T, hs, vec);
-    stage_row_stats<QT>(Ls, Ds, lse_bh, dout_b, out_b, C, h * hs, q0, T, hs);
-    __syncthreads();
+  const int tiles = (T - k0 + QT - 1) / QT;
+  for (int tile = 0; tile < tiles; ++tile) {
+    const int q0 = k0 + tile * QT;
+    if (tile + 1 < tiles) stage_queries(tile + 1);  // into the buffer the last iteration finished
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<1>();  // this thread's copies of K, V and this tile have landed
+    __syncthreads();          // ... and everyone else's
+    const bf16* Qs = query_buffers + (tile % 2) * 2 * QT * LD;
+    const bf16* dOs = Qs + QT * LD;
+    const float* Ls = stat_buffers + (tile % 2) * 2 * QT;
+    const float* Ds = Ls + QT;
 
     float s[NS][4] = {}, dp[NS][4] = {};
 #pragma unroll
@@ -374,12 +421,14 @@ __global__ void __launch_bounds__(kThreads)
       tc::load_a(ak, Ks, LD, warp * 16, kd * 16);
       tc::load_a(av, Vs, LD, warp * 16, kd * 16);
 #pragma unroll
-      for (int n = 0; n < NS; ++n) {
-        std::uint32_t bq[2], bdy[2];
-        tc::load_b_nk(bq, Qs, LD, n * 8, kd * 16);
-        tc::mma(s[n], ak, bq);
-        tc::load_b_nk(bdy, dOs, LD, n * 8, kd * 16);
-        tc::mma(dp[n], av, bdy);
+      for (int n = 0; n < NS; n += 2) {
+        std::uint32_t bq0[2], bq1[2], bdy0[2], bdy1[2];
+        tc::load_b_nk(bq0, bq1, Qs, LD, n * 8, kd * 16);
+        tc::mma(s[n], ak, bq0);
+        tc::mma(s[n + 1], ak, bq1);
+        tc::load_b_nk(bdy0, bdy1, dOs, LD, n * 8, kd * 16);
+        tc::mma(dp[n], av, bdy0);
+        tc::mma(dp[n + 1], av, bdy1);
       }
     }
 #pragma unroll
@@ -399,14 +448,17 @@ __global__ void __launch_bounds__(kThreads)
       tc::acc_to_a(ap, s[2 * kk], s[2 * kk + 1]);
       tc::acc_to_a(ads, dp[2 * kk], dp[2 * kk + 1]);
 #pragma unroll
-      for (int j = 0; j < NO; ++j) {
-        std::uint32_t bdy[2], bq[2];
-        tc::load_b_kn(bdy, dOs, LD, kk * 16, j * 8);
-        tc::mma(dv[j], ap, bdy);
-        tc::load_b_kn(bq, Qs, LD, kk * 16, j * 8);
-        tc::mma(dk[j], ads, bq);
+      for (int j = 0; j < NO; j += 2) {
+        std::uint32_t bdy0[2], bdy1[2], bq0[2], bq1[2];
+        tc::load_b_kn(bdy0, bdy1, dOs, LD, kk * 16, j * 8);
+        tc::mma(dv[j], ap, bdy0);
+        tc::mma(dv[j + 1], ap, bdy1);
+        tc::load_b_kn(bq0, bq1, Qs, LD, kk * 16, j * 8);
+        tc::mma(dk[j], ads, bq0);
+        tc::mma(dk[j + 1], ads, bq1);
       }
     }
+    __syncthreads();  // every warp is done with this buffer before it is staged into again
   }
 
 #pragma unroll
@@ -444,17 +496,18 @@ void attention_backward(void* dinp, const void* dout, const void* inp, const voi
     const bf16* y = static_cast<const bf16*>(out);
     const bool vec = tc::can_vectorize(C, NH, {inp, dout});
     const dim3 grid((T + tc::kRows - 1) / tc::kRows, NH, B);
+    StreamScratch<float> stats(static_cast<std::size_t>(B) * NH * 2 * padded_rows(T), s);
     dispatch_head_size(hs, [&](auto hs_max) {
       constexpr int kHsMax = decltype(hs_max)::value;
       constexpr int kQt = kDkvQueryRows<kHsMax>;
       const std::size_t smem_dq =
-          4 * tc::tile_bytes<kHsMax>(tc::kRows) + 2 * tc::kRows * sizeof(float);
+          6 * tc::tile_bytes<kHsMax>(tc::kRows) + 2 * tc::kRows * sizeof(float);
       const std::size_t smem_dkv = 2 * tc::tile_bytes<kHsMax>(tc::kRows) +
-                                   2 * tc::tile_bytes<kHsMax>(kQt) + 2 * kQt * sizeof(float);
-      auto dq_kernel = attention_backward_dq_tc_kernel<kHsMax>;
-      launch_kernel(dq_kernel, grid, kThreads, smem_dq, s, dx, dy, x, y, lse, T, C, NH, scale, vec);
-      auto dkv_kernel = attention_backward_dkv_tc_kernel<kHsMax>;
-      launch_kernel(dkv_kernel, grid, kThreads, smem_dkv, s, dx, dy, x, y, lse, T, C, NH, scale, vec);
+                                   4 * tc::tile_bytes<kHsMax>(kQt) + 4 * kQt * sizeof(float);
+      launch_kernel(attention_backward_dq_tc_kernel<kHsMax>, grid, kThreads, smem_dq, s, dx,
+                    stats.get(), dy, x, y, lse, T, C, NH, scale, vec);
+      launch_kernel(attention_backward_dkv_tc_kernel<kHsMax>, grid, kThreads, smem_dkv, s, dx,
+                    stats.get(), dy, x, T, C, NH, scale, vec);
     });
     return;
   }

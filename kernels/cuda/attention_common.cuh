@@ -59,14 +59,11 @@ __device__ __forceinline__ void stage_tile(float* dst, const S* src, std::size_t
 // Used when the storage type is bf16; fp32 storage keeps the CUDA-core kernels above so fp32 mode
 // tracks the CPU twin to ~1e-6. Tiles are 64 rows (4 warps x 16 rows each) of one head, staged in
 // shared memory as bf16 rows of tc::kLd<HS_MAX> = HS_MAX + 8 elements: zero-filled past T and
-// past hs (so the mma k-loop can always run to HS_MAX), and the 16-byte row skew makes the
-// fragment loads below bank-conflict free.
-//
-// Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16"), g = lane / 4, c = lane % 4,
-// two bf16 per 32-bit register with the lower column in the low half:
-//   A (16x16, m x k): a0 = (g, 2c..2c+1), a1 = (g+8, 2c..2c+1), a2 = (g, 2c+8..), a3 = (g+8, 2c+8..)
-//   B (16x8,  k x n): b0 = (k 2c..2c+1, n g), b1 = (k 2c+8..2c+9, n g)
-//   C (16x8, fp32):   c0, c1 = (g, 2c..2c+1), c2, c3 = (g+8, 2c..2c+1)
+// past hs (so the mma k-loop can always run to HS_MAX). A row is HS_MAX * 2 + 16 bytes, an odd
+// number of 16-byte units, so the 8 rows an ldmatrix reads fall on 8 different bank groups:
+// every fragment load below is conflict-free. Fragment layouts: kernels/cuda/warp_mma.cuh.
+// Tiles are staged with cp.async (global -> shared, no register round trip) one tile ahead of
+// the one in use, so the loads of the next tile overlap the mma work of this one.
 namespace tc {
 
 constexpr int kRows = 64;  // rows of a key tile (and of a query tile, except dkv at hs > 64)
@@ -82,16 +79,6 @@ constexpr std::size_t tile_bytes(int rows) {
   return static_cast<std::size_t>(rows) * kLd<HS_MAX> * sizeof(bf16);
 }
 
-__device__ __forceinline__ std::uint32_t lds32(const bf16* p) {
-#ifdef PPTRAIN_SIMT_EMULATION
-  std::uint32_t v;  // g++ would let strict aliasing reorder the cast below
-  std::memcpy(&v, p, sizeof v);
-  return v;
-#else
-  return *reinterpret_cast<const std::uint32_t*>(p);
-#endif
-}
-
 __device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low half) = lo
   std::uint32_t bits;
@@ -104,33 +91,42 @@ __device__ __forceinline__ void mma(float c[4], const std::uint32_t a[4], const 
   ptx::mma_bf16(c, a, b);
 }
 
-// A fragment: rows m0..m0+15, columns k0..k0+15 of a row-major [m][k] tile.
+// A fragment: rows m0..m0+15, columns k0..k0+15 of a row-major [m][k] tile. One ldmatrix.x4:
+// lanes 8i..8i+7 address matrix i = (rows m0 + 8 (i % 2), columns k0 + 8 (i / 2)), which is
+// a0..a3's order.
 __device__ __forceinline__ void load_a(std::uint32_t a[4], const bf16* tile, int ld, int m0,
                                        int k0) {
-  const int lane = threadIdx.x % 32;
-  const bf16* p = tile + (m0 + lane / 4) * ld + k0 + 2 * (lane % 4);
-  a[0] = lds32(p);
-  a[1] = lds32(p + 8 * ld);
-  a[2] = lds32(p + 8);
-  a[3] = lds32(p + 8 * ld + 8);
+  const int lane = threadIdx.x % 32, i = lane / 8, r = lane % 8;
+  ptx::ldmatrix<4, false>(a, tile + (m0 + (i % 2) * 8 + r) * ld + k0 + (i / 2) * 8);
 }
 
-// B fragment (k0..k0+15) x (n0..n0+7) of B = X^T, X a row-major [n][k] tile (K in S = Q K^T).
-__device__ __forceinline__ void load_b_nk(std::uint32_t b[2], const bf16* tile, int ld, int n0,
-                                          int k0) {
-  const int lane = threadIdx.x % 32;
-  const bf16* p = tile + (n0 + lane / 4) * ld + k0 + 2 * (lane % 4);
-  b[0] = lds32(p);
-  b[1] = lds32(p + 8);
+// B fragments (k0..k0+15) x (n0..n0+7) -> b0 and (n0+8..n0+15) -> b1 of B = X^T, X a
+// row-major [n][k] tile (K in S = Q K^T). One ldmatrix.x4: matrix i = (rows n0 + 8 (i / 2),
+// columns k0 + 8 (i % 2)); without .trans lane (g, c) gets (row g, columns 2c, 2c+1) = (k 2c..,
+// n g), the B layout.
+__device__ __forceinline__ void load_b_nk(std::uint32_t b0[2], std::uint32_t b1[2], const bf16* tile,
+                                          int ld, int n0, int k0) {
+  const int lane = threadIdx.x % 32, i = lane / 8, r = lane % 8;
+  std::uint32_t m[4];
+  ptx::ldmatrix<4, false>(m, tile + (n0 + (i / 2) * 8 + r) * ld + k0 + (i % 2) * 8);
+  b0[0] = m[0];
+  b0[1] = m[1];
+  b1[0] = m[2];
+  b1[1] = m[3];
 }
 
-// B fragment (k0..k0+15) x (n0..n0+7) of a row-major [k][n] tile (V in O = P V): two 8x8
-// matrices (rows k0..k0+7 and k0+8..k0+15, addressed by lanes 0-7 and 8-15) loaded transposed,
-// so register i holds (k 2c..2c+1, n g) of matrix i. n0 % 8 == 0 keeps the rows 16-byte aligned.
-__device__ __forceinline__ void load_b_kn(std::uint32_t b[2], const bf16* tile, int ld, int k0,
-                                          int n0) {
-  const int lane = threadIdx.x % 32;
-  ptx::ldmatrix<2, true>(b, tile + (k0 + lane % 16) * ld + n0);
+// B fragments (k0..k0+15) x (n0..n0+7) -> b0 and (n0+8..n0+15) -> b1 of a row-major [k][n]
+// tile (V in O = P V). One ldmatrix.x4.trans: matrix i = (rows k0 + 8 (i % 2), columns
+// n0 + 8 (i / 2)), transposed, so lane (g, c) gets (k 2c..2c+1, n g).
+__device__ __forceinline__ void load_b_kn(std::uint32_t b0[2], std::uint32_t b1[2], const bf16* tile,
+                                          int ld, int k0, int n0) {
+  const int lane = threadIdx.x % 32, i = lane / 8, r = lane % 8;
+  std::uint32_t m[4];
+  ptx::ldmatrix<4, true>(m, tile + (k0 + (i % 2) * 8 + r) * ld + n0 + (i / 2) * 8);
+  b0[0] = m[0];
+  b0[1] = m[1];
+  b1[0] = m[2];
+  b1[1] = m[3];
 }
 
 // The A fragment of a 16x16 block whose columns 0-7 are accumulator `lo` and 8-15 are `hi`
@@ -142,26 +138,27 @@ __device__ __forceinline__ void acc_to_a(std::uint32_t a[4], const float lo[4], 
   a[3] = pack_bf16(hi[2], hi[3]);
 }
 
-// Stages rows t0..t0+ROWS-1 (zeros past T), columns 0..HS_MAX-1 (zeros past hs) of one head
-// (column offset `col` in rows of `row_stride` elements) into dst [ROWS][ld]. `vec`: hs, col and
-// row_stride are multiples of 8 and src is 16-byte aligned, so 8 elements move per load.
-// Call from all threads of the block.
+// Starts staging rows t0..t0+ROWS-1 (zeros past T), columns 0..HS_MAX-1 (zeros past hs) of one
+// head (column offset `col` in rows of `row_stride` elements) into dst [ROWS][ld]. `vec`: hs,
+// col and row_stride are multiples of 8 and src is 16-byte aligned, so 16-byte cp.async copies
+// move the rows, and they land at the caller's ptx::cp_async_wait (after ptx::cp_async_commit);
+// otherwise the elements are stored one by one at once. Either way a __syncthreads must come
+// before other threads read them. Call from all kThreads threads of the block.
 template <int ROWS, int HS_MAX>
 __device__ __forceinline__ void stage(bf16* dst, const bf16* src, std::size_t row_stride, int col,
                                       int t0, int T, int hs, bool vec) {
   constexpr int LD = kLd<HS_MAX>;
   if (vec) {
     constexpr int kChunks = HS_MAX / 8;
-    for (int i = threadIdx.x; i < ROWS * kChunks; i += blockDim.x) {
+#pragma unroll
+    for (int i = threadIdx.x; i < ROWS * kChunks; i += kThreads) {
       const int r = i / kChunks, d = (i % kChunks) * 8, t = t0 + r;
-      uint4 v = make_uint4(0u, 0u, 0u, 0u);
-      if (t < T && d < hs) {
-        v = *reinterpret_cast<const uint4*>(src + static_cast<std::size_t>(t) * row_stride + col + d);
-      }
-      *reinterpret_cast<uint4*>(dst + r * LD + d) = v;
+      const bool valid = t < T && d < hs;
+      const bf16* from = valid ? src + static_cast<std::size_t>(t) * row_stride + col + d : src;
+      ptx::cp_async_16(dst + r * LD + d, from, valid);
     }
   } else {
-    for (int i = threadIdx.x; i < ROWS * HS_MAX; i += blockDim.x) {
+    for (int i = threadIdx.x; i < ROWS * HS_MAX; i += kThreads) {
       const int r = i / HS_MAX, d = i % HS_MAX, t = t0 + r;
       dst[r * LD + d] = (t < T && d < hs) ? src[static_cast<std::size_t>(t) * row_stride + col + d]
                                           : __float2bfloat16_rn(0.0f);

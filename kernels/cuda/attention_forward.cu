@@ -99,11 +99,12 @@ __global__ void __launch_bounds__(kThreads)
 
 
 // bf16 storage, tensor cores. grid (ceil(T/64), NH, B), kThreads threads; dynamic shared memory
-// Qs, Ks, Vs: 3 tiles of [64][HS_MAX + 8] bf16. Warp w owns query rows q0 + 16w .. q0 + 16w + 15;
-// per key tile of 64 it computes S (16x64) = Q K^T with 8 n-tiles x HS_MAX/16 k-steps of mma,
-// updates the online softmax in fp32 registers (log2 domain: x = scale log2(e) q.k), then
-// O (16xHS_MAX) += P V with P rounded to bf16. Thread (g, c) holds rows g and g+8 of the warp's
-// slice; a row's max and sum are combined over the 4 lanes of a quad at fixed xor distances.
+// Qs then two key buffers of [Ks | Vs], 5 tiles of [64][HS_MAX + 8] bf16. Warp w owns query rows
+// q0 + 16w .. q0 + 16w + 15; per key tile of 64 it computes S (16x64) = Q K^T with 8 n-tiles x
+// HS_MAX/16 k-steps of mma, updates the online softmax in fp32 registers (log2 domain:
+// x = scale log2(e) q.k), then O (16xHS_MAX) += P V with P rounded to bf16. Thread (g, c) holds
+// rows g and g+8 of the warp's slice; a row's max and sum are combined over the 4 lanes of a quad
+// at fixed xor distances. Key tile i + 1 is staged (cp.async) while tile i is used.
 template <int HS_MAX>
 __global__ void __launch_bounds__(kThreads)
     attention_forward_tc_kernel(bf16* out, float* lse, const bf16* inp, int T, int C, int NH,
@@ -111,8 +112,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = tc::kRows / 8;
   unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);
-  bf16* Ks = Qs + tc::kRows * LD;
-  bf16* Vs = Ks + tc::kRows * LD;
+  bf16* key_buffers = Qs + tc::kRows * LD;  // buffer j: Ks = key_buffers + 2j tiles, Vs after it
   const int hs = C / NH;
   const int q0 = (gridDim.x - 1 - blockIdx.x) * tc::kRows;  // longest (last) query tiles first
   const int h = blockIdx.y, b = blockIdx.z;
@@ -120,17 +120,29 @@ __global__ void __launch_bounds__(kThreads)
   const std::size_t C3 = 3 * static_cast<std::size_t>(C);
   const bf16* base = inp + static_cast<std::size_t>(b) * T * C3;
   const int row0 = q0 + warp * 16 + g;  // this thread's rows: row0 and row0 + 8
+  auto stage_keys = [&](int tile) {
+    bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
+    tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, tile * tc::kRows, T, hs, vec);
+    tc::stage<tc::kRows, HS_MAX>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs, tile * tc::kRows,
+                                 T, hs, vec);
+  };
 
   tc::stage<tc::kRows, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
+  stage_keys(0);
+  ptx::cp_async_commit();
 
   float o[NO][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // l: this lane's part
   // Key tiles at or before the diagonal one. Every row (padding rows >= T included) has key k0 = 0
   // unmasked in the first tile, so m is finite from then on.
-  for (int k0 = 0; k0 <= q0; k0 += tc::kRows) {
-    __syncthreads();  // the previous K/V tile is consumed (first time: Qs is written)
-    tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, k0, T, hs, vec);
-    tc::stage<tc::kRows, HS_MAX>(Vs, base, C3, 2 * C + h * hs, k0, T, hs, vec);
-    __syncthreads();
+  const int tiles = q0 / tc::kRows + 1;
+  for (int tile = 0; tile < tiles; ++tile) {
+    const int k0 = tile * tc::kRows;
+    if (tile + 1 < tiles) stage_keys(tile + 1);  // into the buffer the last iteration finished
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<1>();  // this thread's copies of Q and of this tile have landed
+    __syncthreads();          // ... and everyone else's
+    const bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
+    const bf16* Vs = Ks + tc::kRows * LD;
 
     float s[NS][4] = {};
 #pragma unroll
@@ -138,10 +150,11 @@ __global__ void __launch_bounds__(kThreads)
       std::uint32_t a[4];
       tc::load_a(a, Qs, LD, warp * 16, kd * 16);
 #pragma unroll
-      for (int n = 0; n < NS; ++n) {
-        std::uint32_t bq[2];
-        tc::load_b_nk(bq, Ks, LD, n * 8, kd * 16);
-        tc::mma(s[n], a, bq);
+      for (int n = 0; n < NS; n += 2) {
+        std::uint32_t bk0[2], bk1[2];
+        tc::load_b_nk(bk0, bk1, Ks, LD, n * 8, kd * 16);
+        tc::mma(s[n], a, bk0);
+        tc::mma(s[n + 1], a, bk1);
       }
     }
 
@@ -185,12 +198,14 @@ __global__ void __launch_bounds__(kThreads)
       std::uint32_t a[4];
       tc::acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
 #pragma unroll
-      for (int j = 0; j < NO; ++j) {
-        std::uint32_t bv[2];
-        tc::load_b_kn(bv, Vs, LD, kk * 16, j * 8);
-        tc::mma(o[j], a, bv);
+      for (int j = 0; j < NO; j += 2) {
+        std::uint32_t bv0[2], bv1[2];
+        tc::load_b_kn(bv0, bv1, Vs, LD, kk * 16, j * 8);
+        tc::mma(o[j], a, bv0);
+        tc::mma(o[j + 1], a, bv1);
       }
     }
+    __syncthreads();  // every warp is done with this buffer before it is staged into again
   }
 
 #pragma unroll
@@ -228,7 +243,7 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
     const dim3 grid((T + tc::kRows - 1) / tc::kRows, NH, B);
     dispatch_head_size(hs, [&](auto hs_max) {
       constexpr int kHsMax = decltype(hs_max)::value;
-      const std::size_t smem = 3 * tc::tile_bytes<kHsMax>(tc::kRows);
+      const std::size_t smem = 5 * tc::tile_bytes<kHsMax>(tc::kRows);
       auto kernel = attention_forward_tc_kernel<kHsMax>;
       launch_kernel(kernel, grid, kThreads, smem, s, static_cast<bf16*>(out), lse,
                                           static_cast<const bf16*>(inp), T, C, NH,

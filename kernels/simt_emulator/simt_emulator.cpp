@@ -90,6 +90,7 @@ struct BlockRun {
   std::size_t shared_bytes = 0;
   std::vector<Fiber>* fibers = nullptr;
   std::array<Slots, 32> warp_slots;  // up to 1024 threads
+  LaunchOptions options;
   ucontext_t scheduler{};
   std::exception_ptr error;
 };
@@ -289,6 +290,7 @@ void launch(Dim3 grid, Dim3 block, std::size_t dynamic_shared_bytes,
   run.shared = shared.tail(shared_bytes);
   run.shared_bytes = shared_bytes;
   run.fibers = &fibers;
+  run.options = options;
   std::mt19937_64 rng(options.seed);
   g_run = &run;
   try {
@@ -469,7 +471,14 @@ void ldmatrix(std::uint32_t* regs, int count, bool transpose, const void* row) {
   std::memcpy(regs, slot.out, count * sizeof(std::uint32_t));
 }
 
-// ---- cp.async: copies land at the wait, never earlier ----
+// ---- cp.async: copies land at the wait, or at once (LaunchOptions::copies) ----
+namespace {
+void land(const AsyncCopy& c) {
+  std::memcpy(c.dst, c.src, c.src_bytes);
+  std::memset(c.dst + c.src_bytes, 0, c.bytes - c.src_bytes);
+}
+}  // namespace
+
 void cp_async(void* shared_dst, const void* global_src, int bytes, int src_bytes) {
   Fiber& f = current();
   auto* dst = static_cast<unsigned char*>(shared_dst);
@@ -483,7 +492,12 @@ void cp_async(void* shared_dst, const void* global_src, int bytes, int src_bytes
                 (src_bytes == 0 || reinterpret_cast<std::uintptr_t>(global_src) % bytes == 0),
             "SIMT emulator: cp.async of {} bytes needs {}-byte aligned addresses at {}", bytes, bytes,
             where(f));
-  f.open_group.push_back({dst, static_cast<const unsigned char*>(global_src), bytes, src_bytes});
+  const AsyncCopy copy{dst, static_cast<const unsigned char*>(global_src), bytes, src_bytes};
+  if (g_run->options.copies == CopyLanding::AtIssue) {
+    land(copy);
+  } else {
+    f.open_group.push_back(copy);
+  }
 }
 
 void cp_async_commit() {
@@ -495,10 +509,7 @@ void cp_async_commit() {
 void cp_async_wait(int pending) {
   Fiber& f = current();
   while (static_cast<int>(f.committed.size()) > pending) {
-    for (const AsyncCopy& c : f.committed.front()) {
-      std::memcpy(c.dst, c.src, c.src_bytes);
-      std::memset(c.dst + c.src_bytes, 0, c.bytes - c.src_bytes);
-    }
+    for (const AsyncCopy& c : f.committed.front()) land(c);
     f.committed.erase(f.committed.begin());
   }
 }

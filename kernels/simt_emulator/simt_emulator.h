@@ -6,8 +6,8 @@
 //   warp barriers at which the 32 lanes' operands meet, with the PTX ISA's fragment layouts;
 // - dynamic shared memory, filled with 0xFF (NaN in fp32 and bf16) at each block's start and
 //   followed by an inaccessible page, so unwritten reads poison results and overruns fault;
-// - cp.async groups that land only at cp.async.wait_group: a read before the wait sees stale
-//   data, as it may on the GPU;
+// - cp.async groups that land at cp.async.wait_group (a read before the wait sees stale data)
+//   or as soon as they are issued (a buffer still in use is overwritten), both as on a GPU;
 // - the order threads run between barriers (ThreadOrder), so a missing __syncthreads shows as
 //   results that depend on the order.
 // Misuse a GPU would hang or corrupt on (a barrier some threads skip, a collective some lanes
@@ -33,8 +33,14 @@ struct Dim3 {
 // between them reads shared memory that another warp writes without a __syncthreads between.
 enum class ThreadOrder { Lockstep, Shuffled, WarpByWarp, WarpByWarpReversed };
 
+// When cp.async copies land: at the wait (the latest a GPU allows: a read before the wait sees
+// stale data) or at the copy (the earliest: a copy into a buffer other warps still read
+// overwrites it).
+enum class CopyLanding { AtWait, AtIssue };
+
 struct LaunchOptions {
   ThreadOrder order = ThreadOrder::Lockstep;
+  CopyLanding copies = CopyLanding::AtWait;
   std::uint64_t seed = 1;  // for ThreadOrder::Shuffled
 };
 

@@ -2,8 +2,9 @@
 // and run in the SIMT emulator, against the CPU twin by the same rule as the [cuda] tests on a
 // GPU: the tensor-core bf16 kernels (mma.sync, ldmatrix, cp.async) and the fp32 ones. This is
 // how a kernel change is checked in CI, before a GPU run measures it. A second case runs the
-// threads of each block in four orders between barriers (warps in lockstep, shuffled, one warp
-// far ahead of the others): a missing __syncthreads makes the results depend on the order.
+// threads of each block in several orders between barriers (warps in lockstep, shuffled, one
+// warp far ahead of the others) with cp.async landing as late and as early as a GPU allows: a
+// missing __syncthreads or cp.async wait makes the results depend on the run.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -35,9 +36,7 @@ std::size_t bitwise_differences(const std::vector<float>& a, const std::vector<f
 }
 
 struct OrderGuard {
-  explicit OrderGuard(simt::ThreadOrder order, std::uint64_t seed = 1) {
-    simt::default_launch_options() = {order, seed};
-  }
+  explicit OrderGuard(simt::LaunchOptions options) { simt::default_launch_options() = options; }
   ~OrderGuard() { simt::default_launch_options() = {}; }
 };
 
@@ -55,12 +54,19 @@ TEST_CASE("Emulated CUDA attention does not depend on the order threads run in",
   const auto inp = rounded(randn(3 * BTC, 520), dt);
   const auto dout = rounded(randn(BTC, 521), dt);
   const auto start = rounded(randn(3 * BTC, 522), dt);
-  std::vector<float> outs[4], lses[4], grads[4];
-  const simt::ThreadOrder orders[4] = {simt::ThreadOrder::Lockstep, simt::ThreadOrder::Shuffled,
-                                       simt::ThreadOrder::WarpByWarp,
-                                       simt::ThreadOrder::WarpByWarpReversed};
-  for (int run = 0; run < 4; ++run) {
-    OrderGuard order(orders[run], 7);
+  using simt::CopyLanding;
+  using simt::ThreadOrder;
+  const simt::LaunchOptions runs[] = {
+      {ThreadOrder::Lockstep, CopyLanding::AtWait, 1},
+      {ThreadOrder::Shuffled, CopyLanding::AtWait, 7},
+      {ThreadOrder::WarpByWarp, CopyLanding::AtWait, 1},
+      {ThreadOrder::WarpByWarp, CopyLanding::AtIssue, 1},
+      {ThreadOrder::WarpByWarpReversed, CopyLanding::AtWait, 1},
+      {ThreadOrder::WarpByWarpReversed, CopyLanding::AtIssue, 1}};
+  constexpr int kRuns = sizeof runs / sizeof runs[0];
+  std::vector<float> outs[kRuns], lses[kRuns], grads[kRuns];
+  for (int run = 0; run < kRuns; ++run) {
+    OrderGuard order(runs[run]);
     HostTensor x = HostTensor::from(inp, dt), dy = HostTensor::from(dout, dt);
     HostTensor out(BTC, dt), lse(lse_n, DType::F32), dx = HostTensor::from(start, dt);
     out.poison();
@@ -72,8 +78,10 @@ TEST_CASE("Emulated CUDA attention does not depend on the order threads run in",
     lses[run] = lse.to_host();
     grads[run] = dx.to_host();
   }
-  for (int run = 1; run < 4; ++run) {
-    INFO("thread order " << run << " against lockstep");
+  for (int run = 1; run < kRuns; ++run) {
+    INFO("run " << run << " (thread order " << int(runs[run].order) << ", copies landing "
+                << (runs[run].copies == CopyLanding::AtWait ? "at the wait" : "at issue")
+                << ") against lockstep");
     CHECK(bitwise_differences(outs[run], outs[0]) == 0);
     CHECK(bitwise_differences(lses[run], lses[0]) == 0);
     CHECK(bitwise_differences(grads[run], grads[0]) == 0);
