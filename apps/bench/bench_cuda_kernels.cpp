@@ -393,6 +393,7 @@ int main(int argc, char** argv) {
   }
   try {
     fmt::print("pptrain_bench_cuda on {}\n", kc::device_description(0));
+    kc::use_device(0);  // as training does: the stream-ordered pool keeps the ops' scratch
     int failed = 0;
     if (o.dtype != "fp32") failed += run_dtype(DType::BF16, o);
     if (o.dtype != "bf16") failed += run_dtype(DType::F32, o);
