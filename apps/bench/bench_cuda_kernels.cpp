@@ -288,9 +288,14 @@ int run_dtype(DType dt, const Options& o) {
     kc::layernorm_backward(nullptr, dlnw.f(), dlnb.f(), dy.p(), x.p(), lnw.p(), mean.f(), rstd.f(),
                            iN, C, dt, st);
   });
-  add("matmul_backward fcproj", L, 4 * NCd * C4, 0, {&dh, &dW, &db},
-      [&] { mm_bwd(dh.p(), db.f(), dy, h, fcpw, C4, C); });
-  add("gelu_backward", L, 0, 4 * Nd * C4 * s, {&dh},
+  // The MLP projection's backward with GELU's derivative (cuBLASLt's DGELU epilogue, or the
+  // unfused matmul + gelu_backward when cuBLASLt offers none; the summary line says which).
+  add("matmul_backward_gelu fcproj", L, 4 * NCd * C4, 0, {&dh, &dW, &db}, [&] {
+    kc::matmul_backward_gelu(ctx, dh.p(), dy4.p(), dW.f(), db.f(), dy.p(), h.p(), h.p(), fcpw.p(),
+                             iN, C4, C, dt, st);
+  });
+  // What the fusion saves (0 calls: not in the step's sum).
+  add("  gelu_backward (the unfused path's extra pass)", 0, 0, 4 * Nd * C4 * s, {&dh},
       [&] { kc::gelu_backward(dh.p(), h.p(), dy4.p(), N * C4, dt, st); });
   add("matmul_backward fc", L, 4 * NCd * C4, 0, {&dx, &dW, &db},
       [&] { mm_bwd(dx.p(), db.f(), dy4, x, fcw, C, C4); });

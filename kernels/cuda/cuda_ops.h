@@ -86,10 +86,12 @@ class CublasLtContext {
   CublasLtContext(const CublasLtContext&) = delete;
   CublasLtContext& operator=(const CublasLtContext&) = delete;
 
-  // Whether matmul_forward may use cuBLASLt's GELU_AUX epilogue (default on). Off forces the
-  // unfused path (bias epilogue + gelu_forward kernel); tests compare the two.
+  // Whether matmul_forward may use cuBLASLt's GELU_AUX epilogue and matmul_backward_gelu its
+  // DGELU epilogue (default on). Off forces the unfused paths (gelu_forward / gelu_backward
+  // kernels); tests compare the two.
   void set_gelu_fusion(bool on);
-  // How many GELU forwards ran fused / unfused since construction.
+  // How many GELU matmuls (matmul_forward with gelu_pre, matmul_backward_gelu) ran fused in a
+  // cuBLASLt epilogue / unfused since construction.
   long gelu_fused_calls() const;
   long gelu_unfused_calls() const;
 
@@ -108,13 +110,23 @@ void matmul_forward(CublasLtContext& ctx, void* out, const void* inp, const void
                     const void* bias, int N, int C, int OC, DType dt, Stream stream,
                     void* gelu_pre = nullptr);
 // dinp (N,C) += dout @ weight (skipped when null), dweight (OC,C) += dout^T @ inp (fp32),
-// dbias (OC) += column sums of dout (fp32; skipped when null). For a GELU layer call
-// gelu_backward first to turn d(out) into d(gelu_pre). With accumulate_dinp false, dinp =
+// dbias (OC) += column sums of dout (fp32; skipped when null). The backward of the layer after
+// a GELU is matmul_backward_gelu (below), which also applies GELU's derivative. With accumulate_dinp false, dinp =
 // dout @ weight instead: its old contents are never read (cuBLASLt's beta = 0), which saves
 // the zeroing pass a fresh gradient buffer would otherwise need.
 void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* dbias,
                      const void* dout, const void* inp, const void* weight, int N, int C, int OC,
                      DType dt, Stream stream, bool accumulate_dinp = true);
+
+// The backward of a layer whose input is inp = GELU(gelu_pre) (N,C), such as an MLP's output
+// projection: dgelu_pre (N,C) = (dout @ weight) * gelu'(gelu_pre) is written (its old contents
+// are never read), dweight and dbias += as in matmul_backward. Fused in cuBLASLt's DGELU
+// epilogue when C % 8 == 0, both pre-activation pointers are 16-byte aligned and an algorithm
+// exists (one pass over (N,C) instead of three); otherwise dout @ weight goes to `scratch`
+// (N,C in dt; unused when fused, may then be null) and gelu_backward makes dgelu_pre.
+void matmul_backward_gelu(CublasLtContext& ctx, void* dgelu_pre, void* scratch, float* dweight,
+                          float* dbias, const void* dout, const void* inp, const void* gelu_pre,
+                          const void* weight, int N, int C, int OC, DType dt, Stream stream);
 
 // ---- AdamW (kernels/adamw.h): fp32 master params, grads, m, v; t counts steps from 1 ----
 void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr,

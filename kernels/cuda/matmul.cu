@@ -218,4 +218,36 @@ void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* db
   }
 }
 
+void matmul_backward_gelu(CublasLtContext& ctx, void* dgelu_pre, void* scratch, float* dweight,
+                          float* dbias, const void* dout, const void* inp, const void* gelu_pre,
+                          const void* weight, int N, int C, int OC, DType dt, Stream stream) {
+  checks::matmul_shape("matmul_backward_gelu", N, C, OC);
+  if (N == 0) return;
+  PPT_CHECK(dgelu_pre != nullptr && gelu_pre != nullptr, "matmul_backward_gelu: dgelu_pre and gelu_pre are required");
+  CublasLtContext::Impl& c = ctx.impl();
+  const cudaStream_t s = to_cuda(stream);
+  const cudaDataType_t t = cuda_type(dt);
+  const std::size_t e = dtype_size(dt);
+  // The aux (pre-activation) shares D's leading dimension C: cuBLASLt wants it a multiple of 8.
+  const bool fusable = c.gelu_fusion && C % 8 == 0 &&
+                       reinterpret_cast<std::uintptr_t>(gelu_pre) % 16 == 0 &&
+                       reinterpret_cast<std::uintptr_t>(dgelu_pre) % 16 == 0;
+  // D = gelu'(aux) * (weight^T-side product); beta 0: the epilogue would apply gelu' to an
+  // accumulated D as well, so this path only ever writes.
+  if (fusable && lt_matmul(c, false, false, Operand{weight, t, C, OC, C, e}, Operand{dout, t, OC, N, OC, e},
+                           Operand{dgelu_pre, t, C, N, C, e}, 0.0f, CUBLASLT_EPILOGUE_DGELU, nullptr,
+                           const_cast<void*>(gelu_pre), C, s, true)) {
+    ++c.fused;
+    matmul_backward(ctx, nullptr, dweight, dbias, dout, inp, weight, N, C, OC, dt, stream);
+    return;
+  }
+  PPT_CHECK(scratch != nullptr, "matmul_backward_gelu: the unfused path needs scratch");
+  matmul_backward(ctx, scratch, dweight, dbias, dout, inp, weight, N, C, OC, dt, stream,
+                  /*accumulate_dinp=*/false);
+  const std::size_t n = static_cast<std::size_t>(N) * C;
+  zero_async(dgelu_pre, n * e, stream);
+  gelu_backward(dgelu_pre, gelu_pre, scratch, n, dt, stream);
+  ++c.unfused;
+}
+
 }  // namespace pptrain::kernels::cuda

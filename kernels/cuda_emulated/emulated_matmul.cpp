@@ -1,6 +1,7 @@
 // Emulated cuBLASLt matmuls (kernels/cuda/matmul.cu): OpenBLAS through the CPU twin in fp32.
 // The context keeps what the real one keeps that callers can observe: the GELU-fusion switch,
-// the fused/unfused counters, and a workspace counted as Workspace in the tracker.
+// the fused/unfused counters (forward GELU_AUX and backward DGELU), and a workspace counted as
+// Workspace in the tracker.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -86,6 +87,41 @@ void matmul_backward(CublasLtContext&, void* dinp, float* dweight, float* dbias,
   if (!accumulate_dinp && dinp != nullptr) std::fill(dx.data(), dx.data() + nin, 0.0f);
   cpu::matmul_backward(dx.data(), dweight, dbias, dy.data(), x.data(), w.data(), N, C, OC);
   dx.store();
+}
+
+void matmul_backward_gelu(CublasLtContext& ctx, void* dgelu_pre, void* scratch, float* dweight,
+                          float* dbias, const void* dout, const void* inp, const void* gelu_pre,
+                          const void* weight, int N, int C, int OC, DType dt, Stream stream) {
+  checks::matmul_shape("matmul_backward_gelu", N, C, OC);
+  emulated::check_dtype(dt);
+  if (N == 0) return;
+  PPT_CHECK(dgelu_pre != nullptr && gelu_pre != nullptr, "matmul_backward_gelu: dgelu_pre and gelu_pre are required");
+  CublasLtContext::Impl& c = ctx.impl();
+  // The same rule as the real code; the emulation always "has an algorithm".
+  const bool fusable = c.gelu_fusion && C % 8 == 0 &&
+                       reinterpret_cast<std::uintptr_t>(gelu_pre) % 16 == 0 &&
+                       reinterpret_cast<std::uintptr_t>(dgelu_pre) % 16 == 0;
+  const std::size_t nin = static_cast<std::size_t>(N) * C;
+  emulated::F32View dy(dout, static_cast<std::size_t>(N) * OC, dt), x(inp, nin, dt),
+      w(weight, static_cast<std::size_t>(OC) * C, dt);
+  std::vector<float> dx(nin, 0.0f);  // dout @ weight, the fp32 accumulator
+  cpu::matmul_backward(dx.data(), dweight, dbias, dy.data(), x.data(), w.data(), N, C, OC);
+  if (fusable) {
+    // The epilogue multiplies the fp32 accumulator by gelu' of the stored pre-activation.
+    emulated::F32View pre(gelu_pre, nin, dt), out(dgelu_pre, nin, dt, false);
+    std::fill(out.data(), out.data() + nin, 0.0f);
+    cpu::gelu_backward(out.data(), pre.data(), dx.data(), nin);
+    out.store();
+    ++c.fused;
+    return;
+  }
+  PPT_CHECK(scratch != nullptr, "matmul_backward_gelu: the unfused path needs scratch");
+  emulated::F32View tmp(scratch, nin, dt, false);
+  std::copy(dx.begin(), dx.end(), tmp.data());
+  tmp.store();
+  zero_async(dgelu_pre, nin * dtype_size(dt), stream);
+  gelu_backward(dgelu_pre, gelu_pre, scratch, nin, dt, stream);
+  ++c.unfused;
 }
 
 }  // namespace pptrain::kernels::cuda

@@ -384,10 +384,9 @@ void CudaStageModel::backward_block(CudaStash& stash, int layer, const void* x, 
   // Fresh gradients that a matmul makes are written (accumulate_dinp false), not zeroed
   // first and added to; those the GELU and attention backwards add to are zeroed.
   constexpr bool kAccumulate = false;
-  kc::matmul_backward(blas, dfch_gelu, G(FCPROJW), G(FCPROJB), dout, a + l.fch_gelu, W(FCPROJW), N,
-                      4 * C, C, dt, s, kAccumulate);
-  kc::zero_async(dfch, 4 * NC * es, s);
-  kc::gelu_backward(dfch, a + l.fch, dfch_gelu, 4 * NC, dt, s);
+  // d(fch) in one pass when cuBLASLt fuses GELU's derivative; dfch_gelu is the unfused scratch.
+  kc::matmul_backward_gelu(blas, dfch, dfch_gelu, G(FCPROJW), G(FCPROJB), dout, a + l.fch_gelu,
+                           a + l.fch, W(FCPROJW), N, 4 * C, C, dt, s);
   kc::matmul_backward(blas, dln, G(FCW), G(FCB), dfch, a + l.ln2, W(FCW), N, C, 4 * C, dt, s, kAccumulate);
   kc::copy_async(dres2, dout, NC * es, s);
   kc::layernorm_backward(dres2, G(LN2W), G(LN2B), dln, a + l.res2, W(LN2W), f32(l.ln2_mean),
