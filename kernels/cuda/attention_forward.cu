@@ -98,28 +98,35 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 
-// bf16 storage, tensor cores. grid (ceil(T/64), NH, B), kThreads threads; dynamic shared memory
-// Qs then two key buffers of [Ks | Vs], 5 tiles of [64][HS_MAX + 8] bf16. Warp w owns query rows
-// q0 + 16w .. q0 + 16w + 15; per key tile of 64 it computes S (16x64) = Q K^T with 8 n-tiles x
-// HS_MAX/16 k-steps of mma, updates the online softmax in fp32 registers (log2 domain:
-// x = scale log2(e) q.k), then O (16xHS_MAX) += P V with P rounded to bf16. Thread (g, c) holds
-// rows g and g+8 of the warp's slice; a row's max and sum are combined over the 4 lanes of a quad
-// at fixed xor distances. Key tile i + 1 is staged (cp.async) while tile i is used.
+// 16-row m-tiles per warp in the bf16 forward: two at HS_MAX <= 64 (a block of 128 query rows),
+// so each K and V fragment loaded from shared memory feeds two mma instead of one (shared
+// memory, not the tensor cores, bounds this kernel); one at HS_MAX = 128 to stay in registers.
+template <int HS_MAX>
+constexpr int kForwardRowTiles = HS_MAX <= 64 ? 2 : 1;
+
+// bf16 storage, tensor cores. grid (ceil(T/QROWS), NH, B) with QROWS = 64 * kForwardRowTiles,
+// kThreads threads; dynamic shared memory Qs ([QROWS][HS_MAX + 8] bf16) then two key buffers of
+// [Ks | Vs] ([64][HS_MAX + 8] each). Warp w owns the 16-row m-tiles at query rows
+// q0 + 64 mt + 16 w (mt < MT); per key tile of 64 it computes S (16x64 per m-tile) = Q K^T with
+// 8 n-tiles x HS_MAX/16 k-steps of mma, updates the online softmax in fp32 registers (log2
+// domain: x = scale log2(e) q.k), then O (16xHS_MAX) += P V with P rounded to bf16. Thread
+// (g, c) holds rows g and g+8 of each m-tile; a row's max and sum are combined over the 4 lanes
+// of a quad at fixed xor distances. Key tile i + 1 is staged (cp.async) while tile i is used.
 template <int HS_MAX>
 __global__ void __launch_bounds__(kThreads)
     attention_forward_tc_kernel(bf16* out, float* lse, const bf16* inp, int T, int C, int NH,
                                 float scale_log2, bool vec) {
+  constexpr int MT = kForwardRowTiles<HS_MAX>, QROWS = MT * tc::kRows;
   constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = tc::kRows / 8;
   unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);
-  bf16* key_buffers = Qs + tc::kRows * LD;  // buffer j: Ks = key_buffers + 2j tiles, Vs after it
+  bf16* key_buffers = Qs + QROWS * LD;  // buffer j: Ks = key_buffers + 2j tiles, Vs after it
   const int hs = C / NH;
-  const int q0 = (gridDim.x - 1 - blockIdx.x) * tc::kRows;  // longest (last) query tiles first
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * QROWS;  // longest (last) query tiles first
   const int h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   const std::size_t C3 = 3 * static_cast<std::size_t>(C);
   const bf16* base = inp + static_cast<std::size_t>(b) * T * C3;
-  const int row0 = q0 + warp * 16 + g;  // this thread's rows: row0 and row0 + 8
   auto stage_keys = [&](int tile) {
     bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
     tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, tile * tc::kRows, T, hs, vec);
@@ -127,14 +134,17 @@ __global__ void __launch_bounds__(kThreads)
                                  T, hs, vec);
   };
 
-  tc::stage<tc::kRows, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
+  tc::stage<QROWS, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
   stage_keys(0);
   ptx::cp_async_commit();
 
-  float o[NO][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // l: this lane's part
-  // Key tiles at or before the diagonal one. Every row (padding rows >= T included) has key k0 = 0
-  // unmasked in the first tile, so m is finite from then on.
-  const int tiles = q0 / tc::kRows + 1;
+  // l: this lane's part of the row sums.
+  float o[MT][NO][4] = {}, m[MT][2], l[MT][2] = {};
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) m[mt][0] = m[mt][1] = -INFINITY;
+  // Key tiles up to the one holding the block's last real row. Every row (padding rows >= T
+  // included) has key 0 unmasked in the first tile, so m is finite from then on.
+  const int tiles = (min(q0 + QROWS, T) - 1) / tc::kRows + 1;
   for (int tile = 0; tile < tiles; ++tile) {
     const int k0 = tile * tc::kRows;
     if (tile + 1 < tiles) stage_keys(tile + 1);  // into the buffer the last iteration finished
@@ -144,88 +154,103 @@ __global__ void __launch_bounds__(kThreads)
     const bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
     const bf16* Vs = Ks + tc::kRows * LD;
 
-    float s[NS][4] = {};
+    float s[MT][NS][4] = {};
 #pragma unroll
     for (int kd = 0; kd < NKD; ++kd) {
-      std::uint32_t a[4];
-      tc::load_a(a, Qs, LD, warp * 16, kd * 16);
+      std::uint32_t a[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) tc::load_a(a[mt], Qs, LD, mt * tc::kRows + warp * 16, kd * 16);
 #pragma unroll
       for (int n = 0; n < NS; n += 2) {
         std::uint32_t bk0[2], bk1[2];
         tc::load_b_nk(bk0, bk1, Ks, LD, n * 8, kd * 16);
-        tc::mma(s[n], a, bk0);
-        tc::mma(s[n + 1], a, bk1);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          tc::mma(s[mt][n], a[mt], bk0);
+          tc::mma(s[mt][n + 1], a[mt], bk1);
+        }
       }
     }
 
-    float mx[2] = {m[0], m[1]};
 #pragma unroll
-    for (int n = 0; n < NS; ++n) {
+    for (int mt = 0; mt < MT; ++mt) {
+      const int row0 = q0 + mt * tc::kRows + warp * 16 + g;  // rows row0 and row0 + 8
+      float mx[2] = {m[mt][0], m[mt][1]};
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = k0 + n * 8 + 2 * c + (e & 1);
-        // key > row also masks keys >= T for real rows (row < T).
-        s[n][e] = key <= row0 + 8 * (e >> 1) ? s[n][e] * scale_log2 : -INFINITY;
-        mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
+      for (int n = 0; n < NS; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = k0 + n * 8 + 2 * c + (e & 1);
+          // key > row also masks keys >= T for real rows (row < T).
+          s[mt][n][e] = key <= row0 + 8 * (e >> 1) ? s[mt][n][e] * scale_log2 : -INFINITY;
+          mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
+        }
       }
-    }
-    float alpha[2];
+      float alpha[2];
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xFFFFFFFFu, mx[i], 1));
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xFFFFFFFFu, mx[i], 2));
-      alpha[i] = exp2f(m[i] - mx[i]);  // 0 on the first tile (m = -inf)
-      m[i] = mx[i];
-      l[i] *= alpha[i];
-    }
-#pragma unroll
-    for (int n = 0; n < NS; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[n][e] = exp2f(s[n][e] - m[e >> 1]);
-        l[e >> 1] += s[n][e];  // fp32 p; only P V uses the bf16-rounded p
+      for (int i = 0; i < 2; ++i) {
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xFFFFFFFFu, mx[i], 1));
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xFFFFFFFFu, mx[i], 2));
+        alpha[i] = exp2f(m[mt][i] - mx[i]);  // 0 on the first tile (m = -inf)
+        m[mt][i] = mx[i];
+        l[mt][i] *= alpha[i];
       }
-    }
 #pragma unroll
-    for (int j = 0; j < NO; ++j) {
-      o[j][0] *= alpha[0];
-      o[j][1] *= alpha[0];
-      o[j][2] *= alpha[1];
-      o[j][3] *= alpha[1];
+      for (int n = 0; n < NS; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[mt][n][e] = exp2f(s[mt][n][e] - m[mt][e >> 1]);
+          l[mt][e >> 1] += s[mt][n][e];  // fp32 p; only P V uses the bf16-rounded p
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < NO; ++j) {
+        o[mt][j][0] *= alpha[0];
+        o[mt][j][1] *= alpha[0];
+        o[mt][j][2] *= alpha[1];
+        o[mt][j][3] *= alpha[1];
+      }
     }
 #pragma unroll
     for (int kk = 0; kk < NS / 2; ++kk) {  // 16 keys per k-step
-      std::uint32_t a[4];
-      tc::acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
+      std::uint32_t a[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) tc::acc_to_a(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
 #pragma unroll
       for (int j = 0; j < NO; j += 2) {
         std::uint32_t bv0[2], bv1[2];
         tc::load_b_kn(bv0, bv1, Vs, LD, kk * 16, j * 8);
-        tc::mma(o[j], a, bv0);
-        tc::mma(o[j + 1], a, bv1);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          tc::mma(o[mt][j], a[mt], bv0);
+          tc::mma(o[mt][j + 1], a[mt], bv1);
+        }
       }
     }
     __syncthreads();  // every warp is done with this buffer before it is staged into again
   }
 
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    l[i] += __shfl_xor_sync(0xFFFFFFFFu, l[i], 1);
-    l[i] += __shfl_xor_sync(0xFFFFFFFFu, l[i], 2);
-    const int t = row0 + 8 * i;
-    if (t >= T) continue;
-    const float inv = 1.0f / l[i];
-    bf16* out_t = out + (static_cast<std::size_t>(b) * T + t) * C + h * hs;
+  for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-    for (int j = 0; j < NO; ++j) {
+    for (int i = 0; i < 2; ++i) {
+      l[mt][i] += __shfl_xor_sync(0xFFFFFFFFu, l[mt][i], 1);
+      l[mt][i] += __shfl_xor_sync(0xFFFFFFFFu, l[mt][i], 2);
+      const int t = q0 + mt * tc::kRows + warp * 16 + g + 8 * i;
+      if (t >= T) continue;
+      const float inv = 1.0f / l[mt][i];
+      bf16* out_t = out + (static_cast<std::size_t>(b) * T + t) * C + h * hs;
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int d = j * 8 + 2 * c + e;
-        if (d < hs) out_t[d] = __float2bfloat16_rn(o[j][2 * i + e] * inv);
+      for (int j = 0; j < NO; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int d = j * 8 + 2 * c + e;
+          if (d < hs) out_t[d] = __float2bfloat16_rn(o[mt][j][2 * i + e] * inv);
+        }
       }
-    }
-    if (c == 0) {
-      lse[(static_cast<std::size_t>(b) * NH + h) * T + t] = m[i] * tc::kLn2 + logf(l[i]);
+      if (c == 0) {
+        lse[(static_cast<std::size_t>(b) * NH + h) * T + t] = m[mt][i] * tc::kLn2 + logf(l[mt][i]);
+      }
     }
   }
 }
@@ -240,10 +265,11 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
   const cudaStream_t s = to_cuda(stream);
   if (dt == DType::BF16) {
     const bool vec = tc::can_vectorize(C, NH, {inp});
-    const dim3 grid((T + tc::kRows - 1) / tc::kRows, NH, B);
     dispatch_head_size(hs, [&](auto hs_max) {
       constexpr int kHsMax = decltype(hs_max)::value;
-      const std::size_t smem = 5 * tc::tile_bytes<kHsMax>(tc::kRows);
+      constexpr int kQRows = kForwardRowTiles<kHsMax> * tc::kRows;
+      const dim3 grid((T + kQRows - 1) / kQRows, NH, B);
+      const std::size_t smem = tc::tile_bytes<kHsMax>(kQRows) + 4 * tc::tile_bytes<kHsMax>(tc::kRows);
       auto kernel = attention_forward_tc_kernel<kHsMax>;
       launch_kernel(kernel, grid, kThreads, smem, s, static_cast<bf16*>(out), lse,
                                           static_cast<const bf16*>(inp), T, C, NH,
