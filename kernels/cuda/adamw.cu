@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernel_launch.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace pptrain::kernels::cuda {
@@ -45,9 +46,8 @@ void launch(float* params, std::uint16_t* params_bf16, const float* grads, float
   AdamwArgs a{lr, beta1, beta2, eps, weight_decay,
               static_cast<float>(1.0 - std::pow(static_cast<double>(beta1), t)),
               static_cast<float>(1.0 - std::pow(static_cast<double>(beta2), t))};
-  adamw_kernel<<<grid_for(n, kThreads), kThreads, 0, to_cuda(stream)>>>(params, params_bf16, grads,
-                                                                        m, v, n, a, seed);
-  CUDA_CHECK_LAUNCH();
+  launch_kernel(adamw_kernel, grid_for(n, kThreads), kThreads, 0, to_cuda(stream), params,
+                params_bf16, grads, m, v, n, a, seed);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // Used for a block's output (residual + MLP projection, CPU twin: the loop in
 // CpuStageModel::forward_block) and for summing the two copies of the tied wte gradient.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernel_launch.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace pptrain::kernels::cuda {
@@ -24,9 +25,8 @@ void add_vectors(void* out, const void* a, const void* b, std::size_t n, DType d
   if (n == 0) return;
   dispatch_dtype(dt, [&](auto tag) {
     using S = typename decltype(tag)::type;
-    add_kernel<S><<<grid_for(n, kThreads), kThreads, 0, to_cuda(stream)>>>(
-        static_cast<S*>(out), static_cast<const S*>(a), static_cast<const S*>(b), n);
-    CUDA_CHECK_LAUNCH();
+    launch_kernel(add_kernel<S>, grid_for(n, kThreads), kThreads, 0, to_cuda(stream),
+                  static_cast<S*>(out), static_cast<const S*>(a), static_cast<const S*>(b), n);
   });
 }
 

@@ -1,5 +1,6 @@
 // fp32 <-> bf16 casts on the GPU; bf16 as 16-bit words in the host API. n values each.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernel_launch.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace pptrain::kernels::cuda {
@@ -36,22 +37,21 @@ __global__ void cast_f32_to_bf16_stochastic_kernel(std::uint16_t* dst, const flo
 
 void cast_f32_to_bf16(std::uint16_t* dst, const float* src, std::size_t n, Stream stream) {
   if (n == 0) return;
-  cast_f32_to_bf16_kernel<<<grid_for(n, kThreads), kThreads, 0, to_cuda(stream)>>>(dst, src, n);
-  CUDA_CHECK_LAUNCH();
+  launch_kernel(cast_f32_to_bf16_kernel, grid_for(n, kThreads), kThreads, 0, to_cuda(stream), dst,
+                src, n);
 }
 
 void cast_bf16_to_f32(float* dst, const std::uint16_t* src, std::size_t n, Stream stream) {
   if (n == 0) return;
-  cast_bf16_to_f32_kernel<<<grid_for(n, kThreads), kThreads, 0, to_cuda(stream)>>>(dst, src, n);
-  CUDA_CHECK_LAUNCH();
+  launch_kernel(cast_bf16_to_f32_kernel, grid_for(n, kThreads), kThreads, 0, to_cuda(stream), dst,
+                src, n);
 }
 
 void cast_f32_to_bf16_stochastic(std::uint16_t* dst, const float* src, std::size_t n,
                                  std::uint64_t seed, Stream stream) {
   if (n == 0) return;
-  cast_f32_to_bf16_stochastic_kernel<<<grid_for(n, kThreads), kThreads, 0, to_cuda(stream)>>>(
-      dst, src, n, seed);
-  CUDA_CHECK_LAUNCH();
+  launch_kernel(cast_f32_to_bf16_stochastic_kernel, grid_for(n, kThreads), kThreads, 0,
+                to_cuda(stream), dst, src, n, seed);
 }
 
 }  // namespace pptrain::kernels::cuda

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernel_launch.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace pptrain::kernels::cuda {
@@ -103,16 +104,15 @@ void classifier_forward_backward(void* logits, float* losses, const int* targets
   PPT_CHECK(N >= 0 && V > 0 && Vp >= V, "classifier: bad shape N={} V={} Vp={}", N, V, Vp);
   if (N == 0) return;
   if (dt == DType::BF16 && Vp % 2 == 0 && reinterpret_cast<std::uintptr_t>(logits) % 4 == 0) {
-    classifier_bf16x2_kernel<<<N, kThreads, 0, to_cuda(stream)>>>(
-        static_cast<__nv_bfloat162*>(logits), losses, targets, V, Vp, dloss_scale, compute_grad);
-    CUDA_CHECK_LAUNCH();
+    launch_kernel(classifier_bf16x2_kernel, N, kThreads, 0, to_cuda(stream),
+                  static_cast<__nv_bfloat162*>(logits), losses, targets, V, Vp, dloss_scale,
+                  compute_grad);
     return;
   }
   dispatch_dtype(dt, [&](auto tag) {
     using S = typename decltype(tag)::type;
-    classifier_kernel<S><<<N, kThreads, 0, to_cuda(stream)>>>(
-        static_cast<S*>(logits), losses, targets, V, Vp, dloss_scale, compute_grad);
-    CUDA_CHECK_LAUNCH();
+    launch_kernel(classifier_kernel<S>, N, kThreads, 0, to_cuda(stream), static_cast<S*>(logits),
+                  losses, targets, V, Vp, dloss_scale, compute_grad);
   });
 }
 

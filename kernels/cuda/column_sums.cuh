@@ -8,6 +8,7 @@
 #pragma once
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernel_launch.cuh"
 
 namespace pptrain::kernels::cuda::column_sums {
 
@@ -69,15 +70,10 @@ template <int K, typename Term>
 void add(Outputs<K> out, Term term, int N, int C, cudaStream_t s) {
   if (N == 0 || C == 0) return;
   const int chunks = chunk_count(N), rows_per_chunk = (N + chunks - 1) / chunks;
-  float* partial = nullptr;
-  CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partial),
-                             static_cast<std::size_t>(K) * chunks * C * sizeof(float), s));
-  partial_kernel<K, Term><<<dim3((C + 31) / 32, chunks), dim3(32, 32), 0, s>>>(partial, term, N, C,
-                                                                             rows_per_chunk);
-  CUDA_CHECK_LAUNCH();
-  final_kernel<K><<<(C + 255) / 256, 256, 0, s>>>(out, partial, C, chunks);
-  CUDA_CHECK_LAUNCH();
-  CUDA_CHECK(cudaFreeAsync(partial, s));
+  StreamScratch<float> partial(static_cast<std::size_t>(K) * chunks * C, s);
+  launch_kernel(partial_kernel<K, Term>, dim3((C + 31) / 32, chunks), dim3(32, 32), 0, s,
+                partial.get(), term, N, C, rows_per_chunk);
+  launch_kernel(final_kernel<K>, (C + 255) / 256, 256, 0, s, out, partial.get(), C, chunks);
 }
 
 }  // namespace pptrain::kernels::cuda::column_sums

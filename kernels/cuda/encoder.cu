@@ -8,6 +8,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernel_launch.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/op_checks.h"
 
@@ -92,10 +93,7 @@ void encoder_forward(void* out, const int* inp, const void* wte, const void* wpe
   if (n == 0) return;
   dispatch_dtype(dt, [&](auto tag) {
     using S = typename decltype(tag)::type;
-    encoder_forward_kernel<S><<<grid_for(n, kThreads), kThreads, 0, to_cuda(stream)>>>(
-        static_cast<S*>(out), inp, static_cast<const S*>(wte), static_cast<const S*>(wpe), T, C,
-        n);
-    CUDA_CHECK_LAUNCH();
+    launch_kernel(encoder_forward_kernel<S>, grid_for(n, kThreads), kThreads, 0, to_cuda(stream), static_cast<S*>(out), inp, static_cast<const S*>(wte), static_cast<const S*>(wpe), T, C, n);
   });
 }
 
@@ -125,8 +123,7 @@ void encoder_backward(float* dwte, float* dwpe, const void* dout, const int* inp
   void* cub_storage = p + 3 * slot;
   std::size_t cub_bytes = need - 3 * slot;
 
-  iota_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(positions, n);
-  CUDA_CHECK_LAUNCH();
+  launch_kernel(iota_kernel, grid_for(n, kThreads), kThreads, 0, s, positions, n);
   // Ids are non-negative, so sorting them as unsigned bits [0, id_bits) orders them correctly.
   CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
       cub_storage, cub_bytes, reinterpret_cast<const unsigned*>(inp),
@@ -139,11 +136,9 @@ void encoder_backward(float* dwte, float* dwpe, const void* dout, const int* inp
     constexpr int kWarpsPerBlock = kThreads / 32;
     const dim3 grid((n + kWarpsPerBlock - 1) / kWarpsPerBlock, (C + 31) / 32);
     PPT_CHECK(grid.y <= 65535, "encoder_backward: C = {} too large", C);
-    encoder_backward_wte_kernel<S><<<grid, kThreads, 0, s>>>(dwte, d, sorted_ids, sorted_pos, n, C);
-    CUDA_CHECK_LAUNCH();
+    launch_kernel(encoder_backward_wte_kernel<S>, grid, kThreads, 0, s, dwte, d, sorted_ids, sorted_pos, n, C);
     const std::size_t tc = static_cast<std::size_t>(T) * C;
-    encoder_backward_wpe_kernel<S><<<grid_for(tc, kThreads), kThreads, 0, s>>>(dwpe, d, B, T, C);
-    CUDA_CHECK_LAUNCH();
+    launch_kernel(encoder_backward_wpe_kernel<S>, grid_for(tc, kThreads), kThreads, 0, s, dwpe, d, B, T, C);
   });
 }
 

@@ -1,6 +1,7 @@
 // GELU, tanh approximation (GPT-2's), on the GPU: elementwise over n values in the storage type
 // S, math in fp32. Same formulas as the CPU twin (kernels/cpu/gelu.cpp).
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernel_launch.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace pptrain::kernels::cuda {
@@ -41,9 +42,8 @@ void gelu_forward(void* out, const void* inp, std::size_t n, DType dt, Stream st
   if (n == 0) return;
   dispatch_dtype(dt, [&](auto tag) {
     using S = typename decltype(tag)::type;
-    gelu_forward_kernel<S><<<grid_for(n, kThreads), kThreads, 0, to_cuda(stream)>>>(
-        static_cast<S*>(out), static_cast<const S*>(inp), n);
-    CUDA_CHECK_LAUNCH();
+    launch_kernel(gelu_forward_kernel<S>, grid_for(n, kThreads), kThreads, 0, to_cuda(stream),
+                  static_cast<S*>(out), static_cast<const S*>(inp), n);
   });
 }
 
@@ -53,9 +53,9 @@ void gelu_backward(void* dinp, const void* inp, const void* dout, std::size_t n,
   PPT_CHECK(dinp != dout, "gelu_backward: dinp must not alias dout (the backward accumulates)");
   dispatch_dtype(dt, [&](auto tag) {
     using S = typename decltype(tag)::type;
-    gelu_backward_kernel<S><<<grid_for(n, kThreads), kThreads, 0, to_cuda(stream)>>>(
-        static_cast<S*>(dinp), static_cast<const S*>(inp), static_cast<const S*>(dout), n);
-    CUDA_CHECK_LAUNCH();
+    launch_kernel(gelu_backward_kernel<S>, grid_for(n, kThreads), kThreads, 0, to_cuda(stream),
+                  static_cast<S*>(dinp), static_cast<const S*>(inp), static_cast<const S*>(dout),
+                  n);
   });
 }
 

@@ -2,6 +2,7 @@
 // two-kernel reduction, and an in-place scale (for clipping). x: n fp32 values. The same
 // reduction, without squaring, sums a micro-batch's per-token losses.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernel_launch.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/op_checks.h"
 
@@ -43,10 +44,8 @@ void reduce_sum(double* acc, const float* x, std::size_t n, double scale, void* 
   const cudaStream_t s = to_cuda(stream);
   double* partial = static_cast<double*>(scratch);
   const unsigned blocks = grid_for(n, kThreads, kMaxBlocks);
-  sum_partial_kernel<kSquare><<<blocks, kThreads, 0, s>>>(partial, x, n);
-  CUDA_CHECK_LAUNCH();
-  sum_final_kernel<<<1, kMaxBlocks, 0, s>>>(acc, partial, blocks, scale);
-  CUDA_CHECK_LAUNCH();
+  launch_kernel(sum_partial_kernel<kSquare>, blocks, kThreads, 0, s, partial, x, n);
+  launch_kernel(sum_final_kernel, 1, kMaxBlocks, 0, s, acc, partial, blocks, scale);
 }
 
 __global__ void scale_kernel(float* x, std::size_t n, float factor) {
@@ -73,8 +72,7 @@ void add_scaled_sum(double* acc, const float* x, std::size_t n, double scale, vo
 
 void scale_in_place(float* x, std::size_t n, float factor, Stream stream) {
   if (n == 0) return;
-  scale_kernel<<<grid_for(n, kThreads), kThreads, 0, to_cuda(stream)>>>(x, n, factor);
-  CUDA_CHECK_LAUNCH();
+  launch_kernel(scale_kernel, grid_for(n, kThreads), kThreads, 0, to_cuda(stream), x, n, factor);
 }
 
 }  // namespace pptrain::kernels::cuda

@@ -10,6 +10,7 @@
 
 #include "kernels/cuda/column_sums.cuh"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernel_launch.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/op_checks.h"
 #include "kernels/layernorm.h"
@@ -142,9 +143,8 @@ template <typename S>
 void launch_forward(S* out, float* mean, float* rstd, S* residual, const S* inp, const S* add,
                     const S* weight, const S* bias, int N, int C, cudaStream_t s) {
   const unsigned blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-  layernorm_forward_kernel<S>
-      <<<blocks, kRowThreads, 0, s>>>(out, mean, rstd, residual, inp, add, weight, bias, N, C);
-  CUDA_CHECK_LAUNCH();
+  launch_kernel(layernorm_forward_kernel<S>, blocks, kRowThreads, 0, s, out, mean, rstd, residual,
+                inp, add, weight, bias, N, C);
 }
 
 }  // namespace
@@ -190,16 +190,15 @@ void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* do
       const bool pairs = std::is_same_v<S, bf16> && C % 2 == 0 && four_byte_aligned(dinp) &&
                          four_byte_aligned(dout) && four_byte_aligned(inp) && four_byte_aligned(weight);
       if (pairs) {
-        layernorm_backward_dinp_bf16x2_kernel<<<row_blocks, kRowThreads, 0, s>>>(
-            static_cast<__nv_bfloat162*>(dinp), static_cast<const __nv_bfloat162*>(dout),
-            static_cast<const __nv_bfloat162*>(inp), static_cast<const __nv_bfloat162*>(weight),
-            mean, rstd, N, C);
+        launch_kernel(layernorm_backward_dinp_bf16x2_kernel, row_blocks, kRowThreads, 0, s,
+                      static_cast<__nv_bfloat162*>(dinp), static_cast<const __nv_bfloat162*>(dout),
+                      static_cast<const __nv_bfloat162*>(inp),
+                      static_cast<const __nv_bfloat162*>(weight), mean, rstd, N, C);
       } else {
-        layernorm_backward_dinp_kernel<S><<<row_blocks, kRowThreads, 0, s>>>(
-            static_cast<S*>(dinp), static_cast<const S*>(dout), static_cast<const S*>(inp),
-            static_cast<const S*>(weight), mean, rstd, N, C);
+        launch_kernel(layernorm_backward_dinp_kernel<S>, row_blocks, kRowThreads, 0, s,
+                      static_cast<S*>(dinp), static_cast<const S*>(dout), static_cast<const S*>(inp),
+                      static_cast<const S*>(weight), mean, rstd, N, C);
       }
-      CUDA_CHECK_LAUNCH();
     }
     if (dweight == nullptr && dbias == nullptr) return;
     PPT_CHECK(dweight != nullptr && dbias != nullptr, "layernorm_backward: dweight and dbias go together");
