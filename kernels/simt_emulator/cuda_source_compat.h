@@ -2,8 +2,10 @@
 // variables, barriers and warp intrinsics, mapped onto the SIMT emulator (simt_emulator.h).
 // kernels/cuda/common.cuh includes it after the CUDA headers (whose host parts g++ compiles:
 // bf16 conversions, vector types), so kernel headers compile unchanged for the GPU and for the
-// emulator. Static __shared__ arrays are not emulated (per-thread locals would silently take
-// their place): kernels use dynamic shared memory (kernels/cuda/warp_mma.cuh).
+// emulator. A static __shared__ array becomes a function-local static: one copy that every
+// thread of the running block sees (blocks run one at a time), kept between blocks rather than
+// fresh for each, and not poisoned. Dynamic shared memory (ptx::dynamic_shared_memory in
+// kernels/cuda/warp_mma.cuh) is fresh and poisoned per block.
 #pragma once
 
 #ifndef PPTRAIN_SIMT_EMULATION
@@ -20,7 +22,7 @@
 
 #define __launch_bounds__(...)
 #undef __shared__
-#define __shared__ static_assert(false, "static __shared__ arrays are not emulated: use dynamic shared memory");
+#define __shared__ static
 
 #define threadIdx (::pptrain::simt::thread_idx())
 #define blockIdx (::pptrain::simt::block_idx())

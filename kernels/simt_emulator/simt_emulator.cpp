@@ -1,5 +1,5 @@
 // The SIMT emulator's scheduler (see simt_emulator.h). Each CUDA thread of the running block
-// is a ucontext fiber with its own stack; one OS thread switches between them. A fiber runs
+// is a fiber with its own stack (fiber_switch.h); one OS thread switches between them. A fiber runs
 // until it reaches a barrier (__syncthreads, or a warp collective where it leaves its operands
 // in its lane's slot), then the scheduler moves on. When every live thread of the block waits
 // at __syncthreads, or all 32 lanes of a warp wait at the same collective, the barrier
@@ -7,7 +7,6 @@
 #include "kernels/simt_emulator/simt_emulator.h"
 
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +22,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/simt_emulator/fiber_switch.h"
 
 namespace pptrain::simt {
 namespace {
@@ -48,7 +48,7 @@ struct AsyncCopy {
 };
 
 struct Fiber {
-  ucontext_t context{};
+  FiberContext context;
   unsigned char* stack = nullptr;
   Dim3 thread_idx;
   int linear = 0;
@@ -91,7 +91,7 @@ struct BlockRun {
   std::vector<Fiber>* fibers = nullptr;
   std::array<Slots, 32> warp_slots;  // up to 1024 threads
   LaunchOptions options;
-  ucontext_t scheduler{};
+  FiberContext scheduler;
   std::exception_ptr error;
 };
 
@@ -111,7 +111,7 @@ Fiber& current() {
 
 void yield_to_scheduler() {
   Fiber& f = current();
-  swapcontext(&f.context, &g_run->scheduler);
+  switch_fiber(f.context, g_run->scheduler);
 }
 
 void fiber_entry() {
@@ -120,8 +120,9 @@ void fiber_entry() {
   } catch (...) {
     if (!g_run->error) g_run->error = std::current_exception();
   }
-  g_current->state = State::Finished;
-  // uc_link returns to the scheduler.
+  Fiber& f = *g_current;
+  f.state = State::Finished;
+  switch_fiber(f.context, g_run->scheduler);  // never resumed
 }
 
 // Waits at a collective with this lane's operands; returns with its results in the slot.
@@ -204,7 +205,7 @@ bool resolve_block(std::vector<Fiber>& fibers, int nthreads) {
 
 void run_fiber(BlockRun& run, Fiber& f) {
   g_current = &f;
-  swapcontext(&run.scheduler, &f.context);
+  switch_fiber(run.scheduler, f.context);
   g_current = nullptr;
   if (run.error) std::rethrow_exception(run.error);
 }
@@ -220,11 +221,7 @@ void run_block(BlockRun& run, std::vector<Fiber>& fibers, int nthreads, const La
     f.state = State::Runnable;
     f.open_group.clear();
     f.committed.clear();
-    getcontext(&f.context);
-    f.context.uc_stack.ss_sp = f.stack;
-    f.context.uc_stack.ss_size = kStackBytes;
-    f.context.uc_link = &run.scheduler;
-    makecontext(&f.context, fiber_entry, 0);
+    prepare_fiber(f.context, f.stack, kStackBytes, fiber_entry);
   }
   const int nwarps = (nthreads + kWarpSize - 1) / kWarpSize;
   std::vector<int> threads(nthreads), warps(nwarps);

@@ -1,0 +1,77 @@
+// See fiber_switch.h. The x86-64 switch saves what the System V ABI says a call preserves:
+// rbx, rbp, r12-r15, the stack pointer, MXCSR and the x87 control word.
+#include "kernels/simt_emulator/fiber_switch.h"
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__)
+extern "C" void pptrain_simt_switch(void** save_sp, void* load_sp);
+
+// Frame at a saved sp: [sp] MXCSR (4 bytes) and x87 control word, [sp+8] r15, r14, r13, r12,
+// rbx, rbp, [sp+56] the address `ret` resumes at.
+asm(R"(
+  .text
+  .globl pptrain_simt_switch
+  .type pptrain_simt_switch, @function
+pptrain_simt_switch:
+  .cfi_startproc
+  endbr64
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .cfi_endproc
+  .size pptrain_simt_switch, .-pptrain_simt_switch
+)");
+#endif
+
+namespace pptrain::simt {
+
+#if defined(__x86_64__)
+void prepare_fiber(FiberContext& ctx, unsigned char* stack, std::size_t bytes, void (*entry)()) {
+  // After the first switch pops the frame and `ret`s into entry, rsp must be 8 mod 16, as right
+  // after a call: the frame starts 72 bytes below a 16-byte aligned top.
+  const auto top = (reinterpret_cast<std::uintptr_t>(stack) + bytes) & ~std::uintptr_t{15};
+  auto* frame = reinterpret_cast<unsigned char*>(top - 72);
+  std::memset(frame, 0, 72);
+  const std::uint32_t mxcsr = 0x1F80;   // all exceptions masked, round to nearest
+  const std::uint16_t fpu_cw = 0x037F;  // the x87 default
+  std::memcpy(frame, &mxcsr, sizeof mxcsr);
+  std::memcpy(frame + 4, &fpu_cw, sizeof fpu_cw);
+  const auto target = reinterpret_cast<std::uintptr_t>(entry);
+  std::memcpy(frame + 56, &target, sizeof target);  // [frame+64]: a null return address for entry
+  ctx.sp = frame;
+}
+
+void switch_fiber(FiberContext& from, FiberContext& to) { pptrain_simt_switch(&from.sp, to.sp); }
+#else
+void prepare_fiber(FiberContext& ctx, unsigned char* stack, std::size_t bytes, void (*entry)()) {
+  getcontext(&ctx.uc);
+  ctx.uc.uc_stack.ss_sp = stack;
+  ctx.uc.uc_stack.ss_size = bytes;
+  ctx.uc.uc_link = nullptr;
+  makecontext(&ctx.uc, entry, 0);
+}
+
+void switch_fiber(FiberContext& from, FiberContext& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
+}  // namespace pptrain::simt
