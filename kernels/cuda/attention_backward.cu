@@ -220,14 +220,15 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-
 // ---- bf16 storage: tensor-core kernels (fragment layouts in kernels/cuda/warp_mma.cuh) ----
 // p = exp2(scale log2(e) q.k - log2(e) lse) for key <= t < T, else 0; ds = p (dp - D).
 // The dq kernel runs first and leaves each query row's (lse, D) in `stats`, [B*NH][2][Tp] fp32
 // with Tp = T rounded up to 64 (zeros past T), which the dk/dv kernel then stages per tile with
 // cp.async instead of recomputing D from dout and out for every (key tile, query tile) pair.
 
-__host__ __device__ inline int padded_rows(int T) { return (T + tc::kRows - 1) / tc::kRows * tc::kRows; }
+__host__ __device__ inline int padded_rows(int T) {
+  return (T + tc::kRows - 1) / tc::kRows * tc::kRows;
+}
 
 // grid (ceil(T/64), NH, B), kThreads threads; shared: Qs, dOs, then two key buffers of [Ks | Vs],
 // tiles of [64][HS_MAX+8] bf16, then Ls, Ds [64] fp32. Warp w owns query rows q0+16w..+15 and,
@@ -258,8 +259,8 @@ __global__ void __launch_bounds__(kThreads)
   auto stage_keys = [&](int tile) {
     bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
     tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, tile * tc::kRows, T, hs, vec);
-    tc::stage<tc::kRows, HS_MAX>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs, tile * tc::kRows,
-                                 T, hs, vec);
+    tc::stage<tc::kRows, HS_MAX>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs, tile * tc::kRows, T,
+                                 hs, vec);
   };
 
   tc::stage<tc::kRows, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
@@ -268,8 +269,8 @@ __global__ void __launch_bounds__(kThreads)
   ptx::cp_async_commit();
   // While those land: lse and D of this tile's rows, kept for the dk/dv kernel too.
   const std::size_t bh = static_cast<std::size_t>(b) * NH + h;
-  stage_row_stats<tc::kRows>(Ls, Ds, lse + bh * T, dout_b, out + static_cast<std::size_t>(b) * T * C,
-                             C, h * hs, q0, T, hs);
+  stage_row_stats<tc::kRows>(Ls, Ds, lse + bh * T, dout_b,
+                             out + static_cast<std::size_t>(b) * T * C, C, h * hs, q0, T, hs);
   __syncthreads();
   const int Tp = padded_rows(T);
   for (int r = threadIdx.x; r < tc::kRows; r += kThreads) {

@@ -54,7 +54,6 @@ __device__ __forceinline__ void stage_tile(float* dst, const S* src, std::size_t
   }
 }
 
-
 // ---- bf16 tensor-core path (mma.sync.m16n8k16, sm_80+) ----
 // Used when the storage type is bf16; fp32 storage keeps the CUDA-core kernels above so fp32 mode
 // tracks the CPU twin to ~1e-6. Tiles are 64 rows (4 warps x 16 rows each) of one head, staged in
@@ -104,8 +103,8 @@ __device__ __forceinline__ void load_a(std::uint32_t a[4], const bf16* tile, int
 // row-major [n][k] tile (K in S = Q K^T). One ldmatrix.x4: matrix i = (rows n0 + 8 (i / 2),
 // columns k0 + 8 (i % 2)); without .trans lane (g, c) gets (row g, columns 2c, 2c+1) = (k 2c..,
 // n g), the B layout.
-__device__ __forceinline__ void load_b_nk(std::uint32_t b0[2], std::uint32_t b1[2], const bf16* tile,
-                                          int ld, int n0, int k0) {
+__device__ __forceinline__ void load_b_nk(std::uint32_t b0[2], std::uint32_t b1[2],
+                                          const bf16* tile, int ld, int n0, int k0) {
   const int lane = threadIdx.x % 32, i = lane / 8, r = lane % 8;
   std::uint32_t m[4];
   ptx::ldmatrix<4, false>(m, tile + (n0 + (i / 2) * 8 + r) * ld + k0 + (i % 2) * 8);
@@ -118,8 +117,8 @@ __device__ __forceinline__ void load_b_nk(std::uint32_t b0[2], std::uint32_t b1[
 // B fragments (k0..k0+15) x (n0..n0+7) -> b0 and (n0+8..n0+15) -> b1 of a row-major [k][n]
 // tile (V in O = P V). One ldmatrix.x4.trans: matrix i = (rows k0 + 8 (i % 2), columns
 // n0 + 8 (i / 2)), transposed, so lane (g, c) gets (k 2c..2c+1, n g).
-__device__ __forceinline__ void load_b_kn(std::uint32_t b0[2], std::uint32_t b1[2], const bf16* tile,
-                                          int ld, int k0, int n0) {
+__device__ __forceinline__ void load_b_kn(std::uint32_t b0[2], std::uint32_t b1[2],
+                                          const bf16* tile, int ld, int k0, int n0) {
   const int lane = threadIdx.x % 32, i = lane / 8, r = lane % 8;
   std::uint32_t m[4];
   ptx::ldmatrix<4, true>(m, tile + (k0 + (i % 2) * 8 + r) * ld + n0 + (i / 2) * 8);

@@ -97,7 +97,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-
 // 16-row m-tiles per warp in the bf16 forward: two at HS_MAX <= 64 (a block of 128 query rows),
 // so each K and V fragment loaded from shared memory feeds two mma instead of one (shared
 // memory, not the tensor cores, bounds this kernel); one at HS_MAX = 128 to stay in registers.
@@ -130,8 +129,8 @@ __global__ void __launch_bounds__(kThreads)
   auto stage_keys = [&](int tile) {
     bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
     tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, tile * tc::kRows, T, hs, vec);
-    tc::stage<tc::kRows, HS_MAX>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs, tile * tc::kRows,
-                                 T, hs, vec);
+    tc::stage<tc::kRows, HS_MAX>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs, tile * tc::kRows, T,
+                                 hs, vec);
   };
 
   tc::stage<QROWS, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
@@ -159,7 +158,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int kd = 0; kd < NKD; ++kd) {
       std::uint32_t a[MT][4];
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) tc::load_a(a[mt], Qs, LD, mt * tc::kRows + warp * 16, kd * 16);
+      for (int mt = 0; mt < MT; ++mt)
+        tc::load_a(a[mt], Qs, LD, mt * tc::kRows + warp * 16, kd * 16);
 #pragma unroll
       for (int n = 0; n < NS; n += 2) {
         std::uint32_t bk0[2], bk1[2];
@@ -269,11 +269,11 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
       constexpr int kHsMax = decltype(hs_max)::value;
       constexpr int kQRows = kForwardRowTiles<kHsMax> * tc::kRows;
       const dim3 grid((T + kQRows - 1) / kQRows, NH, B);
-      const std::size_t smem = tc::tile_bytes<kHsMax>(kQRows) + 4 * tc::tile_bytes<kHsMax>(tc::kRows);
+      const std::size_t smem =
+          tc::tile_bytes<kHsMax>(kQRows) + 4 * tc::tile_bytes<kHsMax>(tc::kRows);
       auto kernel = attention_forward_tc_kernel<kHsMax>;
       launch_kernel(kernel, grid, kThreads, smem, s, static_cast<bf16*>(out), lse,
-                                          static_cast<const bf16*>(inp), T, C, NH,
-                                          softmax_scale(hs) * tc::kLog2e, vec);
+                    static_cast<const bf16*>(inp), T, C, NH, softmax_scale(hs) * tc::kLog2e, vec);
     });
     return;
   }
@@ -282,8 +282,7 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
   dispatch_head_size(hs, [&](auto hs_max) {
     auto kernel = attention_forward_kernel<float, decltype(hs_max)::value>;
     launch_kernel(kernel, grid, kThreads, smem, s, static_cast<float*>(out), lse,
-                                        static_cast<const float*>(inp), T, C, NH,
-                                        softmax_scale(hs));
+                  static_cast<const float*>(inp), T, C, NH, softmax_scale(hs));
   });
 }
 

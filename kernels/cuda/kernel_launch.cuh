@@ -17,9 +17,9 @@ void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t
                    cudaStream_t stream, Args&&... args) {
 #ifdef PPTRAIN_SIMT_EMULATION
   (void)stream;
-  ::pptrain::simt::launch({grid.x, grid.y, grid.z}, {block.x, block.y, block.z}, shared_bytes,
-                          [&] { kernel(static_cast<Params>(args)...); },
-                          ::pptrain::simt::default_launch_options());
+  ::pptrain::simt::launch(
+      {grid.x, grid.y, grid.z}, {block.x, block.y, block.z}, shared_bytes,
+      [&] { kernel(static_cast<Params>(args)...); }, ::pptrain::simt::default_launch_options());
 #else
   if (shared_bytes > 48 * 1024) {
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -223,7 +223,8 @@ void matmul_backward_gelu(CublasLtContext& ctx, void* dgelu_pre, void* scratch, 
                           const void* weight, int N, int C, int OC, DType dt, Stream stream) {
   checks::matmul_shape("matmul_backward_gelu", N, C, OC);
   if (N == 0) return;
-  PPT_CHECK(dgelu_pre != nullptr && gelu_pre != nullptr, "matmul_backward_gelu: dgelu_pre and gelu_pre are required");
+  PPT_CHECK(dgelu_pre != nullptr && gelu_pre != nullptr,
+            "matmul_backward_gelu: dgelu_pre and gelu_pre are required");
   CublasLtContext::Impl& c = ctx.impl();
   const cudaStream_t s = to_cuda(stream);
   const cudaDataType_t t = cuda_type(dt);
@@ -234,9 +235,10 @@ void matmul_backward_gelu(CublasLtContext& ctx, void* dgelu_pre, void* scratch, 
                        reinterpret_cast<std::uintptr_t>(dgelu_pre) % 16 == 0;
   // D = gelu'(aux) * (weight^T-side product); beta 0: the epilogue would apply gelu' to an
   // accumulated D as well, so this path only ever writes.
-  if (fusable && lt_matmul(c, false, false, Operand{weight, t, C, OC, C, e}, Operand{dout, t, OC, N, OC, e},
-                           Operand{dgelu_pre, t, C, N, C, e}, 0.0f, CUBLASLT_EPILOGUE_DGELU, nullptr,
-                           const_cast<void*>(gelu_pre), C, s, true)) {
+  if (fusable &&
+      lt_matmul(c, false, false, Operand{weight, t, C, OC, C, e}, Operand{dout, t, OC, N, OC, e},
+                Operand{dgelu_pre, t, C, N, C, e}, 0.0f, CUBLASLT_EPILOGUE_DGELU, nullptr,
+                const_cast<void*>(gelu_pre), C, s, true)) {
     ++c.fused;
     matmul_backward(ctx, nullptr, dweight, dbias, dout, inp, weight, N, C, OC, dt, stream);
     return;

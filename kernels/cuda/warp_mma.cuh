@@ -6,9 +6,9 @@
 //
 // Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16"), g = lane / 4, c = lane % 4,
 // two bf16 per 32-bit register with the lower column in the low half:
-//   A (16x16, m x k): a0 = (g, 2c..2c+1), a1 = (g+8, 2c..2c+1), a2 = (g, 2c+8..), a3 = (g+8, 2c+8..)
-//   B (16x8,  k x n): b0 = (k 2c..2c+1, n g), b1 = (k 2c+8..2c+9, n g)
-//   C (16x8, fp32):   c0, c1 = (g, 2c..2c+1), c2, c3 = (g+8, 2c..2c+1)
+//   A (16x16, m x k): a0 = (g, 2c..2c+1), a1 = (g+8, 2c..2c+1), a2 = (g, 2c+8..), a3 = (g+8,
+//   2c+8..) B (16x8,  k x n): b0 = (k 2c..2c+1, n g), b1 = (k 2c+8..2c+9, n g) C (16x8, fp32): c0,
+//   c1 = (g, 2c..2c+1), c2, c3 = (g+8, 2c..2c+1)
 #pragma once
 
 #include <cstdint>
@@ -28,7 +28,8 @@ __device__ __forceinline__ unsigned char* dynamic_shared_memory() {
 }
 
 // c += a b (16x8 += 16x16 * 16x8), fp32 accumulators.
-__device__ __forceinline__ void mma_bf16(float c[4], const std::uint32_t a[4], const std::uint32_t b[2]) {
+__device__ __forceinline__ void mma_bf16(float c[4], const std::uint32_t a[4],
+                                         const std::uint32_t b[2]) {
 #ifdef PPTRAIN_SIMT_EMULATION
   ::pptrain::simt::mma_m16n8k16_bf16(c, a, b, c);
 #else
@@ -51,16 +52,24 @@ __device__ __forceinline__ void ldmatrix(std::uint32_t r[N], const void* row) {
   const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(row));
   if constexpr (N == 2 && TRANS) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1]) : "r"(addr) : "memory");
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(addr)
+                 : "memory");
   } else if constexpr (N == 2) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1]) : "r"(addr) : "memory");
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(addr)
+                 : "memory");
   } else if constexpr (TRANS) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr) : "memory");
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr)
+                 : "memory");
   } else {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr) : "memory");
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr)
+                 : "memory");
   }
 #endif
 }
@@ -74,7 +83,8 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool val
 #else
   const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   const int src_bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src), "r"(src_bytes)
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src),
+               "r"(src_bytes)
                : "memory");
 #endif
 }

@@ -95,7 +95,8 @@ void matmul_backward_gelu(CublasLtContext& ctx, void* dgelu_pre, void* scratch, 
   checks::matmul_shape("matmul_backward_gelu", N, C, OC);
   emulated::check_dtype(dt);
   if (N == 0) return;
-  PPT_CHECK(dgelu_pre != nullptr && gelu_pre != nullptr, "matmul_backward_gelu: dgelu_pre and gelu_pre are required");
+  PPT_CHECK(dgelu_pre != nullptr && gelu_pre != nullptr,
+            "matmul_backward_gelu: dgelu_pre and gelu_pre are required");
   CublasLtContext::Impl& c = ctx.impl();
   // The same rule as the real code; the emulation always "has an algorithm".
   const bool fusable = c.gelu_fusion && C % 8 == 0 &&

@@ -55,7 +55,8 @@ inline int lane_id() { return static_cast<int>(threadIdx.x % 32); }
 template <typename V>
 V __shfl_sync(unsigned mask, V v, int src_lane, int width = 32) {
   const int lane = ::pptrain::simt::detail::lane_id();
-  return ::pptrain::simt::detail::shuffle(mask, v, (lane & ~(width - 1)) + (src_lane & (width - 1)));
+  return ::pptrain::simt::detail::shuffle(mask, v,
+                                          (lane & ~(width - 1)) + (src_lane & (width - 1)));
 }
 template <typename V>
 V __shfl_xor_sync(unsigned mask, V v, int lane_mask, int width = 32) {

@@ -15,7 +15,6 @@ asm(R"(
   .globl pptrain_simt_switch
   .type pptrain_simt_switch, @function
 pptrain_simt_switch:
-  .cfi_startproc
   endbr64
   pushq %rbp
   pushq %rbx
@@ -38,7 +37,6 @@ pptrain_simt_switch:
   popq %rbx
   popq %rbp
   ret
-  .cfi_endproc
   .size pptrain_simt_switch, .-pptrain_simt_switch
 )");
 #endif

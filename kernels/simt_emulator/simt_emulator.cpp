@@ -55,8 +55,8 @@ struct Fiber {
   State state = State::Runnable;
   Collective collective = nullptr;
   const char* collective_name = "";
-  std::vector<AsyncCopy> open_group;                 // cp.async since the last commit
-  std::vector<std::vector<AsyncCopy>> committed;     // oldest first
+  std::vector<AsyncCopy> open_group;              // cp.async since the last commit
+  std::vector<std::vector<AsyncCopy>> committed;  // oldest first
 };
 
 // A region with an inaccessible page right after its last byte.
@@ -151,18 +151,19 @@ bool resolve_warp(std::vector<Fiber>& fibers, int nthreads, int w) {
   const int first_lane = w * kWarpSize;
   const int lanes = std::min(kWarpSize, nthreads - first_lane);
   int waiting = 0;
-  for (int l = 0; l < lanes; ++l) waiting += fibers[first_lane + l].state == State::AtWarpCollective;
+  for (int l = 0; l < lanes; ++l)
+    waiting += fibers[first_lane + l].state == State::AtWarpCollective;
   if (waiting == 0) return false;
-  PPT_CHECK(lanes == kWarpSize, "SIMT emulator: a warp collective in a partial warp ({} threads a block)",
-            nthreads);
+  PPT_CHECK(lanes == kWarpSize,
+            "SIMT emulator: a warp collective in a partial warp ({} threads a block)", nthreads);
   if (waiting < kWarpSize) return false;  // the others may still come
   const Fiber& first = fibers[first_lane];
   for (int l = 1; l < kWarpSize; ++l) {
     const Fiber& f = fibers[first_lane + l];
     PPT_CHECK(f.collective == first.collective,
-              "SIMT emulator: warp {} of block ({},{},{}) diverged: lane 0 is at {}, lane {} at {}", w,
-              g_run->block_idx.x, g_run->block_idx.y, g_run->block_idx.z, first.collective_name, l,
-              f.collective_name);
+              "SIMT emulator: warp {} of block ({},{},{}) diverged: lane 0 is at {}, lane {} at {}",
+              w, g_run->block_idx.x, g_run->block_idx.y, g_run->block_idx.z, first.collective_name,
+              l, f.collective_name);
   }
   first.collective(g_run->warp_slots[w]);
   for (int l = 0; l < kWarpSize; ++l) fibers[first_lane + l].state = State::Runnable;
@@ -191,12 +192,13 @@ bool resolve_block(std::vector<Fiber>& fibers, int nthreads) {
   for (int w = 0; w < nwarps; ++w) {
     const std::string at = lanes_in_state(fibers, w, State::AtWarpCollective);
     if (at != "none") {
-      PPT_THROW("SIMT emulator: deadlock in block ({},{},{}), warp {}: lanes {} wait at {}; lanes {} "
-                "wait at __syncthreads; lanes {} finished",
-                g_run->block_idx.x, g_run->block_idx.y, g_run->block_idx.z, w, at,
-                fibers[w * kWarpSize + std::stoi(at.substr(0, at.find(',')))].collective_name,
-                lanes_in_state(fibers, w, State::AtBlockBarrier),
-                lanes_in_state(fibers, w, State::Finished));
+      PPT_THROW(
+          "SIMT emulator: deadlock in block ({},{},{}), warp {}: lanes {} wait at {}; lanes {} "
+          "wait at __syncthreads; lanes {} finished",
+          g_run->block_idx.x, g_run->block_idx.y, g_run->block_idx.z, w, at,
+          fibers[w * kWarpSize + std::stoi(at.substr(0, at.find(',')))].collective_name,
+          lanes_in_state(fibers, w, State::AtBlockBarrier),
+          lanes_in_state(fibers, w, State::Finished));
     }
   }
   PPT_THROW("SIMT emulator: deadlock in block ({},{},{})", g_run->block_idx.x, g_run->block_idx.y,
@@ -210,14 +212,14 @@ void run_fiber(BlockRun& run, Fiber& f) {
   if (run.error) std::rethrow_exception(run.error);
 }
 
-void run_block(BlockRun& run, std::vector<Fiber>& fibers, int nthreads, const LaunchOptions& options,
-               std::mt19937_64& rng) {
+void run_block(BlockRun& run, std::vector<Fiber>& fibers, int nthreads,
+               const LaunchOptions& options, std::mt19937_64& rng) {
   std::memset(run.shared, 0xFF, run.shared_bytes);
   for (int i = 0; i < nthreads; ++i) {
     Fiber& f = fibers[i];
     f.linear = i;
-    f.thread_idx = Dim3{i % run.block.x, (i / run.block.x) % run.block.y,
-                        i / (run.block.x * run.block.y)};
+    f.thread_idx =
+        Dim3{i % run.block.x, (i / run.block.x) % run.block.y, i / (run.block.x * run.block.y)};
     f.state = State::Runnable;
     f.open_group.clear();
     f.committed.clear();
@@ -228,13 +230,15 @@ void run_block(BlockRun& run, std::vector<Fiber>& fibers, int nthreads, const La
   std::iota(threads.begin(), threads.end(), 0);
   std::iota(warps.begin(), warps.end(), 0);
   if (options.order == ThreadOrder::WarpByWarpReversed) std::reverse(warps.begin(), warps.end());
-  const bool rounds = options.order == ThreadOrder::Lockstep || options.order == ThreadOrder::Shuffled;
+  const bool rounds =
+      options.order == ThreadOrder::Lockstep || options.order == ThreadOrder::Shuffled;
   do {
     if (rounds) {
       // Every runnable thread to its next barrier, then every complete warp collective; again.
       bool moved = true;
       while (moved) {
-        if (options.order == ThreadOrder::Shuffled) std::shuffle(threads.begin(), threads.end(), rng);
+        if (options.order == ThreadOrder::Shuffled)
+          std::shuffle(threads.begin(), threads.end(), rng);
         for (const int i : threads) {
           if (fibers[i].state == State::Runnable) run_fiber(run, fibers[i]);
         }
@@ -262,7 +266,8 @@ void launch(Dim3 grid, Dim3 block, std::size_t dynamic_shared_bytes,
             const std::function<void()>& kernel, LaunchOptions options) {
   PPT_CHECK(g_run == nullptr, "SIMT emulator: launch() from inside a kernel");
   const std::size_t nthreads = std::size_t(block.x) * block.y * block.z;
-  PPT_CHECK(nthreads >= 1 && nthreads <= 1024, "SIMT emulator: {} threads a block (1 to 1024)", nthreads);
+  PPT_CHECK(nthreads >= 1 && nthreads <= 1024, "SIMT emulator: {} threads a block (1 to 1024)",
+            nthreads);
   PPT_CHECK(dynamic_shared_bytes <= kMaxDynamicSharedBytes,
             "SIMT emulator: {} bytes of dynamic shared memory, at most {}", dynamic_shared_bytes,
             kMaxDynamicSharedBytes);
@@ -336,8 +341,9 @@ struct ShuffleIn {
 }  // namespace
 
 std::uint64_t shuffle_bits(unsigned mask, std::uint64_t value, int src_lane) {
-  PPT_CHECK(mask == 0xFFFFFFFFu, "SIMT emulator: shuffle mask {:#x} at {} (only full warps are emulated)",
-            mask, where(current()));
+  PPT_CHECK(mask == 0xFFFFFFFFu,
+            "SIMT emulator: shuffle mask {:#x} at {} (only full warps are emulated)", mask,
+            where(current()));
   LaneSlot& slot = enter_collective(
       [](Slots& slots) {
         for (LaneSlot& s : slots) {
@@ -479,16 +485,16 @@ void land(const AsyncCopy& c) {
 void cp_async(void* shared_dst, const void* global_src, int bytes, int src_bytes) {
   Fiber& f = current();
   auto* dst = static_cast<unsigned char*>(shared_dst);
-  PPT_CHECK(bytes == 4 || bytes == 8 || bytes == 16, "SIMT emulator: cp.async of {} bytes at {}", bytes,
-            where(f));
+  PPT_CHECK(bytes == 4 || bytes == 8 || bytes == 16, "SIMT emulator: cp.async of {} bytes at {}",
+            bytes, where(f));
   PPT_CHECK(src_bytes >= 0 && src_bytes <= bytes, "SIMT emulator: cp.async src-size {} of {} at {}",
             src_bytes, bytes, where(f));
   PPT_CHECK(dst >= g_run->shared && dst + bytes <= g_run->shared + g_run->shared_bytes,
             "SIMT emulator: cp.async destination outside shared memory at {}", where(f));
   PPT_CHECK(reinterpret_cast<std::uintptr_t>(dst) % bytes == 0 &&
                 (src_bytes == 0 || reinterpret_cast<std::uintptr_t>(global_src) % bytes == 0),
-            "SIMT emulator: cp.async of {} bytes needs {}-byte aligned addresses at {}", bytes, bytes,
-            where(f));
+            "SIMT emulator: cp.async of {} bytes needs {}-byte aligned addresses at {}", bytes,
+            bytes, where(f));
   const AsyncCopy copy{dst, static_cast<const unsigned char*>(global_src), bytes, src_bytes};
   if (g_run->options.copies == CopyLanding::AtIssue) {
     land(copy);

@@ -1,6 +1,6 @@
 // [cuda] matmul through cuBLASLt: forward (bias, GELU epilogue fused and unfused) and backward
-// (dinp, dweight, dbias, accumulating; through GELU, DGELU epilogue fused and unfused) against the CPU twins (kernels/matmul.h, gelu.h), fp32
-// and bf16 storage.
+// (dinp, dweight, dbias, accumulating; through GELU, DGELU epilogue fused and unfused) against the
+// CPU twins (kernels/matmul.h, gelu.h), fp32 and bf16 storage.
 #include "cuda_test_util.h"
 #include "kernels/gelu.h"
 #include "kernels/matmul.h"
@@ -166,7 +166,8 @@ TEST_CASE("CUDA matmul backward through GELU, fused and unfused, matches the CPU
           INFO("cuBLASLt offered no bf16 DGELU algorithm: the unfused fallback ran");
           CHECK(fused);
         } else if (!fused) {
-          WARN("fp32 DGELU not offered by cuBLASLt for N=" << s.N << " C=" << s.C << " OC=" << s.OC);
+          WARN("fp32 DGELU not offered by cuBLASLt for N=" << s.N << " C=" << s.C
+                                                           << " OC=" << s.OC);
         }
       }
     }

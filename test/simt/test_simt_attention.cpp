@@ -39,13 +39,12 @@ TEST_CASE("Emulated CUDA attention does not depend on the order threads run in",
   const auto start = rounded(randn(3 * BTC, 522), dt);
   using simt::CopyLanding;
   using simt::ThreadOrder;
-  const simt::LaunchOptions runs[] = {
-      {ThreadOrder::Lockstep, CopyLanding::AtWait, 1},
-      {ThreadOrder::Shuffled, CopyLanding::AtWait, 7},
-      {ThreadOrder::WarpByWarp, CopyLanding::AtWait, 1},
-      {ThreadOrder::WarpByWarp, CopyLanding::AtIssue, 1},
-      {ThreadOrder::WarpByWarpReversed, CopyLanding::AtWait, 1},
-      {ThreadOrder::WarpByWarpReversed, CopyLanding::AtIssue, 1}};
+  const simt::LaunchOptions runs[] = {{ThreadOrder::Lockstep, CopyLanding::AtWait, 1},
+                                      {ThreadOrder::Shuffled, CopyLanding::AtWait, 7},
+                                      {ThreadOrder::WarpByWarp, CopyLanding::AtWait, 1},
+                                      {ThreadOrder::WarpByWarp, CopyLanding::AtIssue, 1},
+                                      {ThreadOrder::WarpByWarpReversed, CopyLanding::AtWait, 1},
+                                      {ThreadOrder::WarpByWarpReversed, CopyLanding::AtIssue, 1}};
   constexpr int kRuns = sizeof runs / sizeof runs[0];
   std::vector<float> outs[kRuns], lses[kRuns], grads[kRuns];
   DeviceArray x = DeviceArray::from(inp, dt), dy = DeviceArray::from(dout, dt);

@@ -2,7 +2,6 @@
 // landing as configured, and the misuse a GPU would hang or corrupt on reported as errors that
 // name the block, warp and lanes (kernels/simt_emulator/simt_emulator.h).
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -38,11 +37,14 @@ TEST_CASE("Emulated mma.sync m16n8k16 computes A B + C from the PTX fragment lay
   float D[16][8] = {};
   simt::launch({1, 1, 1}, {32, 1, 1}, 0, [&] {
     const int g = lane() / 4, c = lane() % 4;
-    auto pack = [](int lo, int hi) { return std::uint32_t{bf16_of(lo)} | std::uint32_t{bf16_of(hi)} << 16; };
-    const std::uint32_t a[4] = {pack(A[g][2 * c], A[g][2 * c + 1]), pack(A[g + 8][2 * c], A[g + 8][2 * c + 1]),
-                                pack(A[g][2 * c + 8], A[g][2 * c + 9]),
-                                pack(A[g + 8][2 * c + 8], A[g + 8][2 * c + 9])};
-    const std::uint32_t b[2] = {pack(B[2 * c][g], B[2 * c + 1][g]), pack(B[2 * c + 8][g], B[2 * c + 9][g])};
+    auto pack = [](int lo, int hi) {
+      return std::uint32_t{bf16_of(lo)} | std::uint32_t{bf16_of(hi)} << 16;
+    };
+    const std::uint32_t a[4] = {
+        pack(A[g][2 * c], A[g][2 * c + 1]), pack(A[g + 8][2 * c], A[g + 8][2 * c + 1]),
+        pack(A[g][2 * c + 8], A[g][2 * c + 9]), pack(A[g + 8][2 * c + 8], A[g + 8][2 * c + 9])};
+    const std::uint32_t b[2] = {pack(B[2 * c][g], B[2 * c + 1][g]),
+                                pack(B[2 * c + 8][g], B[2 * c + 9][g])};
     const float cin[4] = {float(Cm[g][2 * c]), float(Cm[g][2 * c + 1]), float(Cm[g + 8][2 * c]),
                           float(Cm[g + 8][2 * c + 1])};
     float d[4];
@@ -68,11 +70,13 @@ TEST_CASE("Emulated ldmatrix gives each lane its fragment, with and without .tra
     std::vector<std::uint32_t> got(32 * 4);
     simt::launch({1, 1, 1}, {32, 1, 1}, 4 * 8 * 8 * 2, [&] {
       auto* m = reinterpret_cast<std::uint16_t*>(simt::dynamic_shared_memory());
-      // Matrix i, row r, column k holds 1000 i + 10 r + k; lane l addresses row l % 8 of matrix l / 8.
+      // Matrix i, row r, column k holds 1000 i + 10 r + k; lane l addresses row l % 8 of matrix l
+      // / 8.
       if (lane() == 0) {
         for (int i = 0; i < 4; ++i)
           for (int r = 0; r < 8; ++r)
-            for (int k = 0; k < 8; ++k) m[(i * 8 + r) * 8 + k] = static_cast<std::uint16_t>(1000 * i + 10 * r + k);
+            for (int k = 0; k < 8; ++k)
+              m[(i * 8 + r) * 8 + k] = static_cast<std::uint16_t>(1000 * i + 10 * r + k);
       }
       simt::sync_threads();
       std::uint32_t regs[4];
@@ -101,16 +105,18 @@ TEST_CASE("Emulated cp.async lands at the wait or at issue, as configured", "[si
   for (const simt::CopyLanding landing : {simt::CopyLanding::AtWait, simt::CopyLanding::AtIssue}) {
     alignas(16) const std::uint32_t src[4] = {1, 2, 3, 4};
     std::uint32_t before = 0, after = 0, zero_filled = 1;
-    simt::launch({1, 1, 1}, {1, 1, 1}, 32, [&] {
-      auto* dst = reinterpret_cast<std::uint32_t*>(simt::dynamic_shared_memory());
-      simt::cp_async(dst, src, 16, 16);
-      simt::cp_async(dst + 4, src, 16, 0);  // src-size 0: zeros
-      simt::cp_async_commit();
-      before = dst[0];
-      simt::cp_async_wait(0);
-      after = dst[0];
-      zero_filled = dst[4];
-    }, {simt::ThreadOrder::Lockstep, landing, 1});
+    simt::launch({1, 1, 1}, {1, 1, 1}, 32,
+                 [&] {
+                   auto* dst = reinterpret_cast<std::uint32_t*>(simt::dynamic_shared_memory());
+                   simt::cp_async(dst, src, 16, 16);
+                   simt::cp_async(dst + 4, src, 16, 0);  // src-size 0: zeros
+                   simt::cp_async_commit();
+                   before = dst[0];
+                   simt::cp_async_wait(0);
+                   after = dst[0];
+                   zero_filled = dst[4];
+                 },
+                 {simt::ThreadOrder::Lockstep, landing, 1});
     CHECK(after == 1);
     CHECK(zero_filled == 0);
     CHECK(before == (landing == simt::CopyLanding::AtIssue ? 1u : 0xFFFFFFFFu));  // else the poison
@@ -128,11 +134,12 @@ TEST_CASE("Emulated shuffles read the source lane's value", "[simt]") {
 
 TEST_CASE("SIMT emulator misuse is an error that names where", "[simt]") {
   SECTION("a __syncthreads some threads never reach") {
-    REQUIRE_THROWS_WITH(simt::launch({1, 1, 1}, {64, 1, 1}, 0,
-                                     [] {
-                                       if (simt::thread_idx().x < 32) simt::sync_threads();
-                                     }),
-                        Contains("32 threads wait at __syncthreads that 32 finished threads never reach"));
+    REQUIRE_THROWS_WITH(
+        simt::launch({1, 1, 1}, {64, 1, 1}, 0,
+                     [] {
+                       if (simt::thread_idx().x < 32) simt::sync_threads();
+                     }),
+        Contains("32 threads wait at __syncthreads that 32 finished threads never reach"));
   }
   SECTION("a warp collective half the lanes skip") {
     REQUIRE_THROWS_WITH(simt::launch({2, 1, 1}, {32, 1, 1}, 0,
@@ -162,7 +169,8 @@ TEST_CASE("SIMT emulator misuse is an error that names where", "[simt]") {
     REQUIRE_THROWS_WITH(simt::launch({1, 1, 1}, {32, 1, 1}, 256,
                                      [] {
                                        std::uint32_t r[2];
-                                       simt::ldmatrix(r, 2, false, simt::dynamic_shared_memory() + 8);
+                                       simt::ldmatrix(r, 2, false,
+                                                      simt::dynamic_shared_memory() + 8);
                                      }),
                         Contains("not 16-byte aligned"));
   }
