@@ -3,7 +3,8 @@
 // D_t = dout_t . out_t (= sum_j p_j dp_j) and dp_j = dout_t . v_j:
 //   ds_j = p_j (dp_j - D_t),  dq_t += scale sum_j ds_j k_j,
 //   dk_j += scale sum_t ds_j q_t,  dv_j += sum_t p_j dout_t.
-// Two kernels, so every output element has exactly one owner and no atomics are needed:
+// Two kernels, so every output element has exactly one owner and no atomics are needed (and
+// with accumulate false each writes its elements without reading them):
 //   dq:  a block per (query tile, h, b) walks the key tiles at or before it (like the forward);
 //   dkv: a block per (key tile, h, b) walks the query tiles at or after it.
 // Both recompute the scores (about 2x the forward's work in dot products). D is recomputed per
@@ -23,7 +24,8 @@ using namespace attention;
 template <typename S, int HS_MAX>
 __global__ void __launch_bounds__(kThreads)
     attention_backward_dq_kernel(S* dinp, const S* dout, const S* inp, const S* out,
-                                 const float* lse, int T, int C, int NH, float scale) {
+                                 const float* lse, int T, int C, int NH, float scale,
+                                 bool accumulate) {
   constexpr int NI = HS_MAX / 32;
   float* smem = reinterpret_cast<float*>(ptx::dynamic_shared_memory());
   const int hs = C / NH, ld = hs + 1;
@@ -105,7 +107,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int i = 0; i < NI; ++i) {
       const int d = lane + 32 * i;
-      if (d < hs) dq_t[d] = from_f32<S>(to_f32(dq_t[d]) + scale * dq[r][i]);
+      if (d < hs) dq_t[d] = from_f32<S>((accumulate ? to_f32(dq_t[d]) : 0.0f) + scale * dq[r][i]);
     }
   }
 }
@@ -115,7 +117,8 @@ __global__ void __launch_bounds__(kThreads)
 template <typename S, int HS_MAX>
 __global__ void __launch_bounds__(kThreads)
     attention_backward_dkv_kernel(S* dinp, const S* dout, const S* inp, const S* out,
-                                  const float* lse, int T, int C, int NH, float scale) {
+                                  const float* lse, int T, int C, int NH, float scale,
+                                 bool accumulate) {
   constexpr int NI = HS_MAX / 32;
   float* smem = reinterpret_cast<float*>(ptx::dynamic_shared_memory());
   const int hs = C / NH, ld = hs + 1;
@@ -213,8 +216,10 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = 0; i < NI; ++i) {
       const int d = lane + 32 * i;
       if (d < hs) {
-        row[C + d] = from_f32<S>(to_f32(row[C + d]) + scale * dk[r][i]);
-        row[2 * C + d] = from_f32<S>(to_f32(row[2 * C + d]) + dv[r][i]);
+        const float k_old = accumulate ? to_f32(row[C + d]) : 0.0f;
+        const float v_old = accumulate ? to_f32(row[2 * C + d]) : 0.0f;
+        row[C + d] = from_f32<S>(k_old + scale * dk[r][i]);
+        row[2 * C + d] = from_f32<S>(v_old + dv[r][i]);
       }
     }
   }
@@ -239,7 +244,7 @@ template <int HS_MAX>
 __global__ void __launch_bounds__(kThreads)
     attention_backward_dq_tc_kernel(bf16* dinp, float* stats, const bf16* dout, const bf16* inp,
                                     const bf16* out, const float* lse, int T, int C, int NH,
-                                    float scale, bool vec) {
+                                    float scale, bool vec, bool accumulate) {
   constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = tc::kRows / 8;
   unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);
@@ -343,7 +348,10 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int d = j * 8 + 2 * c + e;
-        if (d < hs) dq_t[d] = __float2bfloat16_rn(__bfloat162float(dq_t[d]) + scale * dq[j][2 * i + e]);
+        if (d < hs) {
+          const float old = accumulate ? __bfloat162float(dq_t[d]) : 0.0f;
+          dq_t[d] = __float2bfloat16_rn(old + scale * dq[j][2 * i + e]);
+        }
       }
     }
   }
@@ -362,7 +370,8 @@ constexpr int kDkvQueryRows = HS_MAX > 64 ? 32 : 64;
 template <int HS_MAX>
 __global__ void __launch_bounds__(kThreads)
     attention_backward_dkv_tc_kernel(bf16* dinp, const float* stats, const bf16* dout,
-                                     const bf16* inp, int T, int C, int NH, float scale, bool vec) {
+                                     const bf16* inp, int T, int C, int NH, float scale, bool vec,
+                                     bool accumulate) {
   constexpr int QT = kDkvQueryRows<HS_MAX>;
   constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = QT / 8;
   unsigned char* smem_raw = ptx::dynamic_shared_memory();
@@ -473,8 +482,10 @@ __global__ void __launch_bounds__(kThreads)
       for (int e = 0; e < 2; ++e) {
         const int d = j * 8 + 2 * c + e;
         if (d < hs) {
-          row[C + d] = __float2bfloat16_rn(__bfloat162float(row[C + d]) + scale * dk[j][2 * i + e]);
-          row[2 * C + d] = __float2bfloat16_rn(__bfloat162float(row[2 * C + d]) + dv[j][2 * i + e]);
+          const float k_old = accumulate ? __bfloat162float(row[C + d]) : 0.0f;
+          const float v_old = accumulate ? __bfloat162float(row[2 * C + d]) : 0.0f;
+          row[C + d] = __float2bfloat16_rn(k_old + scale * dk[j][2 * i + e]);
+          row[2 * C + d] = __float2bfloat16_rn(v_old + dv[j][2 * i + e]);
         }
       }
     }
@@ -484,7 +495,8 @@ __global__ void __launch_bounds__(kThreads)
 }  // namespace
 
 void attention_backward(void* dinp, const void* dout, const void* inp, const void* out,
-                        const float* lse, int B, int T, int C, int NH, DType dt, Stream stream) {
+                        const float* lse, int B, int T, int C, int NH, DType dt, Stream stream,
+                        bool accumulate) {
   checks::attention_shape("attention_backward", B, T, C, NH);
   if (B == 0 || T == 0) return;
   const int hs = C / NH;
@@ -506,9 +518,9 @@ void attention_backward(void* dinp, const void* dout, const void* inp, const voi
       const std::size_t smem_dkv = 2 * tc::tile_bytes<kHsMax>(tc::kRows) +
                                    4 * tc::tile_bytes<kHsMax>(kQt) + 4 * kQt * sizeof(float);
       launch_kernel(attention_backward_dq_tc_kernel<kHsMax>, grid, kThreads, smem_dq, s, dx,
-                    stats.get(), dy, x, y, lse, T, C, NH, scale, vec);
+                    stats.get(), dy, x, y, lse, T, C, NH, scale, vec, accumulate);
       launch_kernel(attention_backward_dkv_tc_kernel<kHsMax>, grid, kThreads, smem_dkv, s, dx,
-                    stats.get(), dy, x, T, C, NH, scale, vec);
+                    stats.get(), dy, x, T, C, NH, scale, vec, accumulate);
     });
     return;
   }
@@ -523,9 +535,11 @@ void attention_backward(void* dinp, const void* dout, const void* inp, const voi
   dispatch_head_size(hs, [&](auto hs_max) {
     constexpr int kHsMax = decltype(hs_max)::value;
     auto dq_kernel = attention_backward_dq_kernel<float, kHsMax>;
-    launch_kernel(dq_kernel, grid, kThreads, smem_dq, s, dx, dy, x, y, lse, T, C, NH, scale);
+    launch_kernel(dq_kernel, grid, kThreads, smem_dq, s, dx, dy, x, y, lse, T, C, NH, scale,
+                  accumulate);
     auto dkv_kernel = attention_backward_dkv_kernel<float, kHsMax>;
-    launch_kernel(dkv_kernel, grid, kThreads, smem_dkv, s, dx, dy, x, y, lse, T, C, NH, scale);
+    launch_kernel(dkv_kernel, grid, kThreads, smem_dkv, s, dx, dy, x, y, lse, T, C, NH, scale,
+                  accumulate);
   });
 }
 

@@ -62,9 +62,11 @@ void gelu_backward(void* dinp, const void* inp, const void* dout, std::size_t n,
 // statistic the backward uses to recompute probabilities (the (T,T) matrix is never stored).
 void attention_forward(void* out, float* lse, const void* inp, int B, int T, int C, int NH,
                        DType dt, Stream stream);
-// dinp (B,T,3C) += d/d(q,k,v). Needs the forward's out and lse.
+// dinp (B,T,3C) += d/d(q,k,v). Needs the forward's out and lse. With accumulate false,
+// dinp = d/d(q,k,v) instead: its old contents are never read (no zeroing pass first).
 void attention_backward(void* dinp, const void* dout, const void* inp, const void* out,
-                        const float* lse, int B, int T, int C, int NH, DType dt, Stream stream);
+                        const float* lse, int B, int T, int C, int NH, DType dt, Stream stream,
+                        bool accumulate = true);
 
 // ---- fused classifier: logits (N,Vp), real columns [0,V), targets (N) in [0,V) ----
 // losses (N) = -log softmax(logits)[target] (fp32). With compute_grad, logits are overwritten

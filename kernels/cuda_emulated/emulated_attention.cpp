@@ -56,13 +56,16 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
 }
 
 void attention_backward(void* dinp, const void* dout, const void* inp, const void*,
-                        const float*, int B, int T, int C, int NH, DType dt, Stream) {
+                        const float*, int B, int T, int C, int NH, DType dt, Stream,
+                        bool accumulate) {
   checks::attention_shape("attention_backward", B, T, C, NH);
   emulated::check_dtype(dt);
   if (B == 0 || T == 0) return;
   const std::size_t btc = static_cast<std::size_t>(B) * T * C;
   emulated::F32View x(inp, 3 * btc, dt), dy(dout, btc, dt);
-  emulated::F32View dx(dinp, 3 * btc, dt, true);
+  emulated::F32View dx(dinp, 3 * btc, dt, accumulate);
+  // Overwriting: the old contents are never read (they may be NaN).
+  if (!accumulate) std::fill(dx.data(), dx.data() + 3 * btc, 0.0f);
   std::vector<float> att(static_cast<std::size_t>(B) * NH * T * T), y(btc);
   cpu::attention_forward(y.data(), att.data(), x.data(), B, T, C, NH);
   cpu::attention_backward(dx.data(), dy.data(), x.data(), att.data(), B, T, C, NH);

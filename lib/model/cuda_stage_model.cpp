@@ -381,8 +381,8 @@ void CudaStageModel::backward_block(CudaStash& stash, int layer, const void* x, 
   char* datty = dres2 + NC * es;          // (N,C)
   char* dqkv = datty + NC * es;           // (N,3C); 14 NC elements in all
   // out = res2 + fcproj(gelu(fc(ln2(res2)))): d(res2) gets dout directly and via the MLP.
-  // Fresh gradients that a matmul makes are written (accumulate_dinp false), not zeroed
-  // first and added to; those the GELU and attention backwards add to are zeroed.
+  // Fresh gradients that a matmul, the GELU-fused matmul or attention make are written
+  // (accumulate false), not zeroed first and added to.
   constexpr bool kAccumulate = false;
   // d(fch) in one pass when cuBLASLt fuses GELU's derivative; dfch_gelu is the unfused scratch.
   kc::matmul_backward_gelu(blas, dfch, dfch_gelu, G(FCPROJW), G(FCPROJB), dout, a + l.fch_gelu,
@@ -394,8 +394,8 @@ void CudaStageModel::backward_block(CudaStash& stash, int layer, const void* x, 
   // res2 = x + attproj(attention(qkv(ln1(x)))): d(x) gets d(res2) directly and via attention.
   kc::matmul_backward(blas, datty, G(ATTPROJW), G(ATTPROJB), dres2, a + l.atty, W(ATTPROJW), N, C,
                       C, dt, s, kAccumulate);
-  kc::zero_async(dqkv, 3 * NC * es, s);
-  kc::attention_backward(dqkv, datty, a + l.qkv, a + l.atty, f32(l.lse), B, T, C, NH, dt, s);
+  kc::attention_backward(dqkv, datty, a + l.qkv, a + l.atty, f32(l.lse), B, T, C, NH, dt, s,
+                         kAccumulate);
   kc::matmul_backward(blas, dln, G(QKVW), G(QKVB), dqkv, a + l.ln1, W(QKVW), N, C, 3 * C, dt, s,
                       kAccumulate);
   kc::copy_async(dinp, dres2, NC * es, s);

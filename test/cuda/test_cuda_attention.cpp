@@ -105,6 +105,33 @@ TEST_CASE("CUDA attention forward/backward match the CPU twin", "[cuda]") {
   }
 }
 
+TEST_CASE("CUDA attention backward can overwrite dinp instead of adding to it", "[cuda]") {
+  // A partial tile, several tiles with a ragged tail (both head-size paths), several heads.
+  const AttShape shapes[] = {{2, 7, 36, 3}, {1, 130, 144, 3}, {1, 97, 80, 1}};
+  for (const DType dt : {DType::F32, DType::BF16}) {
+    for (const AttShape& s : shapes) {
+      INFO("dtype " << kc::dtype_name(dt) << ", B=" << s.B << " T=" << s.T << " C=" << s.C
+                    << " NH=" << s.NH);
+      const std::size_t BTC = std::size_t(s.B) * s.T * s.C;
+      const std::size_t lse_n = std::size_t(s.B) * s.NH * s.T;
+      const auto inp = rounded(randn(3 * BTC, 530), dt);
+      const auto dout = rounded(randn(BTC, 531), dt);
+      std::vector<float> out_ref(BTC), att_ref(lse_n * s.T);
+      cpu::attention_forward(out_ref.data(), att_ref.data(), inp.data(), s.B, s.T, s.C, s.NH);
+      auto grad = zeros(3 * BTC);
+      cpu::attention_backward(grad.data(), dout.data(), inp.data(), att_ref.data(), s.B, s.T, s.C,
+                              s.NH);
+      DeviceArray d_inp = DeviceArray::from(inp, dt), d_out(BTC, dt), d_lse(lse_n, DType::F32),
+                  d_dout = DeviceArray::from(dout, dt), d_dinp(3 * BTC, dt);
+      kc::attention_forward(d_out.data(), d_lse.f32(), d_inp.data(), s.B, s.T, s.C, s.NH, dt, {});
+      d_dinp.poison();  // NaN: an overwrite must never read it
+      kc::attention_backward(d_dinp.data(), d_dout.data(), d_inp.data(), d_out.data(), d_lse.f32(),
+                             s.B, s.T, s.C, s.NH, dt, {}, /*accumulate=*/false);
+      check_close("attention dinp, overwritten", d_dinp.to_host(), grad, tolerance(dt));
+    }
+  }
+}
+
 TEST_CASE("CUDA attention is bitwise deterministic", "[cuda]") {
   const AttShape s{2, 200, 192, 3};
   for (const DType dt : {DType::F32, DType::BF16}) {
