@@ -235,6 +235,37 @@ __host__ __device__ inline int padded_rows(int T) {
   return (T + tc::kRows - 1) / tc::kRows * tc::kRows;
 }
 
+// s = X P^T and dp = Y Q^T for the warp's 16 rows m0.. of X and Y against all NS*8 rows of P and
+// Q (tiles of [rows][HS_MAX + 8] bf16 in shared memory, zero past hs, so k runs to HS_MAX): the
+// dq kernel's scores and dP (X, Y = Q, dO; P, Q = K, V) and the dk/dv kernel's, transposed
+// (X, Y = K, V; P, Q = Q, dO). Each B fragment pair is one ldmatrix.x4 and feeds two mma.
+template <int HS_MAX, int NS>
+__device__ __forceinline__ void scores_and_dp(float s[NS][4], float dp[NS][4], const bf16* X,
+                                              const bf16* Y, const bf16* P, const bf16* Q, int m0) {
+  constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16;
+#pragma unroll
+  for (int n = 0; n < NS; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
+  }
+#pragma unroll
+  for (int kd = 0; kd < NKD; ++kd) {
+    std::uint32_t ax[4], ay[4];
+    tc::load_a(ax, X, LD, m0, kd * 16);
+    tc::load_a(ay, Y, LD, m0, kd * 16);
+#pragma unroll
+    for (int n = 0; n < NS; n += 2) {
+      std::uint32_t bp0[2], bp1[2], bq0[2], bq1[2];
+      tc::load_b_nk(bp0, bp1, P, LD, n * 8, kd * 16);
+      tc::mma(s[n], ax, bp0);
+      tc::mma(s[n + 1], ax, bp1);
+      tc::load_b_nk(bq0, bq1, Q, LD, n * 8, kd * 16);
+      tc::mma(dp[n], ay, bq0);
+      tc::mma(dp[n + 1], ay, bq1);
+    }
+  }
+}
+
 // grid (ceil(T/64), NH, B), kThreads threads; shared: Qs, dOs, then two key buffers of [Ks | Vs],
 // tiles of [64][HS_MAX+8] bf16, then Ls, Ds [64] fp32. Warp w owns query rows q0+16w..+15 and,
 // per key tile of 64, computes S = Q K^T and dP = dO V^T (16x64 each), then dQ (16xHS_MAX) +=
@@ -245,7 +276,7 @@ __global__ void __launch_bounds__(kThreads)
     attention_backward_dq_tc_kernel(bf16* dinp, float* stats, const bf16* dout, const bf16* inp,
                                     const bf16* out, const float* lse, int T, int C, int NH,
                                     float scale, bool vec, bool accumulate) {
-  constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = tc::kRows / 8;
+  constexpr int LD = tc::kLd<HS_MAX>, NO = HS_MAX / 8, NS = tc::kRows / 8;
   unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);
   bf16* dOs = Qs + tc::kRows * LD;
@@ -296,23 +327,8 @@ __global__ void __launch_bounds__(kThreads)
     const bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
     const bf16* Vs = Ks + tc::kRows * LD;
 
-    float s[NS][4] = {}, dp[NS][4] = {};
-#pragma unroll
-    for (int kd = 0; kd < NKD; ++kd) {
-      std::uint32_t aq[4], ady[4];
-      tc::load_a(aq, Qs, LD, warp * 16, kd * 16);
-      tc::load_a(ady, dOs, LD, warp * 16, kd * 16);
-#pragma unroll
-      for (int n = 0; n < NS; n += 2) {
-        std::uint32_t bk0[2], bk1[2], bv0[2], bv1[2];
-        tc::load_b_nk(bk0, bk1, Ks, LD, n * 8, kd * 16);
-        tc::mma(s[n], aq, bk0);
-        tc::mma(s[n + 1], aq, bk1);
-        tc::load_b_nk(bv0, bv1, Vs, LD, n * 8, kd * 16);
-        tc::mma(dp[n], ady, bv0);
-        tc::mma(dp[n + 1], ady, bv1);
-      }
-    }
+    float s[NS][4], dp[NS][4];
+    scores_and_dp<HS_MAX, NS>(s, dp, Qs, dOs, Ks, Vs, warp * 16);
 #pragma unroll
     for (int n = 0; n < NS; ++n) {
 #pragma unroll
@@ -373,7 +389,7 @@ __global__ void __launch_bounds__(kThreads)
                                      const bf16* inp, int T, int C, int NH, float scale, bool vec,
                                      bool accumulate) {
   constexpr int QT = kDkvQueryRows<HS_MAX>;
-  constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = QT / 8;
+  constexpr int LD = tc::kLd<HS_MAX>, NO = HS_MAX / 8, NS = QT / 8;
   unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
   bf16* Vs = Ks + tc::kRows * LD;
@@ -424,23 +440,8 @@ __global__ void __launch_bounds__(kThreads)
     const float* Ls = stat_buffers + (tile % 2) * 2 * QT;
     const float* Ds = Ls + QT;
 
-    float s[NS][4] = {}, dp[NS][4] = {};
-#pragma unroll
-    for (int kd = 0; kd < NKD; ++kd) {
-      std::uint32_t ak[4], av[4];
-      tc::load_a(ak, Ks, LD, warp * 16, kd * 16);
-      tc::load_a(av, Vs, LD, warp * 16, kd * 16);
-#pragma unroll
-      for (int n = 0; n < NS; n += 2) {
-        std::uint32_t bq0[2], bq1[2], bdy0[2], bdy1[2];
-        tc::load_b_nk(bq0, bq1, Qs, LD, n * 8, kd * 16);
-        tc::mma(s[n], ak, bq0);
-        tc::mma(s[n + 1], ak, bq1);
-        tc::load_b_nk(bdy0, bdy1, dOs, LD, n * 8, kd * 16);
-        tc::mma(dp[n], av, bdy0);
-        tc::mma(dp[n + 1], av, bdy1);
-      }
-    }
+    float s[NS][4], dp[NS][4];
+    scores_and_dp<HS_MAX, NS>(s, dp, Ks, Vs, Qs, dOs, warp * 16);
 #pragma unroll
     for (int n = 0; n < NS; ++n) {
 #pragma unroll
