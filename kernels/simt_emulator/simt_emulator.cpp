@@ -12,10 +12,8 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cmath>
 #include <cstring>
 #include <exception>
-#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -88,7 +86,6 @@ struct BlockRun {
   const std::function<void()>* kernel = nullptr;
   unsigned char* shared = nullptr;
   std::size_t shared_bytes = 0;
-  std::vector<Fiber>* fibers = nullptr;
   std::array<Slots, 32> warp_slots;  // up to 1024 threads
   LaunchOptions options;
   FiberContext scheduler;
@@ -291,7 +288,6 @@ void launch(Dim3 grid, Dim3 block, std::size_t dynamic_shared_bytes,
   run.kernel = &kernel;
   run.shared = shared.tail(shared_bytes);
   run.shared_bytes = shared_bytes;
-  run.fibers = &fibers;
   run.options = options;
   std::mt19937_64 rng(options.seed);
   g_run = &run;
