@@ -6,6 +6,7 @@
 // a second read overwrites it with dloss_scale * (softmax - onehot). No probabilities are ever
 // stored. A target outside [0,V) gives a NaN loss (and no gradient), so the bug cannot hide.
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernel_launch.cuh"
@@ -56,24 +57,49 @@ __global__ void classifier_kernel(S* logits, float* losses, const int* targets, 
   }
 }
 
-// The same for bf16 rows of even length Vp, on column pairs (4-byte accesses): one-column bf16
-// accesses cost layernorm's backward 5x on an H200 (docs/gpu-results.md, run 3). Columns
-// >= V (padding, V may be odd) take no part, as above.
-__global__ void classifier_bf16x2_kernel(__nv_bfloat162* logits, float* losses, const int* targets,
-                                         int V, int Vp, float dloss_scale, bool compute_grad) {
+// The same for bf16 rows of packs of kPack columns (Vp % kPack == 0, rows aligned to a pack):
+// kPack = 8 moves 16 bytes per access, kPack = 2 four. The row (100 KB for GPT-2's Vp) is read
+// twice and written once, and one-column or 4-byte accesses leave too few bytes in flight per SM
+// to reach HBM bandwidth (run 3: one-column bf16 cost layernorm's backward 5x; run 6: the
+// 4-byte version still moved only ~1.5 TB/s). Columns >= V (padding, V may be odd) take no part.
+// A pack moves as one integer (a struct of bf16 pairs would be copied member by member).
+template <int kPack>
+struct PackBits;
+template <>
+struct PackBits<2> {
+  using type = unsigned int;
+};
+template <>
+struct PackBits<8> {
+  using type = uint4;
+};
+
+template <int kPack>
+__global__ void classifier_bf16_packed_kernel(bf16* logits, float* losses, const int* targets,
+                                              int V, int Vp, float dloss_scale, bool compute_grad) {
+  using Bits = typename PackBits<kPack>::type;
+  static_assert(sizeof(Bits) == 2 * kPack, "a pack is kPack bf16 values");
   __shared__ float shared[32];
-  const int row = blockIdx.x, pairs = Vp / 2;
-  __nv_bfloat162* z = logits + static_cast<std::size_t>(row) * pairs;
+  const int row = blockIdx.x, packs = Vp / kPack;
+  bf16* zrow = logits + static_cast<std::size_t>(row) * Vp;
+  Bits* z = reinterpret_cast<Bits*>(zrow);
   const int target = targets[row];
   const bool target_ok = target >= 0 && target < V;
   // Read before the block synchronises: after that, other threads may overwrite the row.
-  const float z_target = target_ok ? to_f32(reinterpret_cast<const bf16*>(z)[target]) : 0.0f;
+  const float z_target = target_ok ? to_f32(zrow[target]) : 0.0f;
 
   float m = -INFINITY, s = 0.0f;
-  for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
-    const float2 x = __bfloat1622float2(z[i]);
-    if (2 * i < V) online_softmax_add(x.x, m, s);
-    if (2 * i + 1 < V) online_softmax_add(x.y, m, s);
+  for (int i = threadIdx.x; i < packs; i += blockDim.x) {
+    const Bits bits = z[i];
+    __nv_bfloat162 h[kPack / 2];
+    std::memcpy(h, &bits, sizeof bits);
+#pragma unroll
+    for (int j = 0; j < kPack / 2; ++j) {
+      const float2 x = __bfloat1622float2(h[j]);
+      const int col = i * kPack + 2 * j;
+      if (col < V) online_softmax_add(x.x, m, s);
+      if (col + 1 < V) online_softmax_add(x.y, m, s);
+    }
   }
   const float row_max = block_max(m, shared);
   const float row_sum = block_sum(m == -INFINITY ? 0.0f : s * expf(m - row_max), shared);
@@ -82,17 +108,27 @@ __global__ void classifier_bf16x2_kernel(__nv_bfloat162* logits, float* losses, 
   }
   if (!compute_grad || !target_ok) return;
   const float inv_sum = 1.0f / row_sum;
-  for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
-    const float2 x = __bfloat1622float2(z[i]);
-    float g[2] = {0.0f, 0.0f};
-    for (int e = 0; e < 2; ++e) {
-      const int col = 2 * i + e;
-      if (col < V) {
-        const float p = expf((e == 0 ? x.x : x.y) - row_max) * inv_sum;
-        g[e] = dloss_scale * (p - (col == target ? 1.0f : 0.0f));
+  for (int i = threadIdx.x; i < packs; i += blockDim.x) {
+    const Bits bits = z[i];
+    __nv_bfloat162 h[kPack / 2], out[kPack / 2];
+    std::memcpy(h, &bits, sizeof bits);
+#pragma unroll
+    for (int j = 0; j < kPack / 2; ++j) {
+      const float2 x = __bfloat1622float2(h[j]);
+      float g[2] = {0.0f, 0.0f};
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int col = i * kPack + 2 * j + e;
+        if (col < V) {
+          const float pr = expf((e == 0 ? x.x : x.y) - row_max) * inv_sum;
+          g[e] = dloss_scale * (pr - (col == target ? 1.0f : 0.0f));
+        }
       }
+      out[j] = __floats2bfloat162_rn(g[0], g[1]);
     }
-    z[i] = __floats2bfloat162_rn(g[0], g[1]);
+    Bits result;
+    std::memcpy(&result, out, sizeof result);
+    z[i] = result;
   }
 }
 
@@ -103,10 +139,16 @@ void classifier_forward_backward(void* logits, float* losses, const int* targets
                                  Stream stream) {
   PPT_CHECK(N >= 0 && V > 0 && Vp >= V, "classifier: bad shape N={} V={} Vp={}", N, V, Vp);
   if (N == 0) return;
-  if (dt == DType::BF16 && Vp % 2 == 0 && reinterpret_cast<std::uintptr_t>(logits) % 4 == 0) {
-    launch_kernel(classifier_bf16x2_kernel, N, kThreads, 0, to_cuda(stream),
-                  static_cast<__nv_bfloat162*>(logits), losses, targets, V, Vp, dloss_scale,
-                  compute_grad);
+  const auto address = reinterpret_cast<std::uintptr_t>(logits);
+  bf16* z = static_cast<bf16*>(logits);
+  if (dt == DType::BF16 && Vp % 8 == 0 && address % 16 == 0) {
+    launch_kernel(classifier_bf16_packed_kernel<8>, N, kThreads, 0, to_cuda(stream), z, losses,
+                  targets, V, Vp, dloss_scale, compute_grad);
+    return;
+  }
+  if (dt == DType::BF16 && Vp % 2 == 0 && address % 4 == 0) {
+    launch_kernel(classifier_bf16_packed_kernel<2>, N, kThreads, 0, to_cuda(stream), z, losses,
+                  targets, V, Vp, dloss_scale, compute_grad);
     return;
   }
   dispatch_dtype(dt, [&](auto tag) {

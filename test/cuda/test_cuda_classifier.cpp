@@ -11,9 +11,11 @@ using namespace pptrain::test::cuda;
 struct ClsShape {
   int N, V, Vp;
 };
-// Tiny padded vocab (7 of 8), no padding (V = Vp = 1000), GPT-2's 50257 padded to 50304.
-// Vp = 9 (odd): bf16 rows take the one-column kernel; the even ones, the column-pair kernel.
-const ClsShape kShapes[] = {{1, 7, 8}, {5, 7, 8}, {7, 1000, 1000}, {3, 50257, 50304}, {4, 9, 9}};
+// Tiny padded vocab (7 of 8), no padding (V = Vp = 1000), GPT-2's 50257 padded to 50304. bf16
+// rows take the 8-column packs when Vp % 8 == 0, column pairs at Vp = 38 (padding inside the
+// last pair), the one-column kernel at Vp = 9 (odd).
+const ClsShape kShapes[] = {{1, 7, 8},   {5, 7, 8},   {7, 1000, 1000}, {3, 50257, 50304},
+                            {3, 37, 38}, {4, 9, 9}};
 
 }  // namespace
 
