@@ -22,9 +22,34 @@ constexpr int kRowThreads = 256;  // 8 rows (warps) per block
 constexpr int kRowsPerBlock = kRowThreads / 32;
 constexpr float kEps = static_cast<float>(cpu::kLayerNormEps);
 
+// W consecutive columns W*i.. of a row as fp32: W = 1, or 2 for bf16 (one 4-byte access: a
+// warp then moves 128 bytes per access, as fp32 does; one-column bf16 accesses ran this file's
+// backward 5x slower on an H200, docs/gpu-results.md run 3).
+template <typename S, int W>
+__device__ __forceinline__ void load_cols(float (&v)[W], const S* row, int i) {
+  if constexpr (W == 1) {
+    v[0] = to_f32(row[i]);
+  } else {
+    static_assert(W == 2 && std::is_same_v<S, bf16>, "column pairs are a bf16 layout");
+    const float2 x = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162*>(row)[i]);
+    v[0] = x.x;
+    v[1] = x.y;
+  }
+}
+
+template <typename S, int W>
+__device__ __forceinline__ void store_cols(S* row, int i, const float (&v)[W]) {
+  if constexpr (W == 1) {
+    row[i] = from_f32<S>(v[0]);
+  } else {
+    reinterpret_cast<__nv_bfloat162*>(row)[i] = __floats2bfloat162_rn(v[0], v[1]);
+  }
+}
+
 // add == nullptr: x = inp. Otherwise x = round_S(inp + add) is written to `residual` first and
 // normalised as stored, so the backward (which reads the stored residual) sees the same x.
-template <typename S>
+// Columns move W at a time (C % W == 0, rows aligned to W columns).
+template <typename S, int W>
 __global__ void layernorm_forward_kernel(S* out, float* mean, float* rstd, S* residual,
                                          const S* inp, const S* add, const S* weight,
                                          const S* bias, int N, int C) {
@@ -32,24 +57,42 @@ __global__ void layernorm_forward_kernel(S* out, float* mean, float* rstd, S* re
   const int lane = threadIdx.x % 32;
   if (row >= N) return;  // whole warps leave together: the shuffles below see full warps
   const std::size_t off = static_cast<std::size_t>(row) * C;
+  const int groups = C / W;
   const S* x = inp + off;
+  float v[W];
   if (add != nullptr) {
-    for (int c = lane; c < C; c += 32) {
-      residual[off + c] = from_f32<S>(to_f32(inp[off + c]) + to_f32(add[off + c]));
+    for (int c = lane; c < groups; c += 32) {
+      float b[W];
+      load_cols<S, W>(v, inp + off, c);
+      load_cols<S, W>(b, add + off, c);
+#pragma unroll
+      for (int w = 0; w < W; ++w) v[w] += b[w];
+      store_cols<S, W>(residual + off, c, v);
     }
     x = residual + off;
   }
   float sum = 0.0f;
-  for (int c = lane; c < C; c += 32) sum += to_f32(x[c]);
+  for (int c = lane; c < groups; c += 32) {
+    load_cols<S, W>(v, x, c);
+#pragma unroll
+    for (int w = 0; w < W; ++w) sum += v[w];
+  }
   const float m = warp_sum(sum) / C;
   float var = 0.0f;
-  for (int c = lane; c < C; c += 32) {
-    const float d = to_f32(x[c]) - m;
-    var += d * d;
+  for (int c = lane; c < groups; c += 32) {
+    load_cols<S, W>(v, x, c);
+#pragma unroll
+    for (int w = 0; w < W; ++w) var += (v[w] - m) * (v[w] - m);
   }
   const float s = 1.0f / sqrtf(warp_sum(var) / C + kEps);
-  for (int c = lane; c < C; c += 32) {
-    out[off + c] = from_f32<S>((to_f32(x[c]) - m) * s * to_f32(weight[c]) + to_f32(bias[c]));
+  for (int c = lane; c < groups; c += 32) {
+    float wt[W], bs[W];
+    load_cols<S, W>(v, x, c);
+    load_cols<S, W>(wt, weight, c);
+    load_cols<S, W>(bs, bias, c);
+#pragma unroll
+    for (int w = 0; w < W; ++w) v[w] = (v[w] - m) * s * wt[w] + bs[w];
+    store_cols<S, W>(out + off, c, v);
   }
   if (lane == 0) {
     mean[row] = m;
@@ -143,8 +186,18 @@ template <typename S>
 void launch_forward(S* out, float* mean, float* rstd, S* residual, const S* inp, const S* add,
                     const S* weight, const S* bias, int N, int C, cudaStream_t s) {
   const unsigned blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-  launch_kernel(layernorm_forward_kernel<S>, blocks, kRowThreads, 0, s, out, mean, rstd, residual,
-                inp, add, weight, bias, N, C);
+  if constexpr (std::is_same_v<S, bf16>) {
+    const bool pairs = C % 2 == 0 && four_byte_aligned(out) && four_byte_aligned(inp) &&
+                       four_byte_aligned(weight) && four_byte_aligned(bias) &&
+                       (add == nullptr || (four_byte_aligned(add) && four_byte_aligned(residual)));
+    if (pairs) {
+      launch_kernel(layernorm_forward_kernel<S, 2>, blocks, kRowThreads, 0, s, out, mean, rstd,
+                    residual, inp, add, weight, bias, N, C);
+      return;
+    }
+  }
+  launch_kernel(layernorm_forward_kernel<S, 1>, blocks, kRowThreads, 0, s, out, mean, rstd,
+                residual, inp, add, weight, bias, N, C);
 }
 
 }  // namespace
