@@ -12,7 +12,9 @@ constexpr double kDoubleTol = 1e-12;
 
 TEST_CASE("CUDA add_vectors matches the host sum, in place too", "[cuda]") {
   for (const DType dt : {DType::F32, DType::BF16}) {
-    for (const std::size_t n : {std::size_t{1}, std::size_t{1001}, std::size_t{300007}}) {
+    // Odd n: one element at a time; even n: bf16 takes the pair kernel.
+    for (const std::size_t n : {std::size_t{1}, std::size_t{1001}, std::size_t{300007},
+                                std::size_t{2}, std::size_t{300008}}) {
       INFO("dtype " << kc::dtype_name(dt) << ", n=" << n);
       const auto a = rounded(randn(n, 31), dt), b = rounded(randn(n, 32), dt);
       std::vector<float> ref(n);
