@@ -46,10 +46,12 @@ void residual_layernorm_forward(void* residual, void* out, float* mean, float* r
                                 DType dt, Stream stream);
 // dinp (N,C) += ..., dweight (C) += ..., dbias (C) += ... (fp32). dinp null skips the input
 // gradient; dweight and dbias both null skip the parameter gradients (frozen parameters; the
-// benchmark times the two parts apart).
+// benchmark times the two parts apart). With dinp_base (N,C) given, dinp = dinp_base + ...
+// instead (dinp's old contents are not read; it may be dinp itself): a residual branch's
+// gradient joins without a copy first.
 void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* dout,
                         const void* inp, const void* weight, const float* mean, const float* rstd,
-                        int N, int C, DType dt, Stream stream);
+                        int N, int C, DType dt, Stream stream, const void* dinp_base = nullptr);
 
 // ---- GELU (tanh approximation), elementwise over n values ----
 void gelu_forward(void* out, const void* inp, std::size_t n, DType dt, Stream stream);

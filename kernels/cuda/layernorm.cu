@@ -100,9 +100,10 @@ __global__ void layernorm_forward_kernel(S* out, float* mean, float* rstd, S* re
   }
 }
 
-// dinp += rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = weight * dout.
+// dinp = base + rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = weight * dout
+// (base == dinp: +=).
 template <typename S>
-__global__ void layernorm_backward_dinp_kernel(S* dinp, const S* dout, const S* inp,
+__global__ void layernorm_backward_dinp_kernel(S* dinp, const S* base, const S* dout, const S* inp,
                                                const S* weight, const float* mean,
                                                const float* rstd, int N, int C) {
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
@@ -123,14 +124,17 @@ __global__ void layernorm_backward_dinp_kernel(S* dinp, const S* dout, const S* 
     const float xhat = (to_f32(inp[off + c]) - m) * s;
     const float dxhat = to_f32(weight[c]) * to_f32(dout[off + c]);
     const float g = s * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat);
-    dinp[off + c] = from_f32<S>(to_f32(dinp[off + c]) + g);
+    dinp[off + c] = from_f32<S>(to_f32(base[off + c]) + g);
   }
 }
 
 // The same for bf16 with an even C, on column pairs: 4-byte loads and stores (a warp moves 128
 // bytes per access, as fp32 does). The one-column bf16 version ran 5x slower than fp32 on an
 // H200 (0.43 vs 0.08 ms at N=16384, C=768; docs/gpu-results.md, run 3).
-__global__ void layernorm_backward_dinp_bf16x2_kernel(__nv_bfloat162* __restrict__ dinp,
+// dinp and base may be one array (each element is read, then written, by one thread): neither
+// is __restrict__.
+__global__ void layernorm_backward_dinp_bf16x2_kernel(__nv_bfloat162* dinp,
+                                                      const __nv_bfloat162* base,
                                                       const __nv_bfloat162* __restrict__ dout,
                                                       const __nv_bfloat162* __restrict__ inp,
                                                       const __nv_bfloat162* __restrict__ weight,
@@ -159,7 +163,7 @@ __global__ void layernorm_backward_dinp_bf16x2_kernel(__nv_bfloat162* __restrict
     const float2 dy = __bfloat1622float2(dout[off + c]);
     const float g0 = s * (w.x * dy.x - mean_dxhat - (x.x - m) * s * mean_dxhat_xhat);
     const float g1 = s * (w.y * dy.y - mean_dxhat - (x.y - m) * s * mean_dxhat_xhat);
-    const float2 old = __bfloat1622float2(dinp[off + c]);
+    const float2 old = __bfloat1622float2(base[off + c]);
     dinp[off + c] = __floats2bfloat162_rn(old.x + g0, old.y + g1);
   }
 }
@@ -232,7 +236,7 @@ void residual_layernorm_forward(void* residual, void* out, float* mean, float* r
 
 void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* dout,
                         const void* inp, const void* weight, const float* mean, const float* rstd,
-                        int N, int C, DType dt, Stream stream) {
+                        int N, int C, DType dt, Stream stream, const void* dinp_base) {
   checks::layernorm_shape(N, C);
   if (N == 0 || C == 0) return;
   const cudaStream_t s = to_cuda(stream);
@@ -240,16 +244,20 @@ void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* do
     using S = typename decltype(tag)::type;
     if (dinp != nullptr) {
       const unsigned row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+      const void* base = dinp_base != nullptr ? dinp_base : dinp;
       const bool pairs = std::is_same_v<S, bf16> && C % 2 == 0 && four_byte_aligned(dinp) &&
-                         four_byte_aligned(dout) && four_byte_aligned(inp) && four_byte_aligned(weight);
+                         four_byte_aligned(base) && four_byte_aligned(dout) &&
+                         four_byte_aligned(inp) && four_byte_aligned(weight);
       if (pairs) {
         launch_kernel(layernorm_backward_dinp_bf16x2_kernel, row_blocks, kRowThreads, 0, s,
-                      static_cast<__nv_bfloat162*>(dinp), static_cast<const __nv_bfloat162*>(dout),
+                      static_cast<__nv_bfloat162*>(dinp), static_cast<const __nv_bfloat162*>(base),
+                      static_cast<const __nv_bfloat162*>(dout),
                       static_cast<const __nv_bfloat162*>(inp),
                       static_cast<const __nv_bfloat162*>(weight), mean, rstd, N, C);
       } else {
         launch_kernel(layernorm_backward_dinp_kernel<S>, row_blocks, kRowThreads, 0, s,
-                      static_cast<S*>(dinp), static_cast<const S*>(dout), static_cast<const S*>(inp),
+                      static_cast<S*>(dinp), static_cast<const S*>(base),
+                      static_cast<const S*>(dout), static_cast<const S*>(inp),
                       static_cast<const S*>(weight), mean, rstd, N, C);
       }
     }

@@ -1,5 +1,6 @@
 // Emulated layernorm and fused classifier (kernels/cuda/layernorm.cu, classifier.cu): the CPU
 // twins in fp32 on fp32 views of the stored tensors, with the real ops' shape checks.
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -45,7 +46,7 @@ void residual_layernorm_forward(void* residual, void* out, float* mean, float* r
 
 void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* dout,
                         const void* inp, const void* weight, const float* mean, const float* rstd,
-                        int N, int C, DType dt, Stream) {
+                        int N, int C, DType dt, Stream, const void* dinp_base) {
   checks::layernorm_shape(N, C);
   emulated::check_dtype(dt);
   if (N == 0 || C == 0) return;
@@ -54,7 +55,12 @@ void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* do
   PPT_CHECK((dweight == nullptr) == (dbias == nullptr), "layernorm_backward: dweight and dbias go together");
   // The CPU twin computes both parts: the skipped one goes to scratch.
   std::vector<float> scratch_dx(dinp == nullptr ? nc : 0), scratch_dw(dweight == nullptr ? 2 * C : 0);
-  emulated::F32View dx(dinp, nc, dt, true);
+  const bool from_base = dinp_base != nullptr && dinp_base != dinp;
+  emulated::F32View dx(dinp, nc, dt, !from_base);
+  if (from_base && dinp != nullptr) {  // dinp = base + ...: dinp's old contents are not read
+    emulated::F32View base(dinp_base, nc, dt);
+    std::copy(base.data(), base.data() + nc, dx.data());
+  }
   cpu::layernorm_backward(dinp ? dx.data() : scratch_dx.data(), dweight ? dweight : scratch_dw.data(),
                           dbias ? dbias : scratch_dw.data() + C, dy.data(), x.data(), w.data(), mean,
                           rstd, N, C);

@@ -388,9 +388,8 @@ void CudaStageModel::backward_block(CudaStash& stash, int layer, const void* x, 
   kc::matmul_backward_gelu(blas, dfch, dfch_gelu, G(FCPROJW), G(FCPROJB), dout, a + l.fch_gelu,
                            a + l.fch, W(FCPROJW), N, 4 * C, C, dt, s);
   kc::matmul_backward(blas, dln, G(FCW), G(FCB), dfch, a + l.ln2, W(FCW), N, C, 4 * C, dt, s, kAccumulate);
-  kc::copy_async(dres2, dout, NC * es, s);
   kc::layernorm_backward(dres2, G(LN2W), G(LN2B), dln, a + l.res2, W(LN2W), f32(l.ln2_mean),
-                         f32(l.ln2_rstd), N, C, dt, s);
+                         f32(l.ln2_rstd), N, C, dt, s, /*dinp_base=*/dout);
   // res2 = x + attproj(attention(qkv(ln1(x)))): d(x) gets d(res2) directly and via attention.
   kc::matmul_backward(blas, datty, G(ATTPROJW), G(ATTPROJB), dres2, a + l.atty, W(ATTPROJW), N, C,
                       C, dt, s, kAccumulate);
@@ -398,9 +397,8 @@ void CudaStageModel::backward_block(CudaStash& stash, int layer, const void* x, 
                          kAccumulate);
   kc::matmul_backward(blas, dln, G(QKVW), G(QKVB), dqkv, a + l.ln1, W(QKVW), N, C, 3 * C, dt, s,
                       kAccumulate);
-  kc::copy_async(dinp, dres2, NC * es, s);
   kc::layernorm_backward(dinp, G(LN1W), G(LN1B), dln, x, W(LN1W), f32(l.ln1_mean), f32(l.ln1_rstd),
-                         N, C, dt, s);
+                         N, C, dt, s, /*dinp_base=*/dres2);
 }
 
 const float* CudaStageModel::output(const Stash& base) const {

@@ -72,6 +72,14 @@ TEST_CASE("CUDA layernorm forward/backward match the CPU twin", "[cuda]") {
       kc::layernorm_backward(d_dinp.data(), d_dw.f32(), d_db.f32(), d_dout.data(), d_inp.data(),
                              d_w.data(), d_mean.f32(), d_rstd.f32(), s.N, s.C, dt, {});
       check_accumulated("layernorm dinp", d_dinp.to_host(), dinp_start, dinp_grad, tolerance(dt));
+      // dinp = base + ... from another array: dinp's old contents (NaN) are never read.
+      DeviceArray d_base = DeviceArray::from(dinp_start, dt), d_dinp_fresh(NC, dt);
+      d_dinp_fresh.poison();
+      kc::layernorm_backward(d_dinp_fresh.data(), nullptr, nullptr, d_dout.data(), d_inp.data(),
+                             d_w.data(), d_mean.f32(), d_rstd.f32(), s.N, s.C, dt, {},
+                             d_base.data());
+      check_accumulated("layernorm dinp from a base", d_dinp_fresh.to_host(), dinp_start,
+                        dinp_grad, tolerance(dt));
       // dweight/dbias are fp32 sums of identical inputs in both modes.
       check_accumulated("layernorm dweight", d_dw.to_host(), dw_start, dw_grad, kF32Tol);
       check_accumulated("layernorm dbias", d_db.to_host(), db_start, db_grad, kF32Tol);
