@@ -112,6 +112,7 @@ void yield_to_scheduler() {
 }
 
 void fiber_entry() {
+  fiber_started();
   try {
     (*g_run->kernel)();
   } catch (...) {
@@ -289,6 +290,7 @@ void launch(Dim3 grid, Dim3 block, std::size_t dynamic_shared_bytes,
   run.shared = shared.tail(shared_bytes);
   run.shared_bytes = shared_bytes;
   run.options = options;
+  adopt_thread(run.scheduler);
   std::mt19937_64 rng(options.seed);
   g_run = &run;
   try {
