@@ -92,7 +92,7 @@ __global__ void classifier_bf16_packed_kernel(bf16* logits, float* losses, const
   for (int i = threadIdx.x; i < packs; i += blockDim.x) {
     const Bits bits = z[i];
     __nv_bfloat162 h[kPack / 2];
-    std::memcpy(h, &bits, sizeof bits);
+    std::memcpy(static_cast<void*>(h), &bits, sizeof bits);  // bf16 pairs are bit patterns
 #pragma unroll
     for (int j = 0; j < kPack / 2; ++j) {
       const float2 x = __bfloat1622float2(h[j]);
@@ -111,7 +111,7 @@ __global__ void classifier_bf16_packed_kernel(bf16* logits, float* losses, const
   for (int i = threadIdx.x; i < packs; i += blockDim.x) {
     const Bits bits = z[i];
     __nv_bfloat162 h[kPack / 2], out[kPack / 2];
-    std::memcpy(h, &bits, sizeof bits);
+    std::memcpy(static_cast<void*>(h), &bits, sizeof bits);  // bf16 pairs are bit patterns
 #pragma unroll
     for (int j = 0; j < kPack / 2; ++j) {
       const float2 x = __bfloat1622float2(h[j]);
