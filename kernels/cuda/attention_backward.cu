@@ -7,8 +7,9 @@
 // with accumulate false each writes its elements without reading them):
 //   dq:  a block per (query tile, h, b) walks the key tiles at or before it (like the forward);
 //   dkv: a block per (key tile, h, b) walks the query tiles at or after it.
-// Both recompute the scores (about 2x the forward's work in dot products). D is recomputed per
-// tile from dout and out (hs multiply-adds per row and tile), which saves a (B,NH,T) scratch.
+// Both recompute the scores (about 2x the forward's work in dot products). fp32: D is recomputed
+// per tile from dout and out (hs multiply-adds per row and tile); bf16: the dq kernel computes it
+// once per row and leaves it for the dk/dv kernel in a (B,NH,2,Tp) scratch (below).
 // fp32 storage runs the CUDA-core kernels (tiles of 32, fp32 in shared memory); bf16 storage the
 // tensor-core kernels (tiles of 64, bf16 in shared memory, mma.sync with fp32 accumulators).
 #include "kernels/cuda/attention_common.cuh"
@@ -228,11 +229,14 @@ __global__ void __launch_bounds__(kThreads)
 // ---- bf16 storage: tensor-core kernels (fragment layouts in kernels/cuda/warp_mma.cuh) ----
 // p = exp2(scale log2(e) q.k - log2(e) lse) for key <= t < T, else 0; ds = p (dp - D).
 // The dq kernel runs first and leaves each query row's (lse, D) in `stats`, [B*NH][2][Tp] fp32
-// with Tp = T rounded up to 64 (zeros past T), which the dk/dv kernel then stages per tile with
+// (zeros past T), which the dk/dv kernel then stages per tile with
 // cp.async instead of recomputing D from dout and out for every (key tile, query tile) pair.
 
+// Tp: T rounded up to 128, the most query rows a dq block owns (8 warps), so every block's
+// stats rows exist.
+constexpr int kStatsRowMultiple = 128;
 __host__ __device__ inline int padded_rows(int T) {
-  return (T + tc::kRows - 1) / tc::kRows * tc::kRows;
+  return (T + kStatsRowMultiple - 1) / kStatsRowMultiple * kStatsRowMultiple;
 }
 
 // s = X P^T and dp = Y Q^T for the warp's 16 rows m0.. of X and Y against all NS*8 rows of P and
@@ -266,25 +270,28 @@ __device__ __forceinline__ void scores_and_dp(float s[NS][4], float dp[NS][4], c
   }
 }
 
-// grid (ceil(T/64), NH, B), kThreads threads; shared: Qs, dOs, then two key buffers of [Ks | Vs],
-// tiles of [64][HS_MAX+8] bf16, then Ls, Ds [64] fp32. Warp w owns query rows q0+16w..+15 and,
-// per key tile of 64, computes S = Q K^T and dP = dO V^T (16x64 each), then dQ (16xHS_MAX) +=
-// dS K with dS rounded to bf16; dinp's q part += scale dQ at the end. Key tile i + 1 is staged
-// while tile i is used.
-template <int HS_MAX>
-__global__ void __launch_bounds__(kThreads)
+// grid (ceil(T/QROWS), NH, B) with QROWS = 16 WARPS query rows per block, 32 WARPS threads;
+// shared: Qs, dOs ([QROWS][HS_MAX+8] bf16 each), then two key buffers of [Ks | Vs] ([64][HS_MAX+8]
+// each), then Ls, Ds [QROWS] fp32. Warp w owns query rows q0+16w..+15 and, per key tile of 64,
+// computes S = Q K^T and dP = dO V^T (16x64 each), then dQ (16xHS_MAX) += dS K with dS rounded to
+// bf16; dinp's q part += scale dQ at the end. Key tile i + 1 is staged while tile i is used.
+// A row's arithmetic does not depend on WARPS (tiles wholly past a warp's rows are skipped: they
+// would add exact zeros), so both shapes give bitwise the same dq and stats.
+template <int HS_MAX, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32)
     attention_backward_dq_tc_kernel(bf16* dinp, float* stats, const bf16* dout, const bf16* inp,
                                     const bf16* out, const float* lse, int T, int C, int NH,
                                     float scale, bool vec, bool accumulate) {
+  constexpr int THREADS = WARPS * 32, QROWS = WARPS * 16;
   constexpr int LD = tc::kLd<HS_MAX>, NO = HS_MAX / 8, NS = tc::kRows / 8;
   unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);
-  bf16* dOs = Qs + tc::kRows * LD;
-  bf16* key_buffers = dOs + tc::kRows * LD;  // buffer j: Ks = key_buffers + 2j tiles, Vs after it
+  bf16* dOs = Qs + QROWS * LD;
+  bf16* key_buffers = dOs + QROWS * LD;  // buffer j: Ks = key_buffers + 2j tiles, Vs after it
   float* Ls = reinterpret_cast<float*>(key_buffers + 4 * tc::kRows * LD);
-  float* Ds = Ls + tc::kRows;
+  float* Ds = Ls + QROWS;
   const int hs = C / NH;
-  const int q0 = (gridDim.x - 1 - blockIdx.x) * tc::kRows;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * QROWS;
   const int h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   const std::size_t C3 = 3 * static_cast<std::size_t>(C);
@@ -294,22 +301,22 @@ __global__ void __launch_bounds__(kThreads)
   const int r0 = warp * 16 + g;  // this thread's tile rows: r0 and r0 + 8
   auto stage_keys = [&](int tile) {
     bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
-    tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, tile * tc::kRows, T, hs, vec);
-    tc::stage<tc::kRows, HS_MAX>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs, tile * tc::kRows, T,
-                                 hs, vec);
+    tc::stage<tc::kRows, HS_MAX, THREADS>(Ks, base, C3, C + h * hs, tile * tc::kRows, T, hs, vec);
+    tc::stage<tc::kRows, HS_MAX, THREADS>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs,
+                                          tile * tc::kRows, T, hs, vec);
   };
 
-  tc::stage<tc::kRows, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
-  tc::stage<tc::kRows, HS_MAX>(dOs, dout_b, C, h * hs, q0, T, hs, vec);
+  tc::stage<QROWS, HS_MAX, THREADS>(Qs, base, C3, h * hs, q0, T, hs, vec);
+  tc::stage<QROWS, HS_MAX, THREADS>(dOs, dout_b, C, h * hs, q0, T, hs, vec);
   stage_keys(0);
   ptx::cp_async_commit();
   // While those land: lse and D of this tile's rows, kept for the dk/dv kernel too.
   const std::size_t bh = static_cast<std::size_t>(b) * NH + h;
-  stage_row_stats<tc::kRows>(Ls, Ds, lse + bh * T, dout_b,
-                             out + static_cast<std::size_t>(b) * T * C, C, h * hs, q0, T, hs);
+  stage_row_stats<QROWS>(Ls, Ds, lse + bh * T, dout_b, out + static_cast<std::size_t>(b) * T * C,
+                         C, h * hs, q0, T, hs);
   __syncthreads();
   const int Tp = padded_rows(T);
-  for (int r = threadIdx.x; r < tc::kRows; r += kThreads) {
+  for (int r = threadIdx.x; r < QROWS; r += THREADS) {
     stats[bh * 2 * Tp + q0 + r] = Ls[r];
     stats[(bh * 2 + 1) * Tp + q0 + r] = Ds[r];
   }
@@ -317,7 +324,9 @@ __global__ void __launch_bounds__(kThreads)
   const float Dr[2] = {Ds[r0], Ds[r0 + 8]};
 
   float dq[NO][4] = {};
-  const int tiles = q0 / tc::kRows + 1;
+  // Key tiles up to the one holding the block's last real row.
+  const int tiles = (min(q0 + QROWS, T) - 1) / tc::kRows + 1;
+  const int warp_last_row = q0 + warp * 16 + 15;
   for (int tile = 0; tile < tiles; ++tile) {
     const int k0 = tile * tc::kRows;
     if (tile + 1 < tiles) stage_keys(tile + 1);  // into the buffer the last iteration finished
@@ -326,29 +335,31 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();          // ... and everyone else's
     const bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
     const bf16* Vs = Ks + tc::kRows * LD;
-
-    float s[NS][4], dp[NS][4];
-    scores_and_dp<HS_MAX, NS>(s, dp, Qs, dOs, Ks, Vs, warp * 16);
+    // Skip a tile wholly past the warp's rows (uniform across the warp).
+    if (k0 <= warp_last_row) {
+      float s[NS][4], dp[NS][4];
+      scores_and_dp<HS_MAX, NS>(s, dp, Qs, dOs, Ks, Vs, warp * 16);
 #pragma unroll
-    for (int n = 0; n < NS; ++n) {
+      for (int n = 0; n < NS; ++n) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int i = e >> 1, key = k0 + n * 8 + 2 * c + (e & 1);
-        // key <= t also excludes keys >= T for real rows; rows >= T are never stored.
-        const float p = key <= q0 + r0 + 8 * i ? exp2f(s[n][e] * scale_log2 - L2[i]) : 0.0f;
-        dp[n][e] = p * (dp[n][e] - Dr[i]);  // ds
+        for (int e = 0; e < 4; ++e) {
+          const int i = e >> 1, key = k0 + n * 8 + 2 * c + (e & 1);
+          // key <= t also excludes keys >= T for real rows; rows >= T are never stored.
+          const float p = key <= q0 + r0 + 8 * i ? exp2f(s[n][e] * scale_log2 - L2[i]) : 0.0f;
+          dp[n][e] = p * (dp[n][e] - Dr[i]);  // ds
+        }
       }
-    }
 #pragma unroll
-    for (int kk = 0; kk < NS / 2; ++kk) {  // 16 keys per k-step
-      std::uint32_t a[4];
-      tc::acc_to_a(a, dp[2 * kk], dp[2 * kk + 1]);
+      for (int kk = 0; kk < NS / 2; ++kk) {  // 16 keys per k-step
+        std::uint32_t a[4];
+        tc::acc_to_a(a, dp[2 * kk], dp[2 * kk + 1]);
 #pragma unroll
-      for (int j = 0; j < NO; j += 2) {
-        std::uint32_t bk0[2], bk1[2];
-        tc::load_b_kn(bk0, bk1, Ks, LD, kk * 16, j * 8);
-        tc::mma(dq[j], a, bk0);
-        tc::mma(dq[j + 1], a, bk1);
+        for (int j = 0; j < NO; j += 2) {
+          std::uint32_t bk0[2], bk1[2];
+          tc::load_b_kn(bk0, bk1, Ks, LD, kk * 16, j * 8);
+          tc::mma(dq[j], a, bk0);
+          tc::mma(dq[j + 1], a, bk1);
+        }
       }
     }
     __syncthreads();  // every warp is done with this buffer before it is staged into again
@@ -373,30 +384,29 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Query rows per tile of the dk/dv kernel: 32 at HS_MAX = 128 keeps dK, dV, S and dP in registers.
-template <int HS_MAX>
-constexpr int kDkvQueryRows = HS_MAX > 64 ? 32 : 64;
-
-// grid (ceil(T/64), NH, B), kThreads threads; shared: Ks, Vs tiles of [64][HS_MAX+8] bf16 (the
-// block's keys), then two query buffers of [Qs | dOs] ([QT][HS_MAX+8] each), then two of
-// [Ls | Ds] ([QT] fp32 each, from the dq kernel's stats). Warp w owns keys k0+16w..+15 and, per
-// query tile, computes S^T = K Q^T and dP^T = V dO^T (16xQT each), then dV += P^T dO and
-// dK += dS^T Q (16xHS_MAX, P and dS rounded to bf16); dinp's k part += scale dK and v part += dV
-// at the end. Query tile i + 1 is staged while tile i is used.
-template <int HS_MAX>
-__global__ void __launch_bounds__(kThreads)
+// grid (ceil(T/KROWS), NH, B) with KROWS = 16 WARPS keys per block, 32 WARPS threads; shared:
+// Ks, Vs ([KROWS][HS_MAX+8] bf16 each: the block's keys), then two query buffers of [Qs | dOs]
+// ([QT][HS_MAX+8] each), then two of [Ls | Ds] ([QT] fp32 each, from the dq kernel's stats).
+// Warp w owns keys k0+16w..+15 and, per query tile, computes S^T = K Q^T and dP^T = V dO^T
+// (16xQT each), then dV += P^T dO and dK += dS^T Q (16xHS_MAX, P and dS rounded to bf16); dinp's
+// k part += scale dK and v part += dV at the end. Query tile i + 1 is staged while tile i is
+// used. Queries are summed 16 at a time in ascending order whatever WARPS and QT are (tiles
+// wholly before a warp's keys are skipped: they would add exact zeros), so every shape gives
+// bitwise the same dk and dv. QT = 32 at HS_MAX = 128 keeps dK, dV, S and dP in registers.
+template <int HS_MAX, int WARPS, int QT>
+__global__ void __launch_bounds__(WARPS * 32)
     attention_backward_dkv_tc_kernel(bf16* dinp, const float* stats, const bf16* dout,
                                      const bf16* inp, int T, int C, int NH, float scale, bool vec,
                                      bool accumulate) {
-  constexpr int QT = kDkvQueryRows<HS_MAX>;
+  constexpr int THREADS = WARPS * 32, KROWS = WARPS * 16;
   constexpr int LD = tc::kLd<HS_MAX>, NO = HS_MAX / 8, NS = QT / 8;
   unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
-  bf16* Vs = Ks + tc::kRows * LD;
-  bf16* query_buffers = Vs + tc::kRows * LD;  // buffer j: Qs = query_buffers + 2j QT-row tiles
+  bf16* Vs = Ks + KROWS * LD;
+  bf16* query_buffers = Vs + KROWS * LD;  // buffer j: Qs = query_buffers + 2j QT-row tiles
   float* stat_buffers = reinterpret_cast<float*>(query_buffers + 4 * QT * LD);  // j: Ls, Ds
   const int hs = C / NH;
-  const int k0 = blockIdx.x * tc::kRows;  // the first key tiles see the most queries: start them first
+  const int k0 = blockIdx.x * KROWS;  // the first key tiles see the most queries: start them first
   const int h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   const std::size_t C3 = 3 * static_cast<std::size_t>(C);
@@ -408,22 +418,23 @@ __global__ void __launch_bounds__(kThreads)
   const float* D_bh = lse_bh + Tp;
   const float scale_log2 = scale * tc::kLog2e;
   const int key0 = k0 + warp * 16 + g;  // this thread's keys: key0 and key0 + 8
-  // Query tiles from the key tile on (causality: t >= key); QT divides 64, so they stay aligned,
-  // and q0 + QT <= Tp, so the stats rows exist (16-byte aligned: Tp and q0 are multiples of 32).
+  // Query tiles from the key tile on (causality: t >= key); QT divides KROWS, so they stay
+  // aligned, and q0 + QT <= T rounded up to 64 <= Tp, so the stats rows exist (16-byte aligned:
+  // Tp and q0 are multiples of 32).
   auto stage_queries = [&](int tile) {
     const int q0 = k0 + tile * QT;
     bf16* Qs = query_buffers + (tile % 2) * 2 * QT * LD;
-    tc::stage<QT, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
-    tc::stage<QT, HS_MAX>(Qs + QT * LD, dout_b, C, h * hs, q0, T, hs, vec);
+    tc::stage<QT, HS_MAX, THREADS>(Qs, base, C3, h * hs, q0, T, hs, vec);
+    tc::stage<QT, HS_MAX, THREADS>(Qs + QT * LD, dout_b, C, h * hs, q0, T, hs, vec);
     float* Ls = stat_buffers + (tile % 2) * 2 * QT;
-    for (int i = threadIdx.x; i < 2 * QT / 4; i += kThreads) {  // QT/4 16-byte chunks of each
+    for (int i = threadIdx.x; i < 2 * QT / 4; i += THREADS) {  // QT/4 16-byte chunks of each
       const int part = i / (QT / 4), r = (i % (QT / 4)) * 4;
       ptx::cp_async_16(Ls + part * QT + r, (part == 0 ? lse_bh : D_bh) + q0 + r, true);
     }
   };
 
-  tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, k0, T, hs, vec);
-  tc::stage<tc::kRows, HS_MAX>(Vs, base, C3, 2 * C + h * hs, k0, T, hs, vec);
+  tc::stage<KROWS, HS_MAX, THREADS>(Ks, base, C3, C + h * hs, k0, T, hs, vec);
+  tc::stage<KROWS, HS_MAX, THREADS>(Vs, base, C3, 2 * C + h * hs, k0, T, hs, vec);
   stage_queries(0);
   ptx::cp_async_commit();
 
@@ -439,34 +450,36 @@ __global__ void __launch_bounds__(kThreads)
     const bf16* dOs = Qs + QT * LD;
     const float* Ls = stat_buffers + (tile % 2) * 2 * QT;
     const float* Ds = Ls + QT;
-
-    float s[NS][4], dp[NS][4];
-    scores_and_dp<HS_MAX, NS>(s, dp, Ks, Vs, Qs, dOs, warp * 16);
+    // Skip a tile wholly before the warp's keys (uniform across the warp).
+    if (q0 + QT > k0 + warp * 16) {
+      float s[NS][4], dp[NS][4];
+      scores_and_dp<HS_MAX, NS>(s, dp, Ks, Vs, Qs, dOs, warp * 16);
 #pragma unroll
-    for (int n = 0; n < NS; ++n) {
+      for (int n = 0; n < NS; ++n) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int qr = n * 8 + 2 * c + (e & 1), t = q0 + qr;
-        const bool valid = t >= key0 + 8 * (e >> 1) && t < T;
-        const float p = valid ? exp2f(s[n][e] * scale_log2 - Ls[qr] * tc::kLog2e) : 0.0f;
-        s[n][e] = p;
-        dp[n][e] = p * (dp[n][e] - Ds[qr]);  // ds
+        for (int e = 0; e < 4; ++e) {
+          const int qr = n * 8 + 2 * c + (e & 1), t = q0 + qr;
+          const bool valid = t >= key0 + 8 * (e >> 1) && t < T;
+          const float p = valid ? exp2f(s[n][e] * scale_log2 - Ls[qr] * tc::kLog2e) : 0.0f;
+          s[n][e] = p;
+          dp[n][e] = p * (dp[n][e] - Ds[qr]);  // ds
+        }
       }
-    }
 #pragma unroll
-    for (int kk = 0; kk < NS / 2; ++kk) {  // 16 queries per k-step
-      std::uint32_t ap[4], ads[4];
-      tc::acc_to_a(ap, s[2 * kk], s[2 * kk + 1]);
-      tc::acc_to_a(ads, dp[2 * kk], dp[2 * kk + 1]);
+      for (int kk = 0; kk < NS / 2; ++kk) {  // 16 queries per k-step
+        std::uint32_t ap[4], ads[4];
+        tc::acc_to_a(ap, s[2 * kk], s[2 * kk + 1]);
+        tc::acc_to_a(ads, dp[2 * kk], dp[2 * kk + 1]);
 #pragma unroll
-      for (int j = 0; j < NO; j += 2) {
-        std::uint32_t bdy0[2], bdy1[2], bq0[2], bq1[2];
-        tc::load_b_kn(bdy0, bdy1, dOs, LD, kk * 16, j * 8);
-        tc::mma(dv[j], ap, bdy0);
-        tc::mma(dv[j + 1], ap, bdy1);
-        tc::load_b_kn(bq0, bq1, Qs, LD, kk * 16, j * 8);
-        tc::mma(dk[j], ads, bq0);
-        tc::mma(dk[j + 1], ads, bq1);
+        for (int j = 0; j < NO; j += 2) {
+          std::uint32_t bdy0[2], bdy1[2], bq0[2], bq1[2];
+          tc::load_b_kn(bdy0, bdy1, dOs, LD, kk * 16, j * 8);
+          tc::mma(dv[j], ap, bdy0);
+          tc::mma(dv[j + 1], ap, bdy1);
+          tc::load_b_kn(bq0, bq1, Qs, LD, kk * 16, j * 8);
+          tc::mma(dk[j], ads, bq0);
+          tc::mma(dk[j + 1], ads, bq1);
+        }
       }
     }
     __syncthreads();  // every warp is done with this buffer before it is staged into again
@@ -497,8 +510,9 @@ __global__ void __launch_bounds__(kThreads)
 
 void attention_backward(void* dinp, const void* dout, const void* inp, const void* out,
                         const float* lse, int B, int T, int C, int NH, DType dt, Stream stream,
-                        bool accumulate) {
+                        bool accumulate, const AttentionTiling& tiling) {
   checks::attention_shape("attention_backward", B, T, C, NH);
+  checks::attention_tiling("attention_backward", tiling);
   if (B == 0 || T == 0) return;
   const int hs = C / NH;
   const cudaStream_t s = to_cuda(stream);
@@ -509,19 +523,47 @@ void attention_backward(void* dinp, const void* dout, const void* inp, const voi
     const bf16* x = static_cast<const bf16*>(inp);
     const bf16* y = static_cast<const bf16*>(out);
     const bool vec = tc::can_vectorize(C, NH, {inp, dout});
-    const dim3 grid((T + tc::kRows - 1) / tc::kRows, NH, B);
     StreamScratch<float> stats(static_cast<std::size_t>(B) * NH * 2 * padded_rows(T), s);
+    using Four = std::integral_constant<int, 4>;
+    using Eight = std::integral_constant<int, 8>;
     dispatch_head_size(hs, [&](auto hs_max) {
       constexpr int kHsMax = decltype(hs_max)::value;
-      constexpr int kQt = kDkvQueryRows<kHsMax>;
-      const std::size_t smem_dq =
-          6 * tc::tile_bytes<kHsMax>(tc::kRows) + 2 * tc::kRows * sizeof(float);
-      const std::size_t smem_dkv = 2 * tc::tile_bytes<kHsMax>(tc::kRows) +
-                                   4 * tc::tile_bytes<kHsMax>(kQt) + 4 * kQt * sizeof(float);
-      launch_kernel(attention_backward_dq_tc_kernel<kHsMax>, grid, kThreads, smem_dq, s, dx,
-                    stats.get(), dy, x, y, lse, T, C, NH, scale, vec, accumulate);
-      launch_kernel(attention_backward_dkv_tc_kernel<kHsMax>, grid, kThreads, smem_dkv, s, dx,
-                    stats.get(), dy, x, T, C, NH, scale, vec, accumulate);
+      auto run_dq = [&](auto warps) {
+        constexpr int kBlockWarps = decltype(warps)::value, kQRows = kBlockWarps * 16;
+        const std::size_t smem = 2 * tc::tile_bytes<kHsMax>(kQRows) +
+                                 4 * tc::tile_bytes<kHsMax>(tc::kRows) + 2 * kQRows * sizeof(float);
+        const dim3 grid((T + kQRows - 1) / kQRows, NH, B);
+        launch_kernel(attention_backward_dq_tc_kernel<kHsMax, kBlockWarps>, grid, kBlockWarps * 32,
+                      smem, s, dx, stats.get(), dy, x, y, lse, T, C, NH, scale, vec, accumulate);
+      };
+      auto run_dkv = [&](auto warps, auto query_rows) {
+        constexpr int kBlockWarps = decltype(warps)::value, kKRows = kBlockWarps * 16;
+        constexpr int kQt = decltype(query_rows)::value;
+        const std::size_t smem = 2 * tc::tile_bytes<kHsMax>(kKRows) +
+                                 4 * tc::tile_bytes<kHsMax>(kQt) + 4 * kQt * sizeof(float);
+        const dim3 grid((T + kKRows - 1) / kKRows, NH, B);
+        launch_kernel(attention_backward_dkv_tc_kernel<kHsMax, kBlockWarps, kQt>, grid,
+                      kBlockWarps * 32, smem, s, dx, stats.get(), dy, x, T, C, NH, scale, vec,
+                      accumulate);
+      };
+      using Q32 = std::integral_constant<int, 32>;
+      using Q64 = std::integral_constant<int, 64>;
+      if constexpr (kHsMax > 64) {
+        run_dq(Four{});
+        run_dkv(Four{}, Q32{});
+      } else {
+        if (tiling.dq_warps == 8) {
+          run_dq(Eight{});
+        } else {
+          run_dq(Four{});
+        }
+        const bool q64 = tiling.dkv_query_rows == 64;
+        if (tiling.dkv_warps == 8) {
+          q64 ? run_dkv(Eight{}, Q64{}) : run_dkv(Eight{}, Q32{});
+        } else {
+          q64 ? run_dkv(Four{}, Q64{}) : run_dkv(Four{}, Q32{});
+        }
+      }
     });
     return;
   }

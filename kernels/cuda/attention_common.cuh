@@ -56,7 +56,9 @@ __device__ __forceinline__ void stage_tile(float* dst, const S* src, std::size_t
 
 // ---- bf16 tensor-core path (mma.sync.m16n8k16, sm_80+) ----
 // Used when the storage type is bf16; fp32 storage keeps the CUDA-core kernels above so fp32 mode
-// tracks the CPU twin to ~1e-6. Tiles are 64 rows (4 warps x 16 rows each) of one head, staged in
+// tracks the CPU twin to ~1e-6. A block's own rows are 16 per warp (AttentionTiling: 4 or 8
+// warps; the forward's warps may own two 16-row m-tiles); the other side's tiles are 64 rows
+// (32 queries in the dk/dv kernel's narrow shape). Tiles of one head are staged in
 // shared memory as bf16 rows of tc::kLd<HS_MAX> = HS_MAX + 8 elements: zero-filled past T and
 // past hs (so the mma k-loop can always run to HS_MAX). A row is HS_MAX * 2 + 16 bytes, an odd
 // number of 16-byte units, so the 8 rows an ldmatrix reads fall on 8 different bank groups:
@@ -65,7 +67,7 @@ __device__ __forceinline__ void stage_tile(float* dst, const S* src, std::size_t
 // the one in use, so the loads of the next tile overlap the mma work of this one.
 namespace tc {
 
-constexpr int kRows = 64;  // rows of a key tile (and of a query tile, except dkv at hs > 64)
+constexpr int kRows = 64;  // rows of the key tiles the forward and dq kernels walk
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
@@ -142,22 +144,22 @@ __device__ __forceinline__ void acc_to_a(std::uint32_t a[4], const float lo[4], 
 // col and row_stride are multiples of 8 and src is 16-byte aligned, so 16-byte cp.async copies
 // move the rows, and they land at the caller's ptx::cp_async_wait (after ptx::cp_async_commit);
 // otherwise the elements are stored one by one at once. Either way a __syncthreads must come
-// before other threads read them. Call from all kThreads threads of the block.
-template <int ROWS, int HS_MAX>
+// before other threads read them. Call from all THREADS threads of the block.
+template <int ROWS, int HS_MAX, int THREADS>
 __device__ __forceinline__ void stage(bf16* dst, const bf16* src, std::size_t row_stride, int col,
                                       int t0, int T, int hs, bool vec) {
   constexpr int LD = kLd<HS_MAX>;
   if (vec) {
     constexpr int kChunks = HS_MAX / 8;
 #pragma unroll
-    for (int i = threadIdx.x; i < ROWS * kChunks; i += kThreads) {
+    for (int i = threadIdx.x; i < ROWS * kChunks; i += THREADS) {
       const int r = i / kChunks, d = (i % kChunks) * 8, t = t0 + r;
       const bool valid = t < T && d < hs;
       const bf16* from = valid ? src + static_cast<std::size_t>(t) * row_stride + col + d : src;
       ptx::cp_async_16(dst + r * LD + d, from, valid);
     }
   } else {
-    for (int i = threadIdx.x; i < ROWS * HS_MAX; i += kThreads) {
+    for (int i = threadIdx.x; i < ROWS * HS_MAX; i += THREADS) {
       const int r = i / HS_MAX, d = i % HS_MAX, t = t0 + r;
       dst[r * LD + d] = (t < T && d < hs) ? src[static_cast<std::size_t>(t) * row_stride + col + d]
                                           : __float2bfloat16_rn(0.0f);

@@ -97,25 +97,24 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// 16-row m-tiles per warp in the bf16 forward: two at HS_MAX <= 64 (a block of 128 query rows),
-// so each K and V fragment loaded from shared memory feeds two mma instead of one (shared
-// memory, not the tensor cores, bounds this kernel); one at HS_MAX = 128 to stay in registers.
-template <int HS_MAX>
-constexpr int kForwardRowTiles = HS_MAX <= 64 ? 2 : 1;
-
-// bf16 storage, tensor cores. grid (ceil(T/QROWS), NH, B) with QROWS = 64 * kForwardRowTiles,
-// kThreads threads; dynamic shared memory Qs ([QROWS][HS_MAX + 8] bf16) then two key buffers of
-// [Ks | Vs] ([64][HS_MAX + 8] each). Warp w owns the 16-row m-tiles at query rows
-// q0 + 64 mt + 16 w (mt < MT); per key tile of 64 it computes S (16x64 per m-tile) = Q K^T with
-// 8 n-tiles x HS_MAX/16 k-steps of mma, updates the online softmax in fp32 registers (log2
-// domain: x = scale log2(e) q.k), then O (16xHS_MAX) += P V with P rounded to bf16. Thread
-// (g, c) holds rows g and g+8 of each m-tile; a row's max and sum are combined over the 4 lanes
-// of a quad at fixed xor distances. Key tile i + 1 is staged (cp.async) while tile i is used.
-template <int HS_MAX>
-__global__ void __launch_bounds__(kThreads)
+// bf16 storage, tensor cores. WARPS warps of MT 16-row m-tiles each: a block owns
+// QROWS = 16 WARPS MT query rows (AttentionTiling; the default 4 warps x 2 m-tiles at hs <= 64
+// lets each K and V fragment loaded from shared memory feed two mma, as shared memory, not the
+// tensor cores, bounds this kernel; hs > 64 runs 4 x 1 to stay in registers).
+// grid (ceil(T/QROWS), NH, B), 32 WARPS threads; dynamic shared memory Qs ([QROWS][HS_MAX + 8]
+// bf16) then two key buffers of [Ks | Vs] ([64][HS_MAX + 8] each). Warp w owns the m-tiles at
+// query rows q0 + 16 (WARPS mt + w) (mt < MT); per key tile of 64 it computes S (16x64 per
+// m-tile) = Q K^T with 8 n-tiles x HS_MAX/16 k-steps of mma, updates the online softmax in fp32
+// registers (log2 domain: x = scale log2(e) q.k), then O (16xHS_MAX) += P V with P rounded to
+// bf16. Thread (g, c) holds rows g and g+8 of each m-tile; a row's max and sum are combined over
+// the 4 lanes of a quad at fixed xor distances. Key tile i + 1 is staged (cp.async) while tile i
+// is used. A row's arithmetic does not depend on WARPS or MT (a key tile wholly past a row adds
+// exact zeros), so every shape gives bitwise the same out and lse.
+template <int HS_MAX, int WARPS, int MT>
+__global__ void __launch_bounds__(WARPS * 32)
     attention_forward_tc_kernel(bf16* out, float* lse, const bf16* inp, int T, int C, int NH,
                                 float scale_log2, bool vec) {
-  constexpr int MT = kForwardRowTiles<HS_MAX>, QROWS = MT * tc::kRows;
+  constexpr int THREADS = WARPS * 32, MT_ROWS = WARPS * 16, QROWS = MT * MT_ROWS;
   constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16, NO = HS_MAX / 8, NS = tc::kRows / 8;
   unsigned char* smem_raw = ptx::dynamic_shared_memory();
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);
@@ -128,12 +127,12 @@ __global__ void __launch_bounds__(kThreads)
   const bf16* base = inp + static_cast<std::size_t>(b) * T * C3;
   auto stage_keys = [&](int tile) {
     bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
-    tc::stage<tc::kRows, HS_MAX>(Ks, base, C3, C + h * hs, tile * tc::kRows, T, hs, vec);
-    tc::stage<tc::kRows, HS_MAX>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs, tile * tc::kRows, T,
-                                 hs, vec);
+    tc::stage<tc::kRows, HS_MAX, THREADS>(Ks, base, C3, C + h * hs, tile * tc::kRows, T, hs, vec);
+    tc::stage<tc::kRows, HS_MAX, THREADS>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs,
+                                          tile * tc::kRows, T, hs, vec);
   };
 
-  tc::stage<QROWS, HS_MAX>(Qs, base, C3, h * hs, q0, T, hs, vec);
+  tc::stage<QROWS, HS_MAX, THREADS>(Qs, base, C3, h * hs, q0, T, hs, vec);
   stage_keys(0);
   ptx::cp_async_commit();
 
@@ -144,6 +143,7 @@ __global__ void __launch_bounds__(kThreads)
   // Key tiles up to the one holding the block's last real row. Every row (padding rows >= T
   // included) has key 0 unmasked in the first tile, so m is finite from then on.
   const int tiles = (min(q0 + QROWS, T) - 1) / tc::kRows + 1;
+  const int warp_last_row = q0 + (MT - 1) * MT_ROWS + warp * 16 + 15;
   for (int tile = 0; tile < tiles; ++tile) {
     const int k0 = tile * tc::kRows;
     if (tile + 1 < tiles) stage_keys(tile + 1);  // into the buffer the last iteration finished
@@ -153,77 +153,81 @@ __global__ void __launch_bounds__(kThreads)
     const bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
     const bf16* Vs = Ks + tc::kRows * LD;
 
-    float s[MT][NS][4] = {};
+    // A key tile wholly past the warp's last row (8 warps: its first half, at the block's
+    // last tile) would add exact zeros: skip it (uniform across the warp).
+    if (k0 <= warp_last_row) {
+      float s[MT][NS][4] = {};
 #pragma unroll
-    for (int kd = 0; kd < NKD; ++kd) {
-      std::uint32_t a[MT][4];
+      for (int kd = 0; kd < NKD; ++kd) {
+        std::uint32_t a[MT][4];
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-        tc::load_a(a[mt], Qs, LD, mt * tc::kRows + warp * 16, kd * 16);
+        for (int mt = 0; mt < MT; ++mt)
+          tc::load_a(a[mt], Qs, LD, mt * MT_ROWS + warp * 16, kd * 16);
 #pragma unroll
-      for (int n = 0; n < NS; n += 2) {
-        std::uint32_t bk0[2], bk1[2];
-        tc::load_b_nk(bk0, bk1, Ks, LD, n * 8, kd * 16);
+        for (int n = 0; n < NS; n += 2) {
+          std::uint32_t bk0[2], bk1[2];
+          tc::load_b_nk(bk0, bk1, Ks, LD, n * 8, kd * 16);
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          tc::mma(s[mt][n], a[mt], bk0);
-          tc::mma(s[mt][n + 1], a[mt], bk1);
+          for (int mt = 0; mt < MT; ++mt) {
+            tc::mma(s[mt][n], a[mt], bk0);
+            tc::mma(s[mt][n + 1], a[mt], bk1);
+          }
         }
       }
-    }
 
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
-      const int row0 = q0 + mt * tc::kRows + warp * 16 + g;  // rows row0 and row0 + 8
-      float mx[2] = {m[mt][0], m[mt][1]};
+      for (int mt = 0; mt < MT; ++mt) {
+        const int row0 = q0 + mt * MT_ROWS + warp * 16 + g;  // rows row0 and row0 + 8
+        float mx[2] = {m[mt][0], m[mt][1]};
 #pragma unroll
-      for (int n = 0; n < NS; ++n) {
+        for (int n = 0; n < NS; ++n) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = k0 + n * 8 + 2 * c + (e & 1);
-          // key > row also masks keys >= T for real rows (row < T).
-          s[mt][n][e] = key <= row0 + 8 * (e >> 1) ? s[mt][n][e] * scale_log2 : -INFINITY;
-          mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
+          for (int e = 0; e < 4; ++e) {
+            const int key = k0 + n * 8 + 2 * c + (e & 1);
+            // key > row also masks keys >= T for real rows (row < T).
+            s[mt][n][e] = key <= row0 + 8 * (e >> 1) ? s[mt][n][e] * scale_log2 : -INFINITY;
+            mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
+          }
+        }
+        float alpha[2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xFFFFFFFFu, mx[i], 1));
+          mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xFFFFFFFFu, mx[i], 2));
+          alpha[i] = exp2f(m[mt][i] - mx[i]);  // 0 on the first tile (m = -inf)
+          m[mt][i] = mx[i];
+          l[mt][i] *= alpha[i];
+        }
+#pragma unroll
+        for (int n = 0; n < NS; ++n) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            s[mt][n][e] = exp2f(s[mt][n][e] - m[mt][e >> 1]);
+            l[mt][e >> 1] += s[mt][n][e];  // fp32 p; only P V uses the bf16-rounded p
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < NO; ++j) {
+          o[mt][j][0] *= alpha[0];
+          o[mt][j][1] *= alpha[0];
+          o[mt][j][2] *= alpha[1];
+          o[mt][j][3] *= alpha[1];
         }
       }
-      float alpha[2];
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xFFFFFFFFu, mx[i], 1));
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xFFFFFFFFu, mx[i], 2));
-        alpha[i] = exp2f(m[mt][i] - mx[i]);  // 0 on the first tile (m = -inf)
-        m[mt][i] = mx[i];
-        l[mt][i] *= alpha[i];
-      }
+      for (int kk = 0; kk < NS / 2; ++kk) {  // 16 keys per k-step
+        std::uint32_t a[MT][4];
 #pragma unroll
-      for (int n = 0; n < NS; ++n) {
+        for (int mt = 0; mt < MT; ++mt) tc::acc_to_a(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[mt][n][e] = exp2f(s[mt][n][e] - m[mt][e >> 1]);
-          l[mt][e >> 1] += s[mt][n][e];  // fp32 p; only P V uses the bf16-rounded p
-        }
-      }
+        for (int j = 0; j < NO; j += 2) {
+          std::uint32_t bv0[2], bv1[2];
+          tc::load_b_kn(bv0, bv1, Vs, LD, kk * 16, j * 8);
 #pragma unroll
-      for (int j = 0; j < NO; ++j) {
-        o[mt][j][0] *= alpha[0];
-        o[mt][j][1] *= alpha[0];
-        o[mt][j][2] *= alpha[1];
-        o[mt][j][3] *= alpha[1];
-      }
-    }
-#pragma unroll
-    for (int kk = 0; kk < NS / 2; ++kk) {  // 16 keys per k-step
-      std::uint32_t a[MT][4];
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) tc::acc_to_a(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
-#pragma unroll
-      for (int j = 0; j < NO; j += 2) {
-        std::uint32_t bv0[2], bv1[2];
-        tc::load_b_kn(bv0, bv1, Vs, LD, kk * 16, j * 8);
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          tc::mma(o[mt][j], a[mt], bv0);
-          tc::mma(o[mt][j + 1], a[mt], bv1);
+          for (int mt = 0; mt < MT; ++mt) {
+            tc::mma(o[mt][j], a[mt], bv0);
+            tc::mma(o[mt][j + 1], a[mt], bv1);
+          }
         }
       }
     }
@@ -236,7 +240,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = 0; i < 2; ++i) {
       l[mt][i] += __shfl_xor_sync(0xFFFFFFFFu, l[mt][i], 1);
       l[mt][i] += __shfl_xor_sync(0xFFFFFFFFu, l[mt][i], 2);
-      const int t = q0 + mt * tc::kRows + warp * 16 + g + 8 * i;
+      const int t = q0 + mt * MT_ROWS + warp * 16 + g + 8 * i;
       if (t >= T) continue;
       const float inv = 1.0f / l[mt][i];
       bf16* out_t = out + (static_cast<std::size_t>(b) * T + t) * C + h * hs;
@@ -258,8 +262,9 @@ __global__ void __launch_bounds__(kThreads)
 }  // namespace
 
 void attention_forward(void* out, float* lse, const void* inp, int B, int T, int C, int NH,
-                       DType dt, Stream stream) {
+                       DType dt, Stream stream, const AttentionTiling& tiling) {
   checks::attention_shape("attention_forward", B, T, C, NH);
+  checks::attention_tiling("attention_forward", tiling);
   if (B == 0 || T == 0) return;
   const int hs = C / NH;
   const cudaStream_t s = to_cuda(stream);
@@ -267,13 +272,30 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
     const bool vec = tc::can_vectorize(C, NH, {inp});
     dispatch_head_size(hs, [&](auto hs_max) {
       constexpr int kHsMax = decltype(hs_max)::value;
-      constexpr int kQRows = kForwardRowTiles<kHsMax> * tc::kRows;
-      const dim3 grid((T + kQRows - 1) / kQRows, NH, B);
-      const std::size_t smem =
-          tc::tile_bytes<kHsMax>(kQRows) + 4 * tc::tile_bytes<kHsMax>(tc::kRows);
-      auto kernel = attention_forward_tc_kernel<kHsMax>;
-      launch_kernel(kernel, grid, kThreads, smem, s, static_cast<bf16*>(out), lse,
-                    static_cast<const bf16*>(inp), T, C, NH, softmax_scale(hs) * tc::kLog2e, vec);
+      auto run = [&](auto warps, auto row_tiles) {
+        constexpr int kBlockWarps = decltype(warps)::value, kMt = decltype(row_tiles)::value;
+        constexpr int kQRows = kBlockWarps * 16 * kMt;
+        const dim3 grid((T + kQRows - 1) / kQRows, NH, B);
+        const std::size_t smem =
+            tc::tile_bytes<kHsMax>(kQRows) + 4 * tc::tile_bytes<kHsMax>(tc::kRows);
+        auto kernel = attention_forward_tc_kernel<kHsMax, kBlockWarps, kMt>;
+        launch_kernel(kernel, grid, kBlockWarps * 32, smem, s, static_cast<bf16*>(out), lse,
+                      static_cast<const bf16*>(inp), T, C, NH, softmax_scale(hs) * tc::kLog2e,
+                      vec);
+      };
+      using Four = std::integral_constant<int, 4>;
+      using Eight = std::integral_constant<int, 8>;
+      using One = std::integral_constant<int, 1>;
+      using Two = std::integral_constant<int, 2>;
+      if constexpr (kHsMax > 64) {
+        run(Four{}, One{});
+      } else if (tiling.forward_warps == 8) {
+        run(Eight{}, One{});
+      } else if (tiling.forward_row_tiles == 2) {
+        run(Four{}, Two{});
+      } else {
+        run(Four{}, One{});
+      }
     });
     return;
   }

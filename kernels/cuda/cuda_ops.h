@@ -62,13 +62,25 @@ void gelu_backward(void* dinp, const void* inp, const void* dout, std::size_t n,
 // ---- causal self-attention: inp (B,T,3C) = [q | k | v], NH heads of hs = C/NH <= 128 ----
 // out (B,T,C); lse (B,NH,T) = log sum_{t2<=t} exp(scale q_t.k_t2), the per-row softmax
 // statistic the backward uses to recompute probabilities (the (T,T) matrix is never stored).
+//
+// Block shapes of the bf16 tensor-core kernels at hs <= 64 (fp32 storage, and hs > 64, where
+// registers allow one shape only, ignore them). Every shape gives bitwise the same results:
+// they differ in speed only, which pptrain_bench_cuda's attention sweep measures on a GPU; the
+// defaults are the shapes the ops use. Bad values throw.
+struct AttentionTiling {
+  int forward_warps = 4;      // 4 or 8 warps per forward block, each 16 query rows per m-tile
+  int forward_row_tiles = 2;  // m-tiles per warp: 1 or 2 (2 with 4 warps only)
+  int dq_warps = 4;           // 4 or 8: the dq kernel's blocks own 16 x warps query rows
+  int dkv_warps = 4;          // 4 or 8: the dk/dv kernel's blocks own 16 x warps keys
+  int dkv_query_rows = 64;    // query rows per tile the dk/dv kernel stages: 32 or 64
+};
 void attention_forward(void* out, float* lse, const void* inp, int B, int T, int C, int NH,
-                       DType dt, Stream stream);
+                       DType dt, Stream stream, const AttentionTiling& tiling = {});
 // dinp (B,T,3C) += d/d(q,k,v). Needs the forward's out and lse. With accumulate false,
 // dinp = d/d(q,k,v) instead: its old contents are never read (no zeroing pass first).
 void attention_backward(void* dinp, const void* dout, const void* inp, const void* out,
                         const float* lse, int B, int T, int C, int NH, DType dt, Stream stream,
-                        bool accumulate = true);
+                        bool accumulate = true, const AttentionTiling& tiling = {});
 
 // ---- fused classifier: logits (N,Vp), real columns [0,V), targets (N) in [0,V) ----
 // losses (N) = -log softmax(logits)[target] (fp32). With compute_grad, logits are overwritten

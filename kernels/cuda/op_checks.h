@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "kernels/cuda/cuda_ops.h"
 
 namespace pptrain::kernels::cuda::checks {
 
@@ -40,6 +41,19 @@ inline void attention_shape(const char* what, int B, int T, int C, int NH) {
   PPT_CHECK(C / NH <= 128, "{}: head size {} > 128 is not supported", what, C / NH);
   PPT_CHECK(NH <= 65535 && B <= 65535, "{}: NH={} or B={} exceeds the grid limit", what, NH, B);
   PPT_CHECK(std::int64_t{B} * T * 3 * C < (std::int64_t{1} << 40), "{}: tensor too large", what);
+}
+
+// AttentionTiling (cuda_ops.h): the shapes the bf16 attention kernels are built in.
+inline void attention_tiling(const char* what, const AttentionTiling& t) {
+  PPT_CHECK(t.forward_warps == 4 || t.forward_warps == 8, "{}: forward_warps {} (4 or 8)", what,
+            t.forward_warps);
+  PPT_CHECK(t.forward_row_tiles == 1 || (t.forward_row_tiles == 2 && t.forward_warps == 4),
+            "{}: forward_row_tiles {} with {} warps (1, or 2 with 4 warps)", what,
+            t.forward_row_tiles, t.forward_warps);
+  PPT_CHECK(t.dq_warps == 4 || t.dq_warps == 8, "{}: dq_warps {} (4 or 8)", what, t.dq_warps);
+  PPT_CHECK(t.dkv_warps == 4 || t.dkv_warps == 8, "{}: dkv_warps {} (4 or 8)", what, t.dkv_warps);
+  PPT_CHECK(t.dkv_query_rows == 32 || t.dkv_query_rows == 64, "{}: dkv_query_rows {} (32 or 64)",
+            what, t.dkv_query_rows);
 }
 
 // The double-precision reductions' scratch (sum_of_squares_scratch_bytes).

@@ -42,8 +42,9 @@ void attention_lse(float* lse, const float* inp, int B, int T, int C, int NH) {
 }  // namespace
 
 void attention_forward(void* out, float* lse, const void* inp, int B, int T, int C, int NH,
-                       DType dt, Stream) {
+                       DType dt, Stream, const AttentionTiling& tiling) {
   checks::attention_shape("attention_forward", B, T, C, NH);
+  checks::attention_tiling("attention_forward", tiling);
   emulated::check_dtype(dt);
   if (B == 0 || T == 0) return;
   const std::size_t btc = static_cast<std::size_t>(B) * T * C;
@@ -57,8 +58,9 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
 
 void attention_backward(void* dinp, const void* dout, const void* inp, const void*,
                         const float*, int B, int T, int C, int NH, DType dt, Stream,
-                        bool accumulate) {
+                        bool accumulate, const AttentionTiling& tiling) {
   checks::attention_shape("attention_backward", B, T, C, NH);
+  checks::attention_tiling("attention_backward", tiling);
   emulated::check_dtype(dt);
   if (B == 0 || T == 0) return;
   const std::size_t btc = static_cast<std::size_t>(B) * T * C;

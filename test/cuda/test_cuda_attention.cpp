@@ -157,3 +157,48 @@ TEST_CASE("CUDA attention is bitwise deterministic", "[cuda]") {
     CHECK(grads[0] == grads[1]);
   }
 }
+
+TEST_CASE("CUDA attention gives bitwise the same results in every tile shape", "[cuda]") {
+  // hs = 64 and 32 (vectorised), 36 (element-wise staging); T ragged against 64 and 128 rows,
+  // one tile, several; B * NH > 1. Each shape against the default (AttentionTiling{}).
+  const AttShape shapes[] = {{2, 200, 128, 2}, {1, 129, 96, 3}, {2, 65, 36, 1}, {1, 1, 64, 1}};
+  kc::AttentionTiling narrow, wide, mixed;
+  narrow.forward_row_tiles = 1;  // 4 warps x 1 m-tile, dq 4 warps, dk/dv 4 warps x 32 queries
+  narrow.dkv_query_rows = 32;
+  wide.forward_warps = 8;  // 8 warps x 1 m-tile, dq 8 warps, dk/dv 8 warps x 64 queries
+  wide.forward_row_tiles = 1;
+  wide.dq_warps = 8;
+  wide.dkv_warps = 8;
+  mixed.dq_warps = 8;  // default forward, dk/dv 8 warps x 32 queries
+  mixed.dkv_warps = 8;
+  mixed.dkv_query_rows = 32;
+  const DType dt = DType::BF16;  // fp32 storage has one shape
+  for (const AttShape& s : shapes) {
+    const std::size_t BTC = std::size_t(s.B) * s.T * s.C;
+    const std::size_t lse_n = std::size_t(s.B) * s.NH * s.T;
+    DeviceArray d_inp = DeviceArray::from(rounded(randn(3 * BTC, 540), dt), dt);
+    DeviceArray d_dout = DeviceArray::from(rounded(randn(BTC, 541), dt), dt);
+    const auto start = rounded(randn(3 * BTC, 542), dt);
+    std::vector<float> outs[4], lses[4], grads[4];
+    const kc::AttentionTiling tilings[4] = {{}, narrow, wide, mixed};
+    for (int v = 0; v < 4; ++v) {
+      DeviceArray d_out(BTC, dt), d_lse(lse_n, DType::F32), d_dinp = DeviceArray::from(start, dt);
+      d_out.poison();
+      d_lse.poison();
+      kc::attention_forward(d_out.data(), d_lse.f32(), d_inp.data(), s.B, s.T, s.C, s.NH, dt, {},
+                            tilings[v]);
+      kc::attention_backward(d_dinp.data(), d_dout.data(), d_inp.data(), d_out.data(), d_lse.f32(),
+                             s.B, s.T, s.C, s.NH, dt, {}, true, tilings[v]);
+      outs[v] = d_out.to_host();
+      lses[v] = d_lse.to_host();
+      grads[v] = d_dinp.to_host();
+    }
+    for (int v = 1; v < 4; ++v) {
+      INFO("B=" << s.B << " T=" << s.T << " C=" << s.C << " NH=" << s.NH << ", tiling "
+                << (v == 1 ? "narrow" : v == 2 ? "wide" : "mixed"));
+      CHECK(outs[v] == outs[0]);
+      CHECK(lses[v] == lses[0]);
+      CHECK(grads[v] == grads[0]);
+    }
+  }
+}

@@ -30,7 +30,8 @@ struct OrderGuard {
 }  // namespace
 
 TEST_CASE("Emulated CUDA attention does not depend on the order threads run in", "[simt]") {
-  // hs = 48 (HS_MAX 64: the two-m-tile forward), T = 130: three key tiles, the last ragged.
+  // hs = 48 (HS_MAX 64), T = 130: three key tiles of 64, the last ragged; in the default tile
+  // shapes (the two-m-tile forward) and in the 8-warp ones (dk/dv also on 32-query tiles).
   const int B = 1, T = 130, C = 144, NH = 3;
   const DType dt = DType::BF16;
   const std::size_t BTC = std::size_t(B) * T * C, lse_n = std::size_t(B) * NH * T;
@@ -46,26 +47,39 @@ TEST_CASE("Emulated CUDA attention does not depend on the order threads run in",
                                       {ThreadOrder::WarpByWarpReversed, CopyLanding::AtWait, 1},
                                       {ThreadOrder::WarpByWarpReversed, CopyLanding::AtIssue, 1}};
   constexpr int kRuns = sizeof runs / sizeof runs[0];
-  std::vector<float> outs[kRuns], lses[kRuns], grads[kRuns];
+  kc::AttentionTiling eight_warps;
+  eight_warps.forward_warps = 8;
+  eight_warps.forward_row_tiles = 1;
+  eight_warps.dq_warps = 8;
+  eight_warps.dkv_warps = 8;
+  eight_warps.dkv_query_rows = 32;
+  const kc::AttentionTiling tilings[] = {{}, eight_warps};
   DeviceArray x = DeviceArray::from(inp, dt), dy = DeviceArray::from(dout, dt);
-  for (int run = 0; run < kRuns; ++run) {
-    OrderGuard order(runs[run]);
-    DeviceArray out(BTC, dt), lse(lse_n, DType::F32), dx = DeviceArray::from(start, dt);
-    out.poison();
-    lse.poison();
-    kc::attention_forward(out.data(), lse.f32(), x.data(), B, T, C, NH, dt, {});
-    kc::attention_backward(dx.data(), dy.data(), x.data(), out.data(), lse.f32(), B, T, C, NH, dt,
-                           {});
-    outs[run] = out.to_host();
-    lses[run] = lse.to_host();
-    grads[run] = dx.to_host();
+  std::vector<float> outs[2][kRuns], lses[2][kRuns], grads[2][kRuns];
+  for (int tiling = 0; tiling < 2; ++tiling) {
+    for (int run = 0; run < kRuns; ++run) {
+      OrderGuard order(runs[run]);
+      DeviceArray out(BTC, dt), lse(lse_n, DType::F32), dx = DeviceArray::from(start, dt);
+      out.poison();
+      lse.poison();
+      kc::attention_forward(out.data(), lse.f32(), x.data(), B, T, C, NH, dt, {},
+                            tilings[tiling]);
+      kc::attention_backward(dx.data(), dy.data(), x.data(), out.data(), lse.f32(), B, T, C, NH,
+                             dt, {}, true, tilings[tiling]);
+      outs[tiling][run] = out.to_host();
+      lses[tiling][run] = lse.to_host();
+      grads[tiling][run] = dx.to_host();
+    }
   }
-  for (int run = 1; run < kRuns; ++run) {
-    INFO("run " << run << " (thread order " << int(runs[run].order) << ", copies landing "
+  for (int tiling = 0; tiling < 2; ++tiling) {
+    for (int run = 0; run < kRuns; ++run) {
+      INFO((tiling == 0 ? "default" : "8-warp") << " tiles, run " << run << " (thread order "
+                << int(runs[run].order) << ", copies landing "
                 << (runs[run].copies == CopyLanding::AtWait ? "at the wait" : "at issue")
-                << ") against lockstep");
-    CHECK(bitwise_differences(outs[run], outs[0]) == 0);
-    CHECK(bitwise_differences(lses[run], lses[0]) == 0);
-    CHECK(bitwise_differences(grads[run], grads[0]) == 0);
+                << ") against default tiles in lockstep");
+      CHECK(bitwise_differences(outs[tiling][run], outs[0][0]) == 0);
+      CHECK(bitwise_differences(lses[tiling][run], lses[0][0]) == 0);
+      CHECK(bitwise_differences(grads[tiling][run], grads[0][0]) == 0);
+    }
   }
 }
