@@ -196,6 +196,9 @@ else
     printf "%s%s %.1f ms/step %.0fk tok/s MFU %.1f%%", sep, v["dtype"], v["step_ms"],
       v["tokens_per_s"] / 1000, v["mfu_pct"]; sep = "; " }' "$OUT/bench_kernels.txt")
   verdict "kernel benchmark (bf16, fp32)" "${fig:-no step summary (bench_kernels.txt)}" "prints 'no GPU', exit 77"
+  # The attention kernels' tile-shape sweep (bitwise-equal shapes; the ops use the defaults).
+  shapes=$(sed -n 's/^fastest attention tile shapes: //p' "$OUT/bench_kernels.txt")
+  [[ -n $shapes ]] && row "attention tile shapes, fastest (bf16)" "-" "$shapes"
 fi
 
 # ---- 4. the PyTorch reference on the same GPU ----

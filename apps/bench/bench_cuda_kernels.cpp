@@ -103,7 +103,18 @@ struct Row {
   double bytes;                           // per launch; 0 where FLOPs are what bounds it
   std::function<void()> launch, prepare;  // prepare (untimed) runs before every sample
   std::vector<Tensor*> outputs;           // checked for non-finite values afterwards
+  int tiling_sweep = 0;                   // 1 forward, 2 backward: an attention tile shape
+  std::string tile_shape;                 // ... which one
 };
+
+// An AttentionTiling's forward and backward parts, as the sweep rows name them.
+std::string forward_shape(const kc::AttentionTiling& t) {
+  return fmt::format("{} warps x {} m-tiles", t.forward_warps, t.forward_row_tiles);
+}
+std::string backward_shape(const kc::AttentionTiling& t) {
+  return fmt::format("dq {} warps, dk/dv {} warps x {} queries", t.dq_warps, t.dkv_warps,
+                     t.dkv_query_rows);
+}
 
 struct Options {
   int B = 16, T = 1024, warmup = 3, reps = 10, iters = 5;
@@ -232,7 +243,7 @@ int run_dtype(DType dt, const Options& o) {
   std::vector<Row> rows;
   auto add = [&](const char* name, int calls, double flops, double bytes, std::vector<Tensor*> outs,
                  std::function<void()> launch, std::function<void()> prepare = {}) {
-    rows.push_back({name, calls, flops, bytes, std::move(launch), std::move(prepare), outs});
+    rows.push_back({name, calls, flops, bytes, std::move(launch), std::move(prepare), outs, 0, {}});
   };
   const int iN = static_cast<int>(N);
   // Forward, in a step's order.
@@ -243,6 +254,7 @@ int run_dtype(DType dt, const Options& o) {
   });
   add("matmul_forward qkv", L, 2 * NCd * C3, 0, {&qkv_out},
       [&] { mm_fwd(qkv_out.p(), x, qkvw, &qkvb, C, C3); });
+  const std::size_t attention_forward_row = rows.size();
   add("attention_forward", L, 4 * P * hs, 0, {&att_out, &lse},
       [&] { kc::attention_forward(att_out.p(), lse.f(), qkv_in.p(), B, T, C, NH, dt, st); });
   add("matmul_forward attproj", L, 2 * NCd * C, 0, {&proj_out},
@@ -304,6 +316,42 @@ int run_dtype(DType dt, const Options& o) {
   add("attention_backward", L, 10 * P * hs, 0, {&dqkv}, [&] {
     kc::attention_backward(dqkv.p(), dy.p(), qkv_in.p(), att_out.p(), lse.f(), B, T, C, NH, dt, st);
   });
+  if (dt == DType::BF16) {
+    // The attention kernels' other tile shapes (bitwise the same results; 0 calls: not in the
+    // step's sum). The line after the table names the fastest; the ops use AttentionTiling{}.
+    rows[attention_forward_row].tiling_sweep = 1;
+    rows[attention_forward_row].tile_shape = forward_shape({}) + " (default)";
+    rows.back().tiling_sweep = 2;
+    rows.back().tile_shape = backward_shape({}) + " (default)";
+    for (const auto& [warps, mt] : {std::pair{4, 1}, std::pair{8, 1}}) {
+      kc::AttentionTiling t;
+      t.forward_warps = warps;
+      t.forward_row_tiles = mt;
+      add(("  attention_forward: " + forward_shape(t)).c_str(), 0, 4 * P * hs, 0, {&att_out, &lse},
+          [&, t] {
+            kc::attention_forward(att_out.p(), lse.f(), qkv_in.p(), B, T, C, NH, dt, st, t);
+          });
+      rows.back().tiling_sweep = 1;
+      rows.back().tile_shape = forward_shape(t);
+    }
+    for (const int dq_warps : {4, 8}) {
+      for (const auto& [dkv_warps, queries] :
+           {std::pair{4, 64}, std::pair{4, 32}, std::pair{8, 64}, std::pair{8, 32}}) {
+        kc::AttentionTiling t;
+        t.dq_warps = dq_warps;
+        t.dkv_warps = dkv_warps;
+        t.dkv_query_rows = queries;
+        if (backward_shape(t) == backward_shape(kc::AttentionTiling{})) continue;
+        add(("  attention_backward: " + backward_shape(t)).c_str(), 0, 10 * P * hs, 0, {&dqkv},
+            [&, t] {
+              kc::attention_backward(dqkv.p(), dy.p(), qkv_in.p(), att_out.p(), lse.f(), B, T, C,
+                                     NH, dt, st, true, t);
+            });
+        rows.back().tiling_sweep = 2;
+        rows.back().tile_shape = backward_shape(t);
+      }
+    }
+  }
   add("matmul_backward qkv", L, 4 * NCd * C3, 0, {&dx, &dW, &db},
       [&] { mm_bwd(dx.p(), db.f(), qkv_in, x, qkvw, C, C3); });
   add("encoder_backward", 1, 0, NCd * s + 4 * Nd + 8 * unique_ids * C + 8.0 * T * C, {&dwte, &dwpe},
@@ -338,9 +386,15 @@ int run_dtype(DType dt, const Options& o) {
   fmt::print("|---|---|---|---|---|---|---|\n");
   double step_ms = 0.0;
   int failed = 0;
+  // The fastest attention tile shape of each sweep (1 forward, 2 backward): row, ms; and the
+  // default shape's row (the one in the step's sum).
+  std::pair<const Row*, double> fastest[3] = {}, in_step[3] = {};
   for (const Row& row : rows) {
     try {
       const double ms = time_row(row, o);
+      auto& best = fastest[row.tiling_sweep];
+      if (row.tiling_sweep != 0 && (best.first == nullptr || ms < best.second)) best = {&row, ms};
+      if (row.tiling_sweep != 0 && row.calls > 0) in_step[row.tiling_sweep] = {&row, ms};
       std::size_t bad = 0;
       for (const Tensor* t : row.outputs) bad += t->count_nonfinite();
       step_ms += ms * row.calls;
@@ -357,6 +411,19 @@ int run_dtype(DType dt, const Options& o) {
   }
   const double tps = tokens_per_second(static_cast<std::int64_t>(N), step_ms * 1e-3);
   const double fpt = model_flops_per_token(n, L, C, T);
+  if (fastest[1].first != nullptr && fastest[2].first != nullptr && in_step[1].first != nullptr &&
+      in_step[2].first != nullptr) {
+    double best_step_ms = step_ms;
+    for (int sweep : {1, 2}) {
+      best_step_ms += in_step[sweep].first->calls * (fastest[sweep].second - in_step[sweep].second);
+    }
+    fmt::print(
+        "\nfastest attention tile shapes: forward {} ({:.4f} ms), backward {} ({:.4f} ms); "
+        "a step with them {:.2f} ms, {:.0f} tokens/s\n",
+        fastest[1].first->tile_shape, fastest[1].second, fastest[2].first->tile_shape,
+        fastest[2].second, best_step_ms,
+        tokens_per_second(static_cast<std::int64_t>(N), best_step_ms * 1e-3));
+  }
   fmt::print("\nGELU epilogue fused in cuBLASLt: {} fused / {} unfused calls\n",
              ctx.gelu_fused_calls(), ctx.gelu_unfused_calls());
   fmt::print(
