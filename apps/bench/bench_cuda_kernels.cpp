@@ -112,8 +112,8 @@ std::string forward_shape(const kc::AttentionTiling& t) {
   return fmt::format("{} warps x {} m-tiles", t.forward_warps, t.forward_row_tiles);
 }
 std::string backward_shape(const kc::AttentionTiling& t) {
-  return fmt::format("dq {} warps, dk/dv {} warps x {} queries", t.dq_warps, t.dkv_warps,
-                     t.dkv_query_rows);
+  return fmt::format("dq {} warps, dk/dv {} warps x {} queries{}", t.dq_warps, t.dkv_warps,
+                     t.dkv_query_rows, t.hold_row_fragments ? ", fragments held" : "");
 }
 
 struct Options {
@@ -142,6 +142,26 @@ double time_row(const Row& row, const Options& o) {
   cudaEventDestroy(stop);
   std::sort(samples.begin(), samples.end());
   return samples[samples.size() / 2];
+}
+
+// Every backward shape: dq warps x dk/dv warps and query rows x fragments held or not.
+std::vector<kc::AttentionTiling> backward_tilings() {
+  std::vector<kc::AttentionTiling> all;
+  for (const int dq_warps : {4, 8}) {
+    for (const int dkv_warps : {4, 8}) {
+      for (const int queries : {64, 32}) {
+        for (const bool hold : {false, true}) {
+          kc::AttentionTiling t;
+          t.dq_warps = dq_warps;
+          t.dkv_warps = dkv_warps;
+          t.dkv_query_rows = queries;
+          t.hold_row_fragments = hold;
+          all.push_back(t);
+        }
+      }
+    }
+  }
+  return all;
 }
 
 // One dtype's table and step estimate. Returns the number of rows that failed.
@@ -323,7 +343,7 @@ int run_dtype(DType dt, const Options& o) {
     rows[attention_forward_row].tile_shape = forward_shape({}) + " (default)";
     rows.back().tiling_sweep = 2;
     rows.back().tile_shape = backward_shape({}) + " (default)";
-    for (const auto& [warps, mt] : {std::pair{4, 1}, std::pair{8, 1}}) {
+    for (const auto& [warps, mt] : {std::pair{4, 1}, std::pair{8, 1}, std::pair{8, 2}}) {
       kc::AttentionTiling t;
       t.forward_warps = warps;
       t.forward_row_tiles = mt;
@@ -334,22 +354,15 @@ int run_dtype(DType dt, const Options& o) {
       rows.back().tiling_sweep = 1;
       rows.back().tile_shape = forward_shape(t);
     }
-    for (const int dq_warps : {4, 8}) {
-      for (const auto& [dkv_warps, queries] :
-           {std::pair{4, 64}, std::pair{4, 32}, std::pair{8, 64}, std::pair{8, 32}}) {
-        kc::AttentionTiling t;
-        t.dq_warps = dq_warps;
-        t.dkv_warps = dkv_warps;
-        t.dkv_query_rows = queries;
-        if (backward_shape(t) == backward_shape(kc::AttentionTiling{})) continue;
-        add(("  attention_backward: " + backward_shape(t)).c_str(), 0, 10 * P * hs, 0, {&dqkv},
-            [&, t] {
-              kc::attention_backward(dqkv.p(), dy.p(), qkv_in.p(), att_out.p(), lse.f(), B, T, C,
-                                     NH, dt, st, true, t);
-            });
-        rows.back().tiling_sweep = 2;
-        rows.back().tile_shape = backward_shape(t);
-      }
+    for (const kc::AttentionTiling& t : backward_tilings()) {
+      if (backward_shape(t) == backward_shape(kc::AttentionTiling{})) continue;
+      add(("  attention_backward: " + backward_shape(t)).c_str(), 0, 10 * P * hs, 0, {&dqkv},
+          [&, t] {
+            kc::attention_backward(dqkv.p(), dy.p(), qkv_in.p(), att_out.p(), lse.f(), B, T, C, NH,
+                                   dt, st, true, t);
+          });
+      rows.back().tiling_sweep = 2;
+      rows.back().tile_shape = backward_shape(t);
     }
   }
   add("matmul_backward qkv", L, 4 * NCd * C3, 0, {&dx, &dW, &db},

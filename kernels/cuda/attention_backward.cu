@@ -10,8 +10,9 @@
 // Both recompute the scores (about 2x the forward's work in dot products). fp32: D is recomputed
 // per tile from dout and out (hs multiply-adds per row and tile); bf16: the dq kernel computes it
 // once per row and leaves it for the dk/dv kernel in a (B,NH,2,Tp) scratch (below).
-// fp32 storage runs the CUDA-core kernels (tiles of 32, fp32 in shared memory); bf16 storage the
-// tensor-core kernels (tiles of 64, bf16 in shared memory, mma.sync with fp32 accumulators).
+// fp32 storage runs the CUDA-core kernels (attention_backward_fp32.cuh); bf16 storage the
+// tensor-core kernels below (bf16 tiles in shared memory, mma.sync with fp32 accumulators).
+#include "kernels/cuda/attention_backward_fp32.cuh"
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/op_checks.h"
@@ -20,211 +21,6 @@ namespace pptrain::kernels::cuda {
 namespace {
 
 using namespace attention;
-
-// fp32 storage. grid (ceil(T/32), NH, B); shared: Qs, dOs, Ks, Vs, each [kTile][hs+1] floats.
-template <typename S, int HS_MAX>
-__global__ void __launch_bounds__(kThreads)
-    attention_backward_dq_kernel(S* dinp, const S* dout, const S* inp, const S* out,
-                                 const float* lse, int T, int C, int NH, float scale,
-                                 bool accumulate) {
-  constexpr int NI = HS_MAX / 32;
-  float* smem = reinterpret_cast<float*>(ptx::dynamic_shared_memory());
-  const int hs = C / NH, ld = hs + 1;
-  float* Qs = smem;
-  float* dOs = Qs + kTile * ld;
-  float* Ks = dOs + kTile * ld;
-  float* Vs = Ks + kTile * ld;
-  const int q0 = (gridDim.x - 1 - blockIdx.x) * kTile;
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const std::size_t C3 = 3 * static_cast<std::size_t>(C);
-  const S* base = inp + static_cast<std::size_t>(b) * T * C3;
-  const S* dout_b = dout + static_cast<std::size_t>(b) * T * C;
-  const S* out_b = out + static_cast<std::size_t>(b) * T * C;
-  const float* lse_bh = lse + (static_cast<std::size_t>(b) * NH + h) * T;
-
-  stage_tile(Qs, base, C3, h * hs, q0, T, hs);
-  stage_tile(dOs, dout_b, C, h * hs, q0, T, hs);
-
-  float dq[kRowsPerWarp][NI], L[kRowsPerWarp], D[kRowsPerWarp];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const int t = q0 + r * kWarps + warp;
-    float part = 0.0f;
-    if (t < T) {
-      for (int d = lane; d < hs; d += 32) {
-        const std::size_t i = static_cast<std::size_t>(t) * C + h * hs + d;
-        part += to_f32(dout_b[i]) * to_f32(out_b[i]);
-      }
-    }
-    D[r] = warp_sum(part);
-    L[r] = t < T ? lse_bh[t] : 0.0f;
-#pragma unroll
-    for (int i = 0; i < NI; ++i) dq[r][i] = 0.0f;
-  }
-
-  const int last_row = min(q0 + kTile, T) - 1;
-  for (int k0 = 0; k0 <= last_row; k0 += kTile) {
-    __syncthreads();
-    stage_tile(Ks, base, C3, C + h * hs, k0, T, hs);
-    stage_tile(Vs, base, C3, 2 * C + h * hs, k0, T, hs);
-    __syncthreads();
-#pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) {
-      const int qr = r * kWarps + warp;
-      const int t = q0 + qr;
-      if (t >= T || k0 > t) continue;  // uniform across the warp
-      const float* q = Qs + qr * ld;
-      const float* dy = dOs + qr * ld;
-      const float* k = Ks + lane * ld;
-      const float* v = Vs + lane * ld;
-      float qk = 0.0f, dyv = 0.0f;
-#pragma unroll 4
-      for (int d = 0; d < hs; ++d) {
-        qk += q[d] * k[d];
-        dyv += dy[d] * v[d];
-      }
-      const bool valid = k0 + lane <= t;
-      const float p = valid ? expf(qk * scale - L[r]) : 0.0f;
-      const float ds = p * (dyv - D[r]);
-      const int nvalid = min(kTile, t - k0 + 1);
-      for (int j = 0; j < nvalid; ++j) {
-        const float dsj = __shfl_sync(0xFFFFFFFFu, ds, j);
-        const float* kj = Ks + j * ld;
-#pragma unroll
-        for (int i = 0; i < NI; ++i) {
-          const int d = lane + 32 * i;
-          if (d < hs) dq[r][i] += dsj * kj[d];
-        }
-      }
-    }
-  }
-
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const int t = q0 + r * kWarps + warp;
-    if (t >= T) continue;
-    S* dq_t = dinp + (static_cast<std::size_t>(b) * T + t) * C3 + h * hs;
-#pragma unroll
-    for (int i = 0; i < NI; ++i) {
-      const int d = lane + 32 * i;
-      if (d < hs) dq_t[d] = from_f32<S>((accumulate ? to_f32(dq_t[d]) : 0.0f) + scale * dq[r][i]);
-    }
-  }
-}
-
-// grid (ceil(T/32), NH, B); shared: Ks, Vs (the block's keys), Qs, dOs (current query tile),
-// each [kTile][hs+1] floats, then Ls, Ds [kTile].
-template <typename S, int HS_MAX>
-__global__ void __launch_bounds__(kThreads)
-    attention_backward_dkv_kernel(S* dinp, const S* dout, const S* inp, const S* out,
-                                  const float* lse, int T, int C, int NH, float scale,
-                                 bool accumulate) {
-  constexpr int NI = HS_MAX / 32;
-  float* smem = reinterpret_cast<float*>(ptx::dynamic_shared_memory());
-  const int hs = C / NH, ld = hs + 1;
-  float* Ks = smem;
-  float* Vs = Ks + kTile * ld;
-  float* Qs = Vs + kTile * ld;
-  float* dOs = Qs + kTile * ld;
-  float* Ls = dOs + kTile * ld;
-  float* Ds = Ls + kTile;
-  const int k0 = blockIdx.x * kTile;  // the first key tiles have the most queries: start them first
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const std::size_t C3 = 3 * static_cast<std::size_t>(C);
-  const S* base = inp + static_cast<std::size_t>(b) * T * C3;
-  const S* dout_b = dout + static_cast<std::size_t>(b) * T * C;
-  const S* out_b = out + static_cast<std::size_t>(b) * T * C;
-  const float* lse_bh = lse + (static_cast<std::size_t>(b) * NH + h) * T;
-
-  stage_tile(Ks, base, C3, C + h * hs, k0, T, hs);
-  stage_tile(Vs, base, C3, 2 * C + h * hs, k0, T, hs);
-
-  float dk[kRowsPerWarp][NI], dv[kRowsPerWarp][NI];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-#pragma unroll
-    for (int i = 0; i < NI; ++i) dk[r][i] = dv[r][i] = 0.0f;
-  }
-
-  // Query tiles start at the key tile (causality: t >= key), tiles aligned at multiples of 32.
-  for (int q0 = k0; q0 < T; q0 += kTile) {
-    __syncthreads();  // the previous query tile is consumed (and, first time, Ks/Vs are written)
-    stage_tile(Qs, base, C3, h * hs, q0, T, hs);
-    stage_tile(dOs, dout_b, C, h * hs, q0, T, hs);
-    for (int qr = warp; qr < kTile; qr += kWarps) {
-      const int t = q0 + qr;
-      float part = 0.0f;
-      if (t < T) {
-        for (int d = lane; d < hs; d += 32) {
-          const std::size_t i = static_cast<std::size_t>(t) * C + h * hs + d;
-          part += to_f32(dout_b[i]) * to_f32(out_b[i]);
-        }
-      }
-      part = warp_sum(part);
-      if (lane == 0) {
-        Ds[qr] = part;
-        Ls[qr] = t < T ? lse_bh[t] : 0.0f;
-      }
-    }
-    __syncthreads();
-    // Lane j scores query q0 + j against the warp's keys.
-    const int t = q0 + lane;
-    const float* q = Qs + lane * ld;
-    const float* dy = dOs + lane * ld;
-#pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) {
-      const int kr = r * kWarps + warp;
-      const int key = k0 + kr;
-      if (key >= T) continue;  // uniform across the warp
-      const float* k = Ks + kr * ld;
-      const float* v = Vs + kr * ld;
-      float qk = 0.0f, dyv = 0.0f;
-#pragma unroll 4
-      for (int d = 0; d < hs; ++d) {
-        qk += q[d] * k[d];
-        dyv += dy[d] * v[d];
-      }
-      const bool valid = t < T && t >= key;
-      const float p = valid ? expf(qk * scale - Ls[lane]) : 0.0f;
-      const float ds = p * (dyv - Ds[lane]);
-      // Only queries key <= t < T contribute; p = ds = 0 for the others.
-      const int j0 = max(0, key - q0), j1 = min(kTile, T - q0);
-      for (int j = j0; j < j1; ++j) {
-        const float pj = __shfl_sync(0xFFFFFFFFu, p, j);
-        const float dsj = __shfl_sync(0xFFFFFFFFu, ds, j);
-        const float* qj = Qs + j * ld;
-        const float* dyj = dOs + j * ld;
-#pragma unroll
-        for (int i = 0; i < NI; ++i) {
-          const int d = lane + 32 * i;
-          if (d < hs) {
-            dv[r][i] += pj * dyj[d];
-            dk[r][i] += dsj * qj[d];
-          }
-        }
-      }
-    }
-  }
-
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const int key = k0 + r * kWarps + warp;
-    if (key >= T) continue;
-    S* row = dinp + (static_cast<std::size_t>(b) * T + key) * C3 + h * hs;
-#pragma unroll
-    for (int i = 0; i < NI; ++i) {
-      const int d = lane + 32 * i;
-      if (d < hs) {
-        const float k_old = accumulate ? to_f32(row[C + d]) : 0.0f;
-        const float v_old = accumulate ? to_f32(row[2 * C + d]) : 0.0f;
-        row[C + d] = from_f32<S>(k_old + scale * dk[r][i]);
-        row[2 * C + d] = from_f32<S>(v_old + dv[r][i]);
-      }
-    }
-  }
-}
 
 // ---- bf16 storage: tensor-core kernels (fragment layouts in kernels/cuda/warp_mma.cuh) ----
 // p = exp2(scale log2(e) q.k - log2(e) lse) for key <= t < T, else 0; ds = p (dp - D).
@@ -239,13 +35,52 @@ __host__ __device__ inline int padded_rows(int T) {
   return (T + kStatsRowMultiple - 1) / kStatsRowMultiple * kStatsRowMultiple;
 }
 
-// s = X P^T and dp = Y Q^T for the warp's 16 rows m0.. of X and Y against all NS*8 rows of P and
-// Q (tiles of [rows][HS_MAX + 8] bf16 in shared memory, zero past hs, so k runs to HS_MAX): the
-// dq kernel's scores and dP (X, Y = Q, dO; P, Q = K, V) and the dk/dv kernel's, transposed
+// The A fragments of the warp's 16 rows m0.. of X and Y, the block's own tiles (Q and dO in the
+// dq kernel, K and V in the dk/dv kernel), which stay in shared memory for the whole kernel.
+// HOLD false: loaded from shared memory at every use. HOLD true (AttentionTiling::
+// hold_row_fragments): loaded once, after the tiles have landed, into 2 x HS_MAX/16 x 4 more
+// registers, which saves 2 HS_MAX/16 ldmatrix.x4 per tile pair.
+template <int HS_MAX, bool HOLD>
+struct RowFragments {
+  static constexpr int kSteps = HS_MAX / 16, LD = tc::kLd<HS_MAX>;
+  const bf16* X;
+  const bf16* Y;
+  int m0;
+  std::uint32_t x[HOLD ? kSteps : 1][4], y[HOLD ? kSteps : 1][4];
+
+  __device__ __forceinline__ RowFragments(const bf16* X_, const bf16* Y_, int m0_)
+      : X(X_), Y(Y_), m0(m0_) {}
+  __device__ __forceinline__ void load_once() {
+    if constexpr (HOLD) {
+#pragma unroll
+      for (int kd = 0; kd < kSteps; ++kd) {
+        tc::load_a(x[kd], X, LD, m0, kd * 16);
+        tc::load_a(y[kd], Y, LD, m0, kd * 16);
+      }
+    }
+  }
+  __device__ __forceinline__ void get(int kd, std::uint32_t ax[4], std::uint32_t ay[4]) const {
+    if constexpr (HOLD) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        ax[i] = x[kd][i];
+        ay[i] = y[kd][i];
+      }
+    } else {
+      tc::load_a(ax, X, LD, m0, kd * 16);
+      tc::load_a(ay, Y, LD, m0, kd * 16);
+    }
+  }
+};
+
+// s = X P^T and dp = Y Q^T for the warp's 16 rows of X and Y (`rows`) against all NS*8 rows of P
+// and Q (tiles of [rows][HS_MAX + 8] bf16 in shared memory, zero past hs, so k runs to HS_MAX):
+// the dq kernel's scores and dP (X, Y = Q, dO; P, Q = K, V) and the dk/dv kernel's, transposed
 // (X, Y = K, V; P, Q = Q, dO). Each B fragment pair is one ldmatrix.x4 and feeds two mma.
-template <int HS_MAX, int NS>
-__device__ __forceinline__ void scores_and_dp(float s[NS][4], float dp[NS][4], const bf16* X,
-                                              const bf16* Y, const bf16* P, const bf16* Q, int m0) {
+template <int HS_MAX, int NS, bool HOLD>
+__device__ __forceinline__ void scores_and_dp(float s[NS][4], float dp[NS][4],
+                                              const RowFragments<HS_MAX, HOLD>& rows,
+                                              const bf16* P, const bf16* Q) {
   constexpr int LD = tc::kLd<HS_MAX>, NKD = HS_MAX / 16;
 #pragma unroll
   for (int n = 0; n < NS; ++n) {
@@ -255,8 +90,7 @@ __device__ __forceinline__ void scores_and_dp(float s[NS][4], float dp[NS][4], c
 #pragma unroll
   for (int kd = 0; kd < NKD; ++kd) {
     std::uint32_t ax[4], ay[4];
-    tc::load_a(ax, X, LD, m0, kd * 16);
-    tc::load_a(ay, Y, LD, m0, kd * 16);
+    rows.get(kd, ax, ay);
 #pragma unroll
     for (int n = 0; n < NS; n += 2) {
       std::uint32_t bp0[2], bp1[2], bq0[2], bq1[2];
@@ -277,7 +111,7 @@ __device__ __forceinline__ void scores_and_dp(float s[NS][4], float dp[NS][4], c
 // bf16; dinp's q part += scale dQ at the end. Key tile i + 1 is staged while tile i is used.
 // A row's arithmetic does not depend on WARPS (tiles wholly past a warp's rows are skipped: they
 // would add exact zeros), so both shapes give bitwise the same dq and stats.
-template <int HS_MAX, int WARPS>
+template <int HS_MAX, int WARPS, int HOLD>
 __global__ void __launch_bounds__(WARPS * 32)
     attention_backward_dq_tc_kernel(bf16* dinp, float* stats, const bf16* dout, const bf16* inp,
                                     const bf16* out, const float* lse, int T, int C, int NH,
@@ -324,6 +158,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   const float Dr[2] = {Ds[r0], Ds[r0 + 8]};
 
   float dq[NO][4] = {};
+  RowFragments<HS_MAX, HOLD != 0> own_rows{Qs, dOs, warp * 16};
   // Key tiles up to the one holding the block's last real row.
   const int tiles = (min(q0 + QROWS, T) - 1) / tc::kRows + 1;
   const int warp_last_row = q0 + warp * 16 + 15;
@@ -335,10 +170,11 @@ __global__ void __launch_bounds__(WARPS * 32)
     __syncthreads();          // ... and everyone else's
     const bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
     const bf16* Vs = Ks + tc::kRows * LD;
+    if (tile == 0) own_rows.load_once();
     // Skip a tile wholly past the warp's rows (uniform across the warp).
     if (k0 <= warp_last_row) {
       float s[NS][4], dp[NS][4];
-      scores_and_dp<HS_MAX, NS>(s, dp, Qs, dOs, Ks, Vs, warp * 16);
+      scores_and_dp<HS_MAX, NS>(s, dp, own_rows, Ks, Vs);
 #pragma unroll
       for (int n = 0; n < NS; ++n) {
 #pragma unroll
@@ -393,7 +229,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 // used. Queries are summed 16 at a time in ascending order whatever WARPS and QT are (tiles
 // wholly before a warp's keys are skipped: they would add exact zeros), so every shape gives
 // bitwise the same dk and dv. QT = 32 at HS_MAX = 128 keeps dK, dV, S and dP in registers.
-template <int HS_MAX, int WARPS, int QT>
+template <int HS_MAX, int WARPS, int QT, int HOLD>
 __global__ void __launch_bounds__(WARPS * 32)
     attention_backward_dkv_tc_kernel(bf16* dinp, const float* stats, const bf16* dout,
                                      const bf16* inp, int T, int C, int NH, float scale, bool vec,
@@ -439,6 +275,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   ptx::cp_async_commit();
 
   float dk[NO][4] = {}, dv[NO][4] = {};
+  RowFragments<HS_MAX, HOLD != 0> own_rows{Ks, Vs, warp * 16};
   const int tiles = (T - k0 + QT - 1) / QT;
   for (int tile = 0; tile < tiles; ++tile) {
     const int q0 = k0 + tile * QT;
@@ -450,10 +287,11 @@ __global__ void __launch_bounds__(WARPS * 32)
     const bf16* dOs = Qs + QT * LD;
     const float* Ls = stat_buffers + (tile % 2) * 2 * QT;
     const float* Ds = Ls + QT;
+    if (tile == 0) own_rows.load_once();
     // Skip a tile wholly before the warp's keys (uniform across the warp).
     if (q0 + QT > k0 + warp * 16) {
       float s[NS][4], dp[NS][4];
-      scores_and_dp<HS_MAX, NS>(s, dp, Ks, Vs, Qs, dOs, warp * 16);
+      scores_and_dp<HS_MAX, NS>(s, dp, own_rows, Qs, dOs);
 #pragma unroll
       for (int n = 0; n < NS; ++n) {
 #pragma unroll
@@ -524,45 +362,39 @@ void attention_backward(void* dinp, const void* dout, const void* inp, const voi
     const bf16* y = static_cast<const bf16*>(out);
     const bool vec = tc::can_vectorize(C, NH, {inp, dout});
     StreamScratch<float> stats(static_cast<std::size_t>(B) * NH * 2 * padded_rows(T), s);
-    using Four = std::integral_constant<int, 4>;
-    using Eight = std::integral_constant<int, 8>;
     dispatch_head_size(hs, [&](auto hs_max) {
       constexpr int kHsMax = decltype(hs_max)::value;
-      auto run_dq = [&](auto warps) {
+      auto run_dq = [&](auto warps, auto hold) {
         constexpr int kBlockWarps = decltype(warps)::value, kQRows = kBlockWarps * 16;
         const std::size_t smem = 2 * tc::tile_bytes<kHsMax>(kQRows) +
                                  4 * tc::tile_bytes<kHsMax>(tc::kRows) + 2 * kQRows * sizeof(float);
         const dim3 grid((T + kQRows - 1) / kQRows, NH, B);
-        launch_kernel(attention_backward_dq_tc_kernel<kHsMax, kBlockWarps>, grid, kBlockWarps * 32,
-                      smem, s, dx, stats.get(), dy, x, y, lse, T, C, NH, scale, vec, accumulate);
+        auto kernel = attention_backward_dq_tc_kernel<kHsMax, kBlockWarps, decltype(hold)::value>;
+        launch_kernel(kernel, grid, kBlockWarps * 32, smem, s, dx, stats.get(), dy, x, y, lse, T,
+                      C, NH, scale, vec, accumulate);
       };
-      auto run_dkv = [&](auto warps, auto query_rows) {
+      auto run_dkv = [&](auto warps, auto query_rows, auto hold) {
         constexpr int kBlockWarps = decltype(warps)::value, kKRows = kBlockWarps * 16;
         constexpr int kQt = decltype(query_rows)::value;
         const std::size_t smem = 2 * tc::tile_bytes<kHsMax>(kKRows) +
                                  4 * tc::tile_bytes<kHsMax>(kQt) + 4 * kQt * sizeof(float);
         const dim3 grid((T + kKRows - 1) / kKRows, NH, B);
-        launch_kernel(attention_backward_dkv_tc_kernel<kHsMax, kBlockWarps, kQt>, grid,
-                      kBlockWarps * 32, smem, s, dx, stats.get(), dy, x, T, C, NH, scale, vec,
-                      accumulate);
+        auto kernel =
+            attention_backward_dkv_tc_kernel<kHsMax, kBlockWarps, kQt, decltype(hold)::value>;
+        launch_kernel(kernel, grid, kBlockWarps * 32, smem, s, dx, stats.get(), dy, x, T, C, NH,
+                      scale, vec, accumulate);
       };
-      using Q32 = std::integral_constant<int, 32>;
-      using Q64 = std::integral_constant<int, 64>;
-      if constexpr (kHsMax > 64) {
-        run_dq(Four{});
-        run_dkv(Four{}, Q32{});
+      if constexpr (kHsMax > 64) {  // one shape: 32-query dk/dv tiles keep it in registers
+        run_dq(Int<4>{}, Int<0>{});
+        run_dkv(Int<4>{}, Int<32>{}, Int<0>{});
       } else {
-        if (tiling.dq_warps == 8) {
-          run_dq(Eight{});
-        } else {
-          run_dq(Four{});
-        }
-        const bool q64 = tiling.dkv_query_rows == 64;
-        if (tiling.dkv_warps == 8) {
-          q64 ? run_dkv(Eight{}, Q64{}) : run_dkv(Eight{}, Q32{});
-        } else {
-          q64 ? run_dkv(Four{}, Q64{}) : run_dkv(Four{}, Q32{});
-        }
+        dispatch_either<1, 0>(tiling.hold_row_fragments, [&](auto hold) {
+          dispatch_either<4, 8>(tiling.dq_warps, [&](auto warps) { run_dq(warps, hold); });
+          dispatch_either<4, 8>(tiling.dkv_warps, [&](auto warps) {
+            dispatch_either<64, 32>(tiling.dkv_query_rows,
+                                    [&](auto query_rows) { run_dkv(warps, query_rows, hold); });
+          });
+        });
       }
     });
     return;

@@ -27,15 +27,29 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kTile = 32;                    // queries or keys per tile: one per lane
 constexpr int kRowsPerWarp = kTile / kWarps;  // tile rows a warp owns: r * kWarps + warp
 
-// Calls fn(std::integral_constant<int, HS_MAX>{}) with the smallest supported HS_MAX >= hs.
+template <int V>
+using Int = std::integral_constant<int, V>;
+
+// Calls fn(Int<HS_MAX>{}) with the smallest supported HS_MAX >= hs.
 template <typename Fn>
 void dispatch_head_size(int hs, Fn&& fn) {
   if (hs <= 32) {
-    fn(std::integral_constant<int, 32>{});
+    fn(Int<32>{});
   } else if (hs <= 64) {
-    fn(std::integral_constant<int, 64>{});
+    fn(Int<64>{});
   } else {
-    fn(std::integral_constant<int, 128>{});
+    fn(Int<128>{});
+  }
+}
+
+// Calls fn(Int<A>{}) if value == A, else fn(Int<B>{}): a runtime choice
+// between two compile-time shapes (AttentionTiling's fields, checked before).
+template <int A, int B, typename Fn>
+void dispatch_either(int value, Fn&& fn) {
+  if (value == A) {
+    fn(Int<A>{});
+  } else {
+    fn(Int<B>{});
   }
 }
 

@@ -283,18 +283,13 @@ void attention_forward(void* out, float* lse, const void* inp, int B, int T, int
                       static_cast<const bf16*>(inp), T, C, NH, softmax_scale(hs) * tc::kLog2e,
                       vec);
       };
-      using Four = std::integral_constant<int, 4>;
-      using Eight = std::integral_constant<int, 8>;
-      using One = std::integral_constant<int, 1>;
-      using Two = std::integral_constant<int, 2>;
-      if constexpr (kHsMax > 64) {
-        run(Four{}, One{});
-      } else if (tiling.forward_warps == 8) {
-        run(Eight{}, One{});
-      } else if (tiling.forward_row_tiles == 2) {
-        run(Four{}, Two{});
+      if constexpr (kHsMax > 64) {  // one shape: one m-tile per warp stays in registers
+        run(Int<4>{}, Int<1>{});
       } else {
-        run(Four{}, One{});
+        dispatch_either<4, 8>(tiling.forward_warps, [&](auto warps) {
+          dispatch_either<2, 1>(tiling.forward_row_tiles,
+                                [&](auto row_tiles) { run(warps, row_tiles); });
+        });
       }
     });
     return;

@@ -69,10 +69,12 @@ void gelu_backward(void* dinp, const void* inp, const void* dout, std::size_t n,
 // defaults are the shapes the ops use. Bad values throw.
 struct AttentionTiling {
   int forward_warps = 4;      // 4 or 8 warps per forward block, each 16 query rows per m-tile
-  int forward_row_tiles = 2;  // m-tiles per warp: 1 or 2 (2 with 4 warps only)
+  int forward_row_tiles = 2;  // m-tiles per warp: 1 or 2
   int dq_warps = 4;           // 4 or 8: the dq kernel's blocks own 16 x warps query rows
   int dkv_warps = 4;          // 4 or 8: the dk/dv kernel's blocks own 16 x warps keys
   int dkv_query_rows = 64;    // query rows per tile the dk/dv kernel stages: 32 or 64
+  bool hold_row_fragments = false;  // backward: keep the block's own rows' mma fragments in
+                                    // registers (+32 registers, fewer shared-memory loads)
 };
 void attention_forward(void* out, float* lse, const void* inp, int B, int T, int C, int NH,
                        DType dt, Stream stream, const AttentionTiling& tiling = {});

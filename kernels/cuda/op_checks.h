@@ -47,9 +47,8 @@ inline void attention_shape(const char* what, int B, int T, int C, int NH) {
 inline void attention_tiling(const char* what, const AttentionTiling& t) {
   PPT_CHECK(t.forward_warps == 4 || t.forward_warps == 8, "{}: forward_warps {} (4 or 8)", what,
             t.forward_warps);
-  PPT_CHECK(t.forward_row_tiles == 1 || (t.forward_row_tiles == 2 && t.forward_warps == 4),
-            "{}: forward_row_tiles {} with {} warps (1, or 2 with 4 warps)", what,
-            t.forward_row_tiles, t.forward_warps);
+  PPT_CHECK(t.forward_row_tiles == 1 || t.forward_row_tiles == 2, "{}: forward_row_tiles {} (1 or 2)",
+            what, t.forward_row_tiles);
   PPT_CHECK(t.dq_warps == 4 || t.dq_warps == 8, "{}: dq_warps {} (4 or 8)", what, t.dq_warps);
   PPT_CHECK(t.dkv_warps == 4 || t.dkv_warps == 8, "{}: dkv_warps {} (4 or 8)", what, t.dkv_warps);
   PPT_CHECK(t.dkv_query_rows == 32 || t.dkv_query_rows == 64, "{}: dkv_query_rows {} (32 or 64)",

@@ -163,15 +163,18 @@ TEST_CASE("CUDA attention gives bitwise the same results in every tile shape", "
   // one tile, several; B * NH > 1. Each shape against the default (AttentionTiling{}).
   const AttShape shapes[] = {{2, 200, 128, 2}, {1, 129, 96, 3}, {2, 65, 36, 1}, {1, 1, 64, 1}};
   kc::AttentionTiling narrow, wide, mixed;
-  narrow.forward_row_tiles = 1;  // 4 warps x 1 m-tile, dq 4 warps, dk/dv 4 warps x 32 queries
-  narrow.dkv_query_rows = 32;
+  narrow.forward_row_tiles = 1;  // 4 warps x 1 m-tile, dq 4 warps, dk/dv 4 warps x 32 queries,
+  narrow.dkv_query_rows = 32;    // own rows' fragments held in registers
+  narrow.hold_row_fragments = true;
   wide.forward_warps = 8;  // 8 warps x 1 m-tile, dq 8 warps, dk/dv 8 warps x 64 queries
   wide.forward_row_tiles = 1;
   wide.dq_warps = 8;
   wide.dkv_warps = 8;
-  mixed.dq_warps = 8;  // default forward, dk/dv 8 warps x 32 queries
+  mixed.forward_warps = 8;  // 8 warps x 2 m-tiles, dq 8 warps, dk/dv 8 warps x 32 queries
+  mixed.dq_warps = 8;
   mixed.dkv_warps = 8;
   mixed.dkv_query_rows = 32;
+  mixed.hold_row_fragments = true;
   const DType dt = DType::BF16;  // fp32 storage has one shape
   for (const AttShape& s : shapes) {
     const std::size_t BTC = std::size_t(s.B) * s.T * s.C;

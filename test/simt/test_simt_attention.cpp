@@ -31,7 +31,8 @@ struct OrderGuard {
 
 TEST_CASE("Emulated CUDA attention does not depend on the order threads run in", "[simt]") {
   // hs = 48 (HS_MAX 64), T = 130: three key tiles of 64, the last ragged; in the default tile
-  // shapes (the two-m-tile forward) and in the 8-warp ones (dk/dv also on 32-query tiles).
+  // shapes (the two-m-tile forward) and in the 8-warp ones (dk/dv also on 32-query tiles, the
+  // backward holding its own rows' fragments in registers).
   const int B = 1, T = 130, C = 144, NH = 3;
   const DType dt = DType::BF16;
   const std::size_t BTC = std::size_t(B) * T * C, lse_n = std::size_t(B) * NH * T;
@@ -53,6 +54,7 @@ TEST_CASE("Emulated CUDA attention does not depend on the order threads run in",
   eight_warps.dq_warps = 8;
   eight_warps.dkv_warps = 8;
   eight_warps.dkv_query_rows = 32;
+  eight_warps.hold_row_fragments = true;
   const kc::AttentionTiling tilings[] = {{}, eight_warps};
   DeviceArray x = DeviceArray::from(inp, dt), dy = DeviceArray::from(dout, dt);
   std::vector<float> outs[2][kRuns], lses[2][kRuns], grads[2][kRuns];
