@@ -198,7 +198,7 @@ else
   verdict "kernel benchmark (bf16, fp32)" "${fig:-no step summary (bench_kernels.txt)}" "prints 'no GPU', exit 77"
   # The attention kernels' tile-shape sweep (bitwise-equal shapes; the ops use the defaults).
   shapes=$(sed -n 's/^fastest attention tile shapes: //p' "$OUT/bench_kernels.txt")
-  [[ -n $shapes ]] && row "attention tile shapes, fastest (bf16)" "-" "$shapes"
+  if [[ -n $shapes ]]; then row "attention tile shapes, fastest (bf16)" "-" "$shapes"; fi
 fi
 
 # ---- 4. the PyTorch reference on the same GPU ----

@@ -126,6 +126,9 @@ if pptrain train "$WORK/gpt2.yaml" >"$LOGS/train_gpt2_124m.txt" 2>&1; then
     emit "goal: tok/s >= PyTorch and MFU >= 40%" "$goal" "pptrain $(printf '%.0f' "$tps") vs PyTorch $(printf '%.0f' "$TORCH_TOKENS_PER_S") tok/s, MFU $(printf '%.1f' "$mfu")%"
   fi
   emit "GPT-2 124M training, B=16 T=1024 bf16" PASS "$fig"
+  # The attention tile shapes training timed at start-up and kept (bitwise-equal shapes).
+  shapes=$(grep -m1 -o 'attention tile shapes (.*' "$LOGS/train_gpt2_124m.txt" || true)
+  if [[ -n $shapes ]]; then emit "124M: attention tile shapes kept" "-" "${shapes#attention tile shapes }"; fi
 else
   emit "GPT-2 124M training, B=16 T=1024 bf16" "FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_gpt2_124m.txt" | cut -c1-80)"
 fi

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "kernels/cuda/attention_tuning.h"
 #include "kernels/cuda/bf16_host.h"
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -107,15 +108,6 @@ struct Row {
   std::string tile_shape;                 // ... which one
 };
 
-// An AttentionTiling's forward and backward parts, as the sweep rows name them.
-std::string forward_shape(const kc::AttentionTiling& t) {
-  return fmt::format("{} warps x {} m-tiles", t.forward_warps, t.forward_row_tiles);
-}
-std::string backward_shape(const kc::AttentionTiling& t) {
-  return fmt::format("dq {} warps, dk/dv {} warps x {} queries{}", t.dq_warps, t.dkv_warps,
-                     t.dkv_query_rows, t.hold_row_fragments ? ", fragments held" : "");
-}
-
 struct Options {
   int B = 16, T = 1024, warmup = 3, reps = 10, iters = 5;
   std::string dtype = "both";
@@ -142,26 +134,6 @@ double time_row(const Row& row, const Options& o) {
   cudaEventDestroy(stop);
   std::sort(samples.begin(), samples.end());
   return samples[samples.size() / 2];
-}
-
-// Every backward shape: dq warps x dk/dv warps and query rows x fragments held or not.
-std::vector<kc::AttentionTiling> backward_tilings() {
-  std::vector<kc::AttentionTiling> all;
-  for (const int dq_warps : {4, 8}) {
-    for (const int dkv_warps : {4, 8}) {
-      for (const int queries : {64, 32}) {
-        for (const bool hold : {false, true}) {
-          kc::AttentionTiling t;
-          t.dq_warps = dq_warps;
-          t.dkv_warps = dkv_warps;
-          t.dkv_query_rows = queries;
-          t.hold_row_fragments = hold;
-          all.push_back(t);
-        }
-      }
-    }
-  }
-  return all;
 }
 
 // One dtype's table and step estimate. Returns the number of rows that failed.
@@ -338,31 +310,32 @@ int run_dtype(DType dt, const Options& o) {
   });
   if (dt == DType::BF16) {
     // The attention kernels' other tile shapes (bitwise the same results; 0 calls: not in the
-    // step's sum). The line after the table names the fastest; the ops use AttentionTiling{}.
+    // step's sum). The line after the table names the fastest: what training picks at start-up
+    // (kc::tune_attention); the rows above use AttentionTiling{}.
     rows[attention_forward_row].tiling_sweep = 1;
-    rows[attention_forward_row].tile_shape = forward_shape({}) + " (default)";
+    rows[attention_forward_row].tile_shape = kc::forward_shape_name({}) + " (default)";
     rows.back().tiling_sweep = 2;
-    rows.back().tile_shape = backward_shape({}) + " (default)";
-    for (const auto& [warps, mt] : {std::pair{4, 1}, std::pair{8, 1}, std::pair{8, 2}}) {
-      kc::AttentionTiling t;
-      t.forward_warps = warps;
-      t.forward_row_tiles = mt;
-      add(("  attention_forward: " + forward_shape(t)).c_str(), 0, 4 * P * hs, 0, {&att_out, &lse},
-          [&, t] {
-            kc::attention_forward(att_out.p(), lse.f(), qkv_in.p(), B, T, C, NH, dt, st, t);
-          });
+    rows.back().tile_shape = kc::backward_shape_name({}) + " (default)";
+    const auto forward_shapes = kc::attention_forward_tilings();
+    for (std::size_t i = 1; i < forward_shapes.size(); ++i) {  // [0] is the default, above
+      const kc::AttentionTiling t = forward_shapes[i];
+      const std::string name = kc::forward_shape_name(t);
+      add(("  attention_forward: " + name).c_str(), 0, 4 * P * hs, 0, {&att_out, &lse}, [&, t] {
+        kc::attention_forward(att_out.p(), lse.f(), qkv_in.p(), B, T, C, NH, dt, st, t);
+      });
       rows.back().tiling_sweep = 1;
-      rows.back().tile_shape = forward_shape(t);
+      rows.back().tile_shape = name;
     }
-    for (const kc::AttentionTiling& t : backward_tilings()) {
-      if (backward_shape(t) == backward_shape(kc::AttentionTiling{})) continue;
-      add(("  attention_backward: " + backward_shape(t)).c_str(), 0, 10 * P * hs, 0, {&dqkv},
-          [&, t] {
-            kc::attention_backward(dqkv.p(), dy.p(), qkv_in.p(), att_out.p(), lse.f(), B, T, C, NH,
-                                   dt, st, true, t);
-          });
+    const auto backward_shapes = kc::attention_backward_tilings();
+    for (std::size_t i = 1; i < backward_shapes.size(); ++i) {
+      const kc::AttentionTiling t = backward_shapes[i];
+      const std::string name = kc::backward_shape_name(t);
+      add(("  attention_backward: " + name).c_str(), 0, 10 * P * hs, 0, {&dqkv}, [&, t] {
+        kc::attention_backward(dqkv.p(), dy.p(), qkv_in.p(), att_out.p(), lse.f(), B, T, C, NH, dt,
+                               st, true, t);
+      });
       rows.back().tiling_sweep = 2;
-      rows.back().tile_shape = backward_shape(t);
+      rows.back().tile_shape = name;
     }
   }
   add("matmul_backward qkv", L, 4 * NCd * C3, 0, {&dx, &dW, &db},

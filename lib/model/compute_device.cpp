@@ -3,6 +3,10 @@
 #include "core/error.h"
 #include "kernels/cuda_device.h"
 #if PPTRAIN_WITH_CUDA
+#include <map>
+#include <tuple>
+
+#include "kernels/cuda/attention_tuning.h"
 #include "kernels/cuda/cuda_ops.h"
 #endif
 
@@ -13,6 +17,7 @@ struct ComputeDevice::Impl {
   explicit Impl(MemoryTracker& memory) : blas(memory) {}
   kernels::cuda::OwnedStream stream;
   kernels::cuda::CublasLtContext blas;
+  std::map<std::tuple<int, int, int, int>, kernels::cuda::AttentionTuning> attention;  // (B,T,C,NH)
 };
 #else
 struct ComputeDevice::Impl {};
@@ -62,6 +67,42 @@ void ComputeDevice::synchronize() const {
 #if PPTRAIN_WITH_CUDA
   kernels::cuda::synchronize(stream());
 #endif
+}
+
+const kernels::cuda::AttentionTiling& ComputeDevice::attention_tiling(int B, int T, int C, int NH,
+                                                                       void* scratch,
+                                                                       std::size_t scratch_bytes) {
+#if PPTRAIN_WITH_CUDA
+  const auto key = std::make_tuple(B, T, C, NH);
+  auto it = impl_->attention.find(key);
+  if (it == impl_->attention.end()) {
+    it = impl_->attention
+             .emplace(key, kernels::cuda::tune_attention(scratch, scratch_bytes, B, T, C, NH,
+                                                         dtype_, stream()))
+             .first;
+  }
+  return it->second.tiling;
+#else
+  (void)B, (void)T, (void)C, (void)NH, (void)scratch, (void)scratch_bytes;
+  PPT_THROW("no CUDA backend in this build");
+#endif
+}
+
+std::vector<std::string> ComputeDevice::tuning_report() const {
+  std::vector<std::string> lines;
+#if PPTRAIN_WITH_CUDA
+  for (const auto& [key, r] : impl_->attention) {
+    if (r.shapes_timed == 0) continue;
+    const auto& [B, T, C, NH] = key;
+    lines.push_back(fmt::format(
+        "attention tile shapes (B={} T={} C={} NH={}; {} timed, the fastest kept): forward {} "
+        "{:.3f} ms (default {:.3f}), backward {} {:.3f} ms (default {:.3f})",
+        B, T, C, NH, r.shapes_timed, kernels::cuda::forward_shape_name(r.tiling), r.forward_ms,
+        r.default_forward_ms, kernels::cuda::backward_shape_name(r.tiling), r.backward_ms,
+        r.default_backward_ms));
+  }
+#endif
+  return lines;
 }
 
 }  // namespace pptrain

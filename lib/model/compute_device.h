@@ -5,8 +5,10 @@
 // every build; without the CUDA backend, constructing one throws a clear error.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/memory.h"
 #include "kernels/cuda/cuda_types.h"
@@ -14,6 +16,7 @@
 namespace pptrain {
 namespace kernels::cuda {
 class CublasLtContext;
+struct AttentionTiling;
 }
 
 class ComputeDevice {
@@ -32,6 +35,14 @@ class ComputeDevice {
   std::string description() const;  // "GPU 0: NVIDIA H200 (sm_90, 139.8 GiB), bf16"
   // Waits for the stream's work; throws on an asynchronous fault.
   void synchronize() const;
+  // The attention kernels' fastest tile shapes for (B, T, C, NH) on this GPU in this precision:
+  // timed once per shape (kernels/cuda/attention_tuning.h) on `scratch` (device memory of at
+  // least attention_tuning_scratch_bytes), then remembered. Shapes give bitwise the same
+  // results, so which one wins changes speed only.
+  const kernels::cuda::AttentionTiling& attention_tiling(int B, int T, int C, int NH, void* scratch,
+                                                         std::size_t scratch_bytes);
+  // One line per timed attention shape, for the log (empty if nothing was timed).
+  std::vector<std::string> tuning_report() const;
 
  private:
   struct Impl;

@@ -145,6 +145,15 @@ CudaStageModel::CudaStageModel(const GPT2Shape& shape, int first_layer, int end_
   reduce_scratch_ = kc::DeviceBuffer(mem, MemCategory::Workspace, kc::sum_of_squares_scratch_bytes());
   sums_ = kc::DeviceBuffer(mem, MemCategory::Workspace, 3 * sizeof(double));
   sums_.zero(s);
+  bool has_block = false;
+  for (int layer = first_layer; layer < end_layer; ++layer) {
+    has_block = has_block || shape.layer_kind(layer) == LayerKind::LayerKindBlock;
+  }
+  if (has_block) {  // timed on scratch_ before anything lives there (14 NC >= 8 NC + lse)
+    attention_tiling_ = device.attention_tiling(max_batch, static_cast<int>(T),
+                                                static_cast<int>(C), shape.n_head, scratch_.data(),
+                                                scratch_.bytes());
+  }
 
   // The same initial values as the CPU backend (a pure function of seed and name).
   std::vector<float> host(num_params());
@@ -297,7 +306,8 @@ void CudaStageModel::forward_block(CudaStash& stash, int layer, const void* x) {
   char* fcproj = attproj + NC * es;
   kc::layernorm_forward(a + l.ln1, f32(l.ln1_mean), f32(l.ln1_rstd), x, W(LN1W), W(LN1B), N, C, dt, s);
   kc::matmul_forward(blas, a + l.qkv, a + l.ln1, W(QKVW), W(QKVB), N, C, 3 * C, dt, s);
-  kc::attention_forward(a + l.atty, f32(l.lse), a + l.qkv, B, T, C, NH, dt, s);
+  kc::attention_forward(a + l.atty, f32(l.lse), a + l.qkv, B, T, C, NH, dt, s,
+                        attention_tiling_);
   kc::matmul_forward(blas, attproj, a + l.atty, W(ATTPROJW), W(ATTPROJB), N, C, C, dt, s);
   kc::residual_layernorm_forward(a + l.res2, a + l.ln2, f32(l.ln2_mean), f32(l.ln2_rstd), x, attproj,
                                  W(LN2W), W(LN2B), N, C, dt, s);
@@ -394,7 +404,7 @@ void CudaStageModel::backward_block(CudaStash& stash, int layer, const void* x, 
   kc::matmul_backward(blas, datty, G(ATTPROJW), G(ATTPROJB), dres2, a + l.atty, W(ATTPROJW), N, C,
                       C, dt, s, kAccumulate);
   kc::attention_backward(dqkv, datty, a + l.qkv, a + l.atty, f32(l.lse), B, T, C, NH, dt, s,
-                         kAccumulate);
+                         kAccumulate, attention_tiling_);
   kc::matmul_backward(blas, dln, G(QKVW), G(QKVB), dqkv, a + l.ln1, W(QKVW), N, C, 3 * C, dt, s,
                       kAccumulate);
   kc::layernorm_backward(dinp, G(LN1W), G(LN1B), dln, x, W(LN1W), f32(l.ln1_mean), f32(l.ln1_rstd),

@@ -14,6 +14,7 @@
 
 #include <vector>
 
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_memory.h"
 #include "model/compute_device.h"
 #include "model/stage_model.h"
@@ -85,6 +86,7 @@ class CudaStageModel final : public StageModel {
   kernels::cuda::DeviceBuffer scratch_, grad_a_, grad_b_, encoder_scratch_;
   kernels::cuda::DeviceBuffer reduce_scratch_, sums_;  // sums_: [loss sum, sq, sq of wte] doubles
   void* input_grad_ = nullptr;
+  kernels::cuda::AttentionTiling attention_tiling_;  // the fastest on this GPU (ComputeDevice)
 };
 
 }  // namespace pptrain

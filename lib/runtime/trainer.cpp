@@ -147,6 +147,9 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   spdlog::info("pipeline: {} on {} rank(s) x {} replica(s); {} thread(s) per rank",
                schedule::describe(plan.lowered), layout.pp, layout.dp, threads);
   spdlog::info("compute: {}", device ? device->description() : std::string("cpu fp32"));
+  if (device) {
+    for (const std::string& line : device->tuning_report()) spdlog::info("{}", line);
+  }
   spdlog::info("train: {} tokens in {} shard(s){}; global batch {} x {} x {} x {} tokens",
                data.train.num_tokens(), data.train.shards().size(),
                data.val ? fmt::format(", val: {} tokens", data.val->num_tokens()) : std::string(),

@@ -6,6 +6,7 @@
 
 #include "cuda_test_util.h"
 #include "kernels/attention.h"
+#include "kernels/cuda/attention_tuning.h"
 
 namespace {
 
@@ -160,48 +161,78 @@ TEST_CASE("CUDA attention is bitwise deterministic", "[cuda]") {
 
 TEST_CASE("CUDA attention gives bitwise the same results in every tile shape", "[cuda]") {
   // hs = 64 and 32 (vectorised), 36 (element-wise staging); T ragged against 64 and 128 rows,
-  // one tile, several; B * NH > 1. Each shape against the default (AttentionTiling{}).
+  // one tile, several; B * NH > 1. Every shape tune_attention may pick, against the default
+  // (AttentionTiling{}, first in each list): the forward's out and lse, the backward's dinp.
   const AttShape shapes[] = {{2, 200, 128, 2}, {1, 129, 96, 3}, {2, 65, 36, 1}, {1, 1, 64, 1}};
-  kc::AttentionTiling narrow, wide, mixed;
-  narrow.forward_row_tiles = 1;  // 4 warps x 1 m-tile, dq 4 warps, dk/dv 4 warps x 32 queries,
-  narrow.dkv_query_rows = 32;    // own rows' fragments held in registers
-  narrow.hold_row_fragments = true;
-  wide.forward_warps = 8;  // 8 warps x 1 m-tile, dq 8 warps, dk/dv 8 warps x 64 queries
-  wide.forward_row_tiles = 1;
-  wide.dq_warps = 8;
-  wide.dkv_warps = 8;
-  mixed.forward_warps = 8;  // 8 warps x 2 m-tiles, dq 8 warps, dk/dv 8 warps x 32 queries
-  mixed.dq_warps = 8;
-  mixed.dkv_warps = 8;
-  mixed.dkv_query_rows = 32;
-  mixed.hold_row_fragments = true;
   const DType dt = DType::BF16;  // fp32 storage has one shape
+  const auto forward_shapes = kc::attention_forward_tilings();
+  const auto backward_shapes = kc::attention_backward_tilings();
+  REQUIRE(forward_shapes.size() == 4);
+  REQUIRE(backward_shapes.size() == 16);
   for (const AttShape& s : shapes) {
     const std::size_t BTC = std::size_t(s.B) * s.T * s.C;
     const std::size_t lse_n = std::size_t(s.B) * s.NH * s.T;
     DeviceArray d_inp = DeviceArray::from(rounded(randn(3 * BTC, 540), dt), dt);
     DeviceArray d_dout = DeviceArray::from(rounded(randn(BTC, 541), dt), dt);
     const auto start = rounded(randn(3 * BTC, 542), dt);
-    std::vector<float> outs[4], lses[4], grads[4];
-    const kc::AttentionTiling tilings[4] = {{}, narrow, wide, mixed};
-    for (int v = 0; v < 4; ++v) {
-      DeviceArray d_out(BTC, dt), d_lse(lse_n, DType::F32), d_dinp = DeviceArray::from(start, dt);
+    std::vector<float> out0, lse0;
+    for (std::size_t v = 0; v < forward_shapes.size(); ++v) {
+      INFO("B=" << s.B << " T=" << s.T << " C=" << s.C << " NH=" << s.NH << ", forward "
+                << kc::forward_shape_name(forward_shapes[v]));
+      DeviceArray d_out(BTC, dt), d_lse(lse_n, DType::F32);
       d_out.poison();
       d_lse.poison();
       kc::attention_forward(d_out.data(), d_lse.f32(), d_inp.data(), s.B, s.T, s.C, s.NH, dt, {},
-                            tilings[v]);
-      kc::attention_backward(d_dinp.data(), d_dout.data(), d_inp.data(), d_out.data(), d_lse.f32(),
-                             s.B, s.T, s.C, s.NH, dt, {}, true, tilings[v]);
-      outs[v] = d_out.to_host();
-      lses[v] = d_lse.to_host();
-      grads[v] = d_dinp.to_host();
+                            forward_shapes[v]);
+      if (v == 0) {
+        out0 = d_out.to_host();
+        lse0 = d_lse.to_host();
+      } else {
+        CHECK(d_out.to_host() == out0);
+        CHECK(d_lse.to_host() == lse0);
+      }
     }
-    for (int v = 1; v < 4; ++v) {
-      INFO("B=" << s.B << " T=" << s.T << " C=" << s.C << " NH=" << s.NH << ", tiling "
-                << (v == 1 ? "narrow" : v == 2 ? "wide" : "mixed"));
-      CHECK(outs[v] == outs[0]);
-      CHECK(lses[v] == lses[0]);
-      CHECK(grads[v] == grads[0]);
+    DeviceArray d_out = DeviceArray::from(out0, dt), d_lse = DeviceArray::from(lse0, DType::F32);
+    std::vector<float> grad0;
+    for (std::size_t v = 0; v < backward_shapes.size(); ++v) {
+      INFO("B=" << s.B << " T=" << s.T << " C=" << s.C << " NH=" << s.NH << ", backward "
+                << kc::backward_shape_name(backward_shapes[v]));
+      DeviceArray d_dinp = DeviceArray::from(start, dt);
+      kc::attention_backward(d_dinp.data(), d_dout.data(), d_inp.data(), d_out.data(), d_lse.f32(),
+                             s.B, s.T, s.C, s.NH, dt, {}, true, backward_shapes[v]);
+      if (v == 0) {
+        grad0 = d_dinp.to_host();
+      } else {
+        CHECK(d_dinp.to_host() == grad0);
+      }
     }
   }
+}
+
+TEST_CASE("CUDA attention tuning times every tile shape and keeps the fastest", "[cuda]") {
+  const int B = 1, T = 130, C = 128, NH = 2;  // hs = 64
+  const std::size_t need = kc::attention_tuning_scratch_bytes(B, T, C, NH, DType::BF16);
+  DeviceArray scratch((need + 3) / 4, DType::F32);
+  const kc::AttentionTuning r =
+      kc::tune_attention(scratch.data(), need, B, T, C, NH, DType::BF16, {}, /*reps=*/1);
+  CHECK(r.shapes_timed == 20);
+  CHECK(r.forward_ms > 0.0);
+  CHECK(r.forward_ms <= r.default_forward_ms);
+  CHECK(r.backward_ms > 0.0);
+  CHECK(r.backward_ms <= r.default_backward_ms);
+  bool listed_forward = false, listed_backward = false;
+  for (const auto& t : kc::attention_forward_tilings())
+    listed_forward |= kc::forward_shape_name(t) == kc::forward_shape_name(r.tiling);
+  for (const auto& t : kc::attention_backward_tilings())
+    listed_backward |= kc::backward_shape_name(t) == kc::backward_shape_name(r.tiling);
+  CHECK(listed_forward);
+  CHECK(listed_backward);
+  // One shape only: nothing to time, the default back.
+  for (const auto& [dt, c] : {std::pair{DType::F32, 128}, std::pair{DType::BF16, 144}}) {
+    const kc::AttentionTuning one = kc::tune_attention(nullptr, 0, B, T, c, 2, dt, {});
+    CHECK(one.shapes_timed == 0);
+    CHECK(kc::backward_shape_name(one.tiling) == kc::backward_shape_name({}));
+  }
+  CHECK_THROWS_WITH(kc::tune_attention(scratch.data(), need - 1, B, T, C, NH, DType::BF16, {}),
+                    Catch::Matchers::Contains("scratch"));
 }

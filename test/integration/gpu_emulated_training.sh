@@ -52,6 +52,9 @@ $compare "$WORK/runs/gpu_l4" "$WORK/params/gpu_l4" "$WORK/runs/gpu_p4" "$WORK/pa
   fail "the 4-rank GPU pipeline differs from the single-rank GPU run"
 
 run gpu_bf16 1 --set runtime.device=cuda --set runtime.precision=bf16
+# bf16 times the attention kernels' tile shapes at start-up and logs what it kept.
+grep "attention tile shapes (" "$WORK/gpu_bf16.log" ||
+  fail "the bf16 run did not report the attention tile shapes it timed"
 python3 - "$WORK/runs/gpu_bf16/metrics.jsonl" "$WORK/runs/gpu_fp32/metrics.jsonl" <<'PY' || fail "bf16 training is off"
 import json, math, sys
 bf16 = [json.loads(l)["loss"] for l in open(sys.argv[1])]
