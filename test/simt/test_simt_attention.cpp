@@ -5,8 +5,10 @@
 // [cuda] tests in the same executable compare every kernel with its CPU twin.)
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "cuda_test_util.h"
+#include "kernels/cuda/attention_tuning.h"
 #include "kernels/simt_emulator/simt_emulator.h"
 
 namespace {
@@ -30,9 +32,9 @@ struct OrderGuard {
 }  // namespace
 
 TEST_CASE("Emulated CUDA attention does not depend on the order threads run in", "[simt]") {
-  // hs = 48 (HS_MAX 64), T = 130: three key tiles of 64, the last ragged; in the default tile
-  // shapes (the two-m-tile forward) and in the 8-warp ones (dk/dv also on 32-query tiles, the
-  // backward holding its own rows' fragments in registers).
+  // hs = 48 (HS_MAX 64), T = 130: three key tiles of 64, the last ragged; in every tile shape
+  // tune_attention may pick (forward and backward apart), each compared with the default shape
+  // in lockstep.
   const int B = 1, T = 130, C = 144, NH = 3;
   const DType dt = DType::BF16;
   const std::size_t BTC = std::size_t(B) * T * C, lse_n = std::size_t(B) * NH * T;
@@ -47,41 +49,38 @@ TEST_CASE("Emulated CUDA attention does not depend on the order threads run in",
                                       {ThreadOrder::WarpByWarp, CopyLanding::AtIssue, 1},
                                       {ThreadOrder::WarpByWarpReversed, CopyLanding::AtWait, 1},
                                       {ThreadOrder::WarpByWarpReversed, CopyLanding::AtIssue, 1}};
-  constexpr int kRuns = sizeof runs / sizeof runs[0];
-  kc::AttentionTiling eight_warps;
-  eight_warps.forward_warps = 8;
-  eight_warps.forward_row_tiles = 1;
-  eight_warps.dq_warps = 8;
-  eight_warps.dkv_warps = 8;
-  eight_warps.dkv_query_rows = 32;
-  eight_warps.hold_row_fragments = true;
-  const kc::AttentionTiling tilings[] = {{}, eight_warps};
+  auto describe = [&](const simt::LaunchOptions& o) {
+    return "thread order " + std::to_string(int(o.order)) + ", copies landing " +
+           (o.copies == CopyLanding::AtWait ? "at the wait" : "at issue");
+  };
   DeviceArray x = DeviceArray::from(inp, dt), dy = DeviceArray::from(dout, dt);
-  std::vector<float> outs[2][kRuns], lses[2][kRuns], grads[2][kRuns];
-  for (int tiling = 0; tiling < 2; ++tiling) {
-    for (int run = 0; run < kRuns; ++run) {
-      OrderGuard order(runs[run]);
-      DeviceArray out(BTC, dt), lse(lse_n, DType::F32), dx = DeviceArray::from(start, dt);
+  std::vector<float> out0, lse0, grad0;
+  for (const kc::AttentionTiling& tiling : kc::attention_forward_tilings()) {
+    for (const simt::LaunchOptions& run : runs) {
+      INFO("forward " << kc::forward_shape_name(tiling) << ", " << describe(run));
+      OrderGuard order(run);
+      DeviceArray out(BTC, dt), lse(lse_n, DType::F32);
       out.poison();
       lse.poison();
-      kc::attention_forward(out.data(), lse.f32(), x.data(), B, T, C, NH, dt, {},
-                            tilings[tiling]);
-      kc::attention_backward(dx.data(), dy.data(), x.data(), out.data(), lse.f32(), B, T, C, NH,
-                             dt, {}, true, tilings[tiling]);
-      outs[tiling][run] = out.to_host();
-      lses[tiling][run] = lse.to_host();
-      grads[tiling][run] = dx.to_host();
+      kc::attention_forward(out.data(), lse.f32(), x.data(), B, T, C, NH, dt, {}, tiling);
+      if (out0.empty()) {
+        out0 = out.to_host();
+        lse0 = lse.to_host();
+      }
+      CHECK(bitwise_differences(out.to_host(), out0) == 0);
+      CHECK(bitwise_differences(lse.to_host(), lse0) == 0);
     }
   }
-  for (int tiling = 0; tiling < 2; ++tiling) {
-    for (int run = 0; run < kRuns; ++run) {
-      INFO((tiling == 0 ? "default" : "8-warp") << " tiles, run " << run << " (thread order "
-                << int(runs[run].order) << ", copies landing "
-                << (runs[run].copies == CopyLanding::AtWait ? "at the wait" : "at issue")
-                << ") against default tiles in lockstep");
-      CHECK(bitwise_differences(outs[tiling][run], outs[0][0]) == 0);
-      CHECK(bitwise_differences(lses[tiling][run], lses[0][0]) == 0);
-      CHECK(bitwise_differences(grads[tiling][run], grads[0][0]) == 0);
+  DeviceArray out = DeviceArray::from(out0, dt), lse = DeviceArray::from(lse0, DType::F32);
+  for (const kc::AttentionTiling& tiling : kc::attention_backward_tilings()) {
+    for (const simt::LaunchOptions& run : runs) {
+      INFO("backward " << kc::backward_shape_name(tiling) << ", " << describe(run));
+      OrderGuard order(run);
+      DeviceArray dx = DeviceArray::from(start, dt);
+      kc::attention_backward(dx.data(), dy.data(), x.data(), out.data(), lse.f32(), B, T, C, NH,
+                             dt, {}, true, tiling);
+      if (grad0.empty()) grad0 = dx.to_host();
+      CHECK(bitwise_differences(dx.to_host(), grad0) == 0);
     }
   }
 }
