@@ -24,9 +24,28 @@ using namespace attention;
 
 // ---- bf16 storage: tensor-core kernels (fragment layouts in kernels/cuda/warp_mma.cuh) ----
 // p = exp2(scale log2(e) q.k - log2(e) lse) for key <= t < T, else 0; ds = p (dp - D).
-// The dq kernel runs first and leaves each query row's (lse, D) in `stats`, [B*NH][2][Tp] fp32
-// (zeros past T), which the dk/dv kernel then stages per tile with
+// The dq kernel runs first and leaves each query row's (log2(e) lse, D) in `stats`,
+// [B*NH][2][Tp] fp32 (zeros past T), which the dk/dv kernel then stages per tile with
 // cp.async instead of recomputing D from dout and out for every (key tile, query tile) pair.
+
+// In place over a warp's 16 x NS*8 tile of scores s and dp: s = p, dp = ds = p (dp - D), with
+// p = exp2(s scale_log2 - l2(n, e)) where valid(n, e), else 0 (n-tile n, accumulator element e;
+// l2 and d give the element's row or column statistics). MASKED false skips valid(): for tiles
+// wholly inside the causal triangle (and before T), where it holds everywhere, which saves the
+// index arithmetic and compares of every element; the arithmetic of the valid ones is the same.
+template <bool MASKED, int NS, typename L2, typename D, typename Valid>
+__device__ __forceinline__ void probabilities_and_ds(float s[NS][4], float dp[NS][4],
+                                                     float scale_log2, L2 l2, D d, Valid valid) {
+#pragma unroll
+  for (int n = 0; n < NS; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float p = !MASKED || valid(n, e) ? exp2f(s[n][e] * scale_log2 - l2(n, e)) : 0.0f;
+      s[n][e] = p;
+      dp[n][e] = p * (dp[n][e] - d(n, e));
+    }
+  }
+}
 
 // Tp: T rounded up to 128, the most query rows a dq block owns (8 warps), so every block's
 // stats rows exist.
@@ -151,7 +170,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   __syncthreads();
   const int Tp = padded_rows(T);
   for (int r = threadIdx.x; r < QROWS; r += THREADS) {
-    stats[bh * 2 * Tp + q0 + r] = Ls[r];
+    stats[bh * 2 * Tp + q0 + r] = Ls[r] * tc::kLog2e;
     stats[(bh * 2 + 1) * Tp + q0 + r] = Ds[r];
   }
   const float L2[2] = {Ls[r0] * tc::kLog2e, Ls[r0 + 8] * tc::kLog2e};
@@ -175,15 +194,16 @@ __global__ void __launch_bounds__(WARPS * 32)
     if (k0 <= warp_last_row) {
       float s[NS][4], dp[NS][4];
       scores_and_dp<HS_MAX, NS>(s, dp, own_rows, Ks, Vs);
-#pragma unroll
-      for (int n = 0; n < NS; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int i = e >> 1, key = k0 + n * 8 + 2 * c + (e & 1);
-          // key <= t also excludes keys >= T for real rows; rows >= T are never stored.
-          const float p = key <= q0 + r0 + 8 * i ? exp2f(s[n][e] * scale_log2 - L2[i]) : 0.0f;
-          dp[n][e] = p * (dp[n][e] - Dr[i]);  // ds
-        }
+      auto l2 = [&](int, int e) { return L2[e >> 1]; };
+      auto d = [&](int, int e) { return Dr[e >> 1]; };
+      // key <= t also excludes keys >= T for real rows; rows >= T are never stored.
+      auto valid = [&](int n, int e) {
+        return k0 + n * 8 + 2 * c + (e & 1) <= q0 + r0 + 8 * (e >> 1);
+      };
+      if (k0 + tc::kRows - 1 <= q0 + warp * 16) {  // every key <= every row of the warp
+        probabilities_and_ds<false, NS>(s, dp, scale_log2, l2, d, valid);
+      } else {
+        probabilities_and_ds<true, NS>(s, dp, scale_log2, l2, d, valid);
       }
 #pragma unroll
       for (int kk = 0; kk < NS / 2; ++kk) {  // 16 keys per k-step
@@ -222,7 +242,8 @@ __global__ void __launch_bounds__(WARPS * 32)
 
 // grid (ceil(T/KROWS), NH, B) with KROWS = 16 WARPS keys per block, 32 WARPS threads; shared:
 // Ks, Vs ([KROWS][HS_MAX+8] bf16 each: the block's keys), then two query buffers of [Qs | dOs]
-// ([QT][HS_MAX+8] each), then two of [Ls | Ds] ([QT] fp32 each, from the dq kernel's stats).
+// ([QT][HS_MAX+8] each), then two of [L2s | Ds] ([QT] fp32 each: log2(e) lse and D, from the dq
+// kernel's stats).
 // Warp w owns keys k0+16w..+15 and, per query tile, computes S^T = K Q^T and dP^T = V dO^T
 // (16xQT each), then dV += P^T dO and dK += dS^T Q (16xHS_MAX, P and dS rounded to bf16); dinp's
 // k part += scale dK and v part += dV at the end. Query tile i + 1 is staged while tile i is
@@ -240,7 +261,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
   bf16* Vs = Ks + KROWS * LD;
   bf16* query_buffers = Vs + KROWS * LD;  // buffer j: Qs = query_buffers + 2j QT-row tiles
-  float* stat_buffers = reinterpret_cast<float*>(query_buffers + 4 * QT * LD);  // j: Ls, Ds
+  float* stat_buffers = reinterpret_cast<float*>(query_buffers + 4 * QT * LD);  // j: L2s, Ds
   const int hs = C / NH;
   const int k0 = blockIdx.x * KROWS;  // the first key tiles see the most queries: start them first
   const int h = blockIdx.y, b = blockIdx.z;
@@ -250,8 +271,8 @@ __global__ void __launch_bounds__(WARPS * 32)
   const bf16* dout_b = dout + static_cast<std::size_t>(b) * T * C;
   const std::size_t bh = static_cast<std::size_t>(b) * NH + h;
   const int Tp = padded_rows(T);
-  const float* lse_bh = stats + bh * 2 * Tp;
-  const float* D_bh = lse_bh + Tp;
+  const float* l2_bh = stats + bh * 2 * Tp;  // log2(e) lse
+  const float* D_bh = l2_bh + Tp;
   const float scale_log2 = scale * tc::kLog2e;
   const int key0 = k0 + warp * 16 + g;  // this thread's keys: key0 and key0 + 8
   // Query tiles from the key tile on (causality: t >= key); QT divides KROWS, so they stay
@@ -262,10 +283,10 @@ __global__ void __launch_bounds__(WARPS * 32)
     bf16* Qs = query_buffers + (tile % 2) * 2 * QT * LD;
     tc::stage<QT, HS_MAX, THREADS>(Qs, base, C3, h * hs, q0, T, hs, vec);
     tc::stage<QT, HS_MAX, THREADS>(Qs + QT * LD, dout_b, C, h * hs, q0, T, hs, vec);
-    float* Ls = stat_buffers + (tile % 2) * 2 * QT;
+    float* L2s = stat_buffers + (tile % 2) * 2 * QT;
     for (int i = threadIdx.x; i < 2 * QT / 4; i += THREADS) {  // QT/4 16-byte chunks of each
       const int part = i / (QT / 4), r = (i % (QT / 4)) * 4;
-      ptx::cp_async_16(Ls + part * QT + r, (part == 0 ? lse_bh : D_bh) + q0 + r, true);
+      ptx::cp_async_16(L2s + part * QT + r, (part == 0 ? l2_bh : D_bh) + q0 + r, true);
     }
   };
 
@@ -285,23 +306,31 @@ __global__ void __launch_bounds__(WARPS * 32)
     __syncthreads();          // ... and everyone else's
     const bf16* Qs = query_buffers + (tile % 2) * 2 * QT * LD;
     const bf16* dOs = Qs + QT * LD;
-    const float* Ls = stat_buffers + (tile % 2) * 2 * QT;
-    const float* Ds = Ls + QT;
+    const float* L2s = stat_buffers + (tile % 2) * 2 * QT;  // log2(e) lse
+    const float* Ds = L2s + QT;
     if (tile == 0) own_rows.load_once();
     // Skip a tile wholly before the warp's keys (uniform across the warp).
     if (q0 + QT > k0 + warp * 16) {
       float s[NS][4], dp[NS][4];
       scores_and_dp<HS_MAX, NS>(s, dp, own_rows, Qs, dOs);
-#pragma unroll
-      for (int n = 0; n < NS; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int qr = n * 8 + 2 * c + (e & 1), t = q0 + qr;
-          const bool valid = t >= key0 + 8 * (e >> 1) && t < T;
-          const float p = valid ? exp2f(s[n][e] * scale_log2 - Ls[qr] * tc::kLog2e) : 0.0f;
-          s[n][e] = p;
-          dp[n][e] = p * (dp[n][e] - Ds[qr]);  // ds
-        }
+      // Query qr = n * 8 + 2c + (e & 1) of the tile: its (log2(e) lse, D) pair for e and e ^ 1
+      // in one 8-byte load.
+      auto l2 = [&](int n, int e) {
+        const float2 v = *reinterpret_cast<const float2*>(L2s + n * 8 + 2 * c);
+        return (e & 1) ? v.y : v.x;
+      };
+      auto d = [&](int n, int e) {
+        const float2 v = *reinterpret_cast<const float2*>(Ds + n * 8 + 2 * c);
+        return (e & 1) ? v.y : v.x;
+      };
+      auto valid = [&](int n, int e) {
+        const int t = q0 + n * 8 + 2 * c + (e & 1);
+        return t >= key0 + 8 * (e >> 1) && t < T;
+      };
+      if (q0 >= k0 + warp * 16 + 15 && q0 + QT <= T) {  // every query >= every key, and < T
+        probabilities_and_ds<false, NS>(s, dp, scale_log2, l2, d, valid);
+      } else {
+        probabilities_and_ds<true, NS>(s, dp, scale_log2, l2, d, valid);
       }
 #pragma unroll
       for (int kk = 0; kk < NS / 2; ++kk) {  // 16 queries per k-step

@@ -179,14 +179,25 @@ __global__ void __launch_bounds__(WARPS * 32)
       for (int mt = 0; mt < MT; ++mt) {
         const int row0 = q0 + mt * MT_ROWS + warp * 16 + g;  // rows row0 and row0 + 8
         float mx[2] = {m[mt][0], m[mt][1]};
+        if (k0 + tc::kRows - 1 <= row0 - g) {  // every key <= every row of the m-tile: no mask
 #pragma unroll
-        for (int n = 0; n < NS; ++n) {
+          for (int n = 0; n < NS; ++n) {
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int key = k0 + n * 8 + 2 * c + (e & 1);
-            // key > row also masks keys >= T for real rows (row < T).
-            s[mt][n][e] = key <= row0 + 8 * (e >> 1) ? s[mt][n][e] * scale_log2 : -INFINITY;
-            mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
+            for (int e = 0; e < 4; ++e) {
+              s[mt][n][e] *= scale_log2;
+              mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
+            }
+          }
+        } else {
+#pragma unroll
+          for (int n = 0; n < NS; ++n) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int key = k0 + n * 8 + 2 * c + (e & 1);
+              // key > row also masks keys >= T for real rows (row < T).
+              s[mt][n][e] = key <= row0 + 8 * (e >> 1) ? s[mt][n][e] * scale_log2 : -INFINITY;
+              mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
+            }
           }
         }
         float alpha[2];
