@@ -228,14 +228,9 @@ __global__ void __launch_bounds__(WARPS * 32)
     bf16* dq_t = dinp + (static_cast<std::size_t>(b) * T + t) * C3 + h * hs;
 #pragma unroll
     for (int j = 0; j < NO; ++j) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int d = j * 8 + 2 * c + e;
-        if (d < hs) {
-          const float old = accumulate ? __bfloat162float(dq_t[d]) : 0.0f;
-          dq_t[d] = __float2bfloat16_rn(old + scale * dq[j][2 * i + e]);
-        }
-      }
+      const int d = j * 8 + 2 * c;
+      const float2 old = accumulate ? tc::load_pair(dq_t, d, hs) : make_float2(0.0f, 0.0f);
+      tc::store_pair(dq_t, d, hs, old.x + scale * dq[j][2 * i], old.y + scale * dq[j][2 * i + 1]);
     }
   }
 }
@@ -359,16 +354,13 @@ __global__ void __launch_bounds__(WARPS * 32)
     bf16* row = dinp + (static_cast<std::size_t>(b) * T + key) * C3 + h * hs;
 #pragma unroll
     for (int j = 0; j < NO; ++j) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int d = j * 8 + 2 * c + e;
-        if (d < hs) {
-          const float k_old = accumulate ? __bfloat162float(row[C + d]) : 0.0f;
-          const float v_old = accumulate ? __bfloat162float(row[2 * C + d]) : 0.0f;
-          row[C + d] = __float2bfloat16_rn(k_old + scale * dk[j][2 * i + e]);
-          row[2 * C + d] = __float2bfloat16_rn(v_old + dv[j][2 * i + e]);
-        }
-      }
+      const int d = j * 8 + 2 * c;
+      const float2 zero = make_float2(0.0f, 0.0f);
+      const float2 k_old = accumulate ? tc::load_pair(row + C, d, hs) : zero;
+      const float2 v_old = accumulate ? tc::load_pair(row + 2 * C, d, hs) : zero;
+      tc::store_pair(row + C, d, hs, k_old.x + scale * dk[j][2 * i],
+                     k_old.y + scale * dk[j][2 * i + 1]);
+      tc::store_pair(row + 2 * C, d, hs, v_old.x + dv[j][2 * i], v_old.y + dv[j][2 * i + 1]);
     }
   }
 }

@@ -153,6 +153,27 @@ __device__ __forceinline__ void acc_to_a(std::uint32_t a[4], const float lo[4], 
   a[3] = pack_bf16(hi[2], hi[3]);
 }
 
+// Columns d and d + 1 (d even) of a bf16 row of hs values, as fp32 (0 past hs): one 4-byte load
+// when both lie in the row and the pair is 4-byte aligned (hs even, as in every GPT-2), else
+// element by element. The epilogues' accesses: a quad's lanes then cover 16 contiguous bytes.
+__device__ __forceinline__ float2 load_pair(const bf16* row, int d, int hs) {
+  if (d + 1 < hs && reinterpret_cast<std::uintptr_t>(row + d) % 4 == 0) {
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + d));
+  }
+  return make_float2(d < hs ? __bfloat162float(row[d]) : 0.0f,
+                     d + 1 < hs ? __bfloat162float(row[d + 1]) : 0.0f);
+}
+
+// row[d], row[d + 1] = lo, hi rounded to bf16 (columns >= hs untouched), as load_pair reads.
+__device__ __forceinline__ void store_pair(bf16* row, int d, int hs, float lo, float hi) {
+  if (d + 1 < hs && reinterpret_cast<std::uintptr_t>(row + d) % 4 == 0) {
+    *reinterpret_cast<__nv_bfloat162*>(row + d) = __floats2bfloat162_rn(lo, hi);  // .x = lo
+    return;
+  }
+  if (d < hs) row[d] = __float2bfloat16_rn(lo);
+  if (d + 1 < hs) row[d + 1] = __float2bfloat16_rn(hi);
+}
+
 // Starts staging rows t0..t0+ROWS-1 (zeros past T), columns 0..HS_MAX-1 (zeros past hs) of one
 // head (column offset `col` in rows of `row_stride` elements) into dst [ROWS][ld]. `vec`: hs,
 // col and row_stride are multiples of 8 and src is 16-byte aligned, so 16-byte cp.async copies

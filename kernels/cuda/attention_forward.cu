@@ -257,11 +257,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       bf16* out_t = out + (static_cast<std::size_t>(b) * T + t) * C + h * hs;
 #pragma unroll
       for (int j = 0; j < NO; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int d = j * 8 + 2 * c + e;
-          if (d < hs) out_t[d] = __float2bfloat16_rn(o[mt][j][2 * i + e] * inv);
-        }
+        tc::store_pair(out_t, j * 8 + 2 * c, hs, o[mt][j][2 * i] * inv, o[mt][j][2 * i + 1] * inv);
       }
       if (c == 0) {
         lse[(static_cast<std::size_t>(b) * NH + h) * T + t] = m[mt][i] * tc::kLn2 + logf(l[mt][i]);
