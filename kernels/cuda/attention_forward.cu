@@ -97,6 +97,24 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// s = scale_log2 s over one m-tile's 16 x NS*8 scores (rows row0 and row0 + 8, keys key0 +
+// n * 8 + (e & 1)), -inf where MASKED and key > row (which also masks keys >= T for real rows),
+// and mx = the running max of each row over this thread's elements. MASKED false: a tile wholly
+// inside the causal triangle, without the mask's index arithmetic and compares (same values).
+template <bool MASKED, int NS>
+__device__ __forceinline__ void scale_and_max(float s[NS][4], float mx[2], float scale_log2,
+                                              int key0, int row0) {
+#pragma unroll
+  for (int n = 0; n < NS; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const bool valid = !MASKED || key0 + n * 8 + (e & 1) <= row0 + 8 * (e >> 1);
+      s[n][e] = valid ? s[n][e] * scale_log2 : -INFINITY;
+      mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
+    }
+  }
+}
+
 // bf16 storage, tensor cores. WARPS warps of MT 16-row m-tiles each: a block owns
 // QROWS = 16 WARPS MT query rows (AttentionTiling; the default 4 warps x 2 m-tiles at hs <= 64
 // lets each K and V fragment loaded from shared memory feed two mma, as shared memory, not the
@@ -179,26 +197,11 @@ __global__ void __launch_bounds__(WARPS * 32)
       for (int mt = 0; mt < MT; ++mt) {
         const int row0 = q0 + mt * MT_ROWS + warp * 16 + g;  // rows row0 and row0 + 8
         float mx[2] = {m[mt][0], m[mt][1]};
-        if (k0 + tc::kRows - 1 <= row0 - g) {  // every key <= every row of the m-tile: no mask
-#pragma unroll
-          for (int n = 0; n < NS; ++n) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              s[mt][n][e] *= scale_log2;
-              mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
-            }
-          }
+        const int key0 = k0 + 2 * c;  // this thread's keys: key0 + n * 8 + (e & 1)
+        if (k0 + tc::kRows - 1 <= row0 - g) {  // every key <= every row of the m-tile
+          scale_and_max<false, NS>(s[mt], mx, scale_log2, key0, row0);
         } else {
-#pragma unroll
-          for (int n = 0; n < NS; ++n) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              const int key = k0 + n * 8 + 2 * c + (e & 1);
-              // key > row also masks keys >= T for real rows (row < T).
-              s[mt][n][e] = key <= row0 + 8 * (e >> 1) ? s[mt][n][e] * scale_log2 : -INFINITY;
-              mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
-            }
-          }
+          scale_and_max<true, NS>(s[mt], mx, scale_log2, key0, row0);
         }
         float alpha[2];
 #pragma unroll
