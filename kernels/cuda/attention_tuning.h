@@ -35,8 +35,9 @@ std::size_t attention_tuning_scratch_bytes(int B, int T, int C, int NH, DType dt
 
 // Times every shape on `stream` (one untimed call, then `reps` calls, waited for with
 // synchronize: host clock) on synthetic inputs written into `scratch`, and returns the
-// fastest forward and backward shapes. Blocks the host for about 20 x (reps + 1) calls of each
-// op (~0.2 s for GPT-2 124M at B=16, T=1024 on an H200-class GPU).
+// fastest forward and backward shapes. Blocks the host for 4 x (reps + 1) forward and
+// 16 x (reps + 1) backward calls: about 0.2 s for GPT-2 124M at B=16, T=1024 if each takes
+// what run 6 measured on an H200 (0.3 and 1.8 ms; docs/gpu-results.md), not itself measured.
 AttentionTuning tune_attention(void* scratch, std::size_t scratch_bytes, int B, int T, int C,
                                int NH, DType dt, Stream stream, int reps = 5);
 
