@@ -153,10 +153,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   const float scale_log2 = scale * tc::kLog2e;
   const int r0 = warp * 16 + g;  // this thread's tile rows: r0 and r0 + 8
   auto stage_keys = [&](int tile) {
-    bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
-    tc::stage<tc::kRows, HS_MAX, THREADS>(Ks, base, C3, C + h * hs, tile * tc::kRows, T, hs, vec);
-    tc::stage<tc::kRows, HS_MAX, THREADS>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs,
-                                          tile * tc::kRows, T, hs, vec);
+    tc::stage_key_tile<HS_MAX, THREADS>(key_buffers, tile, base, C, h * hs, T, hs, vec);
   };
 
   tc::stage<QROWS, HS_MAX, THREADS>(Qs, base, C3, h * hs, q0, T, hs, vec);
@@ -187,7 +184,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     ptx::cp_async_commit();
     ptx::cp_async_wait<1>();  // this thread's copies of Q, dO and this tile have landed
     __syncthreads();          // ... and everyone else's
-    const bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
+    const bf16* Ks = tc::key_buffer<HS_MAX>(key_buffers, tile);
     const bf16* Vs = Ks + tc::kRows * LD;
     if (tile == 0) own_rows.load_once();
     // Skip a tile wholly past the warp's rows (uniform across the warp).

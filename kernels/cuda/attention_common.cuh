@@ -202,6 +202,25 @@ __device__ __forceinline__ void stage(bf16* dst, const bf16* src, std::size_t ro
   }
 }
 
+// Buffer tile % 2 of the forward's and dq kernel's double-buffered key tiles: [Ks | Vs], 64
+// rows of kLd<HS_MAX> each.
+template <int HS_MAX>
+__device__ __forceinline__ bf16* key_buffer(bf16* buffers, int tile) {
+  return buffers + (tile % 2) * 2 * kRows * kLd<HS_MAX>;
+}
+
+// Starts staging key tile `tile` (keys 64 tile ..) of the head at column head_col: its K and V
+// from the (T, 3C) rows of `base` into key_buffer(buffers, tile), as stage() does.
+template <int HS_MAX, int THREADS>
+__device__ __forceinline__ void stage_key_tile(bf16* buffers, int tile, const bf16* base, int C,
+                                               int head_col, int T, int hs, bool vec) {
+  bf16* Ks = key_buffer<HS_MAX>(buffers, tile);
+  const std::size_t C3 = 3 * static_cast<std::size_t>(C);
+  stage<kRows, HS_MAX, THREADS>(Ks, base, C3, C + head_col, tile * kRows, T, hs, vec);
+  stage<kRows, HS_MAX, THREADS>(Ks + kRows * kLd<HS_MAX>, base, C3, 2 * C + head_col,
+                                tile * kRows, T, hs, vec);
+}
+
 // Whether stage() may use 16-byte loads for tensors of row stride C or 3C at these pointers.
 inline bool can_vectorize(int C, int NH, std::initializer_list<const void*> ptrs) {
   if ((C / NH) % 8 != 0 || C % 8 != 0) return false;

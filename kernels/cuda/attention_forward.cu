@@ -144,10 +144,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   const std::size_t C3 = 3 * static_cast<std::size_t>(C);
   const bf16* base = inp + static_cast<std::size_t>(b) * T * C3;
   auto stage_keys = [&](int tile) {
-    bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
-    tc::stage<tc::kRows, HS_MAX, THREADS>(Ks, base, C3, C + h * hs, tile * tc::kRows, T, hs, vec);
-    tc::stage<tc::kRows, HS_MAX, THREADS>(Ks + tc::kRows * LD, base, C3, 2 * C + h * hs,
-                                          tile * tc::kRows, T, hs, vec);
+    tc::stage_key_tile<HS_MAX, THREADS>(key_buffers, tile, base, C, h * hs, T, hs, vec);
   };
 
   tc::stage<QROWS, HS_MAX, THREADS>(Qs, base, C3, h * hs, q0, T, hs, vec);
@@ -168,7 +165,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     ptx::cp_async_commit();
     ptx::cp_async_wait<1>();  // this thread's copies of Q and of this tile have landed
     __syncthreads();          // ... and everyone else's
-    const bf16* Ks = key_buffers + (tile % 2) * 2 * tc::kRows * LD;
+    const bf16* Ks = tc::key_buffer<HS_MAX>(key_buffers, tile);
     const bf16* Vs = Ks + tc::kRows * LD;
 
     // A key tile wholly past the warp's last row (8 warps: its first half, at the block's
