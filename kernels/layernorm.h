@@ -1,5 +1,6 @@
 // LayerNorm over the last axis, eps 1e-5. N = B*T rows of C values. mean and rstd (N) are
-// saved by the forward for the backward. Backward accumulates into dinp, dweight, dbias.
+// saved by the forward for the backward. Backward accumulates into dinp, dweight, dbias; a
+// null dinp skips the input gradient, a null dweight both parameter gradients.
 #pragma once
 
 namespace pptrain::kernels::cpu {

@@ -1,7 +1,8 @@
 // Linear layer as in PyTorch: weight is stored (OC, C). inp (N,C), out (N,OC).
 // Forward: out = inp @ weight^T + bias (bias may be null). Backward accumulates:
 // dinp (N,C) += dout @ weight, dweight (OC,C) += dout^T @ inp, dbias (OC) += sum_n dout.
-// dinp and dbias may be null to skip them. F = float uses OpenBLAS sgemm, F = double dgemm.
+// Any of dinp, dweight, dbias may be null to skip it (a split backward runs the input
+// gradient and the weight gradients at different times). F = float uses OpenBLAS sgemm, F = double dgemm.
 #pragma once
 
 namespace pptrain::kernels::cpu {

@@ -59,12 +59,14 @@ void residual_layernorm_forward(F* residual, F* out, F* mean, F* rstd, const F* 
 //   dinp = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
 // dinp is row-parallel; dweight/dbias sum over rows, so they are done in a second pass in which
 // each thread owns a block of channels and visits the rows in order (deterministic, no races).
+// A null dinp skips the first pass, a null dweight the second (then dbias is not read).
 template <typename F>
 void layernorm_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp, const F* weight,
                         const F* mean, const F* rstd, int N, int C) {
   const bool par = std::ptrdiff_t{N} * C >= kMinParallelWork;
+  const int dinp_rows = dinp != nullptr ? N : 0;
 #pragma omp parallel for schedule(static) if (par)
-  for (int n = 0; n < N; ++n) {
+  for (int n = 0; n < dinp_rows; ++n) {
     const std::ptrdiff_t off = std::ptrdiff_t{n} * C;
     const F* x = inp + off;
     const F* dy = dout + off;
@@ -86,6 +88,7 @@ void layernorm_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* i
     }
   }
 
+  if (dweight == nullptr) return;
   const int nblocks = (C + kChannelBlock - 1) / kChannelBlock;
 #pragma omp parallel for schedule(static) if (par)
   for (int blk = 0; blk < nblocks; ++blk) {

@@ -46,7 +46,8 @@ void matmul_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp,
     if (dinp != nullptr)
       gemm(CblasNoTrans, CblasNoTrans, N, C, OC, dout, OC, weight, C, F(1), dinp, C);
     // dweight (OC,C) += dout^T (OC,N) @ inp (N,C)
-    gemm(CblasTrans, CblasNoTrans, OC, C, N, dout, OC, inp, C, F(1), dweight, C);
+    if (dweight != nullptr)
+      gemm(CblasTrans, CblasNoTrans, OC, C, N, dout, OC, inp, C, F(1), dweight, C);
   }
   if (dbias == nullptr) return;
   // dbias (OC) += sum over rows of dout: threads own output-channel blocks and visit rows in
