@@ -11,6 +11,8 @@ namespace {
 
 Action forward(int stage, int mb) { return {stage, ActionKind::Forward, mb}; }
 Action backward(int stage, int mb) { return {stage, ActionKind::Backward, mb}; }
+Action backward_input(int stage, int mb) { return {stage, ActionKind::BackwardInput, mb}; }
+Action backward_weight(int stage, int mb) { return {stage, ActionKind::BackwardWeight, mb}; }
 
 Schedule empty_schedule(std::string name, int ranks, int virtual_stages, int micro_batches) {
   check_shape(ranks, virtual_stages, micro_batches);
@@ -63,6 +65,31 @@ Schedule one_f_one_b(int ranks, int micro_batches) {
     // Rank r's first backward (micro-batch 0) can start once micro-batch 0 has gone through
     // the p-1-r later ranks and its gradient came back; those p-1-r forwards fill the wait.
     s.actions[r] = one_f_one_b_list(forwards, backwards, ranks - 1 - r);
+  }
+  return s;
+}
+
+// 1F1B with each B split into I (the input gradient, which the previous stage waits for) and
+// W (the weight gradient, which nobody waits for). Rank r runs W(k - r) right after I(k):
+// the later a rank is in the pipeline, the more of its W it keeps back, and at the end those
+// kept-back W fill the time in which 1F1B's cooldown waits for gradients to come back.
+// With unit costs F = I = W = 1 and m >= p, every rank is idle for exactly p-1 units, 1F1B's
+// with B = 2 is 3(p-1). Stage r then holds at most p micro-batches (forward done, W not
+// yet): the first stage's 1F1B peak, now on every stage (ZB-H1 of Qi et al., 2023).
+Schedule zero_bubble_h1(int ranks, int micro_batches) {
+  Schedule s = empty_schedule("zb-h1", ranks, 1, micro_batches);
+  const int p = ranks, m = micro_batches;
+  for (int r = 0; r < p; ++r) {
+    std::vector<Action>& list = s.actions[r];
+    const int warmup = std::min(p - 1 - r, m);
+    int next_w = 0;
+    for (int k = 0; k < warmup; ++k) list.push_back(forward(r, k));
+    for (int k = 0; k < m; ++k) {
+      if (k + warmup < m) list.push_back(forward(r, k + warmup));
+      list.push_back(backward_input(r, k));
+      if (k >= r) list.push_back(backward_weight(r, next_w++));
+    }
+    while (next_w < m) list.push_back(backward_weight(r, next_w++));
   }
   return s;
 }
@@ -120,8 +147,13 @@ Schedule generate(std::string_view name, int ranks, int virtual_stages, int micr
     return name == "gpipe" ? gpipe(ranks, micro_batches) : one_f_one_b(ranks, micro_batches);
   }
   if (name == "interleaved") return interleaved_1f1b(ranks, virtual_stages, micro_batches);
+  if (name == "zb-h1") {
+    PPT_CHECK(virtual_stages == 1,
+              "schedule zb-h1 runs one stage per rank, but virtual_stages is {}", virtual_stages);
+    return zero_bubble_h1(ranks, micro_batches);
+  }
   PPT_THROW(
-      "unknown schedule '{}': expected gpipe, 1f1b or interleaved (or csv:<path> for a "
+      "unknown schedule '{}': expected gpipe, 1f1b, interleaved or zb-h1 (or csv:<path> for a "
       "schedule file)",
       name);
 }

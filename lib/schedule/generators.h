@@ -1,5 +1,5 @@
 // Schedule generators: pure functions (p ranks, v chunks per rank, m micro-batches) ->
-// compute-only schedules (F and B; I/W are in the IR for zero-bubble schedules later).
+// compute-only schedules (F and B; zb-h1 splits B into I and W).
 // Every result passes validate() for all p, v, m >= 1 (test_schedule_properties.cpp).
 #pragma once
 
@@ -23,8 +23,14 @@ Schedule one_f_one_b(int ranks, int micro_batches);
 // is (p-1)/(v*m + p-1). With v = 1 it equals one_f_one_b. See generators.cpp for the order.
 Schedule interleaved_1f1b(int ranks, int virtual_stages, int micro_batches);
 
-// By name: "gpipe", "1f1b", "interleaved". Throws for an unknown name or a combination the
-// schedule cannot run (v > 1 with gpipe or 1f1b). A user CSV goes through load_schedule_csv.
+// Zero-bubble ZB-H1: 1F1B with B split into I (input gradient) and W (weight gradient), rank
+// r holding back r of its W to fill the cooldown (v = 1). With F = I = W = 1 and m >= p the
+// bubble is (p-1)/(3m+p-1), a third of 1F1B's; every stage holds at most min(p, m)
+// micro-batches (forward done, W not yet).
+Schedule zero_bubble_h1(int ranks, int micro_batches);
+
+// By name: "gpipe", "1f1b", "interleaved", "zb-h1". Throws for an unknown name or a combination the
+// schedule cannot run (v > 1 with gpipe, 1f1b or zb-h1). A user CSV goes through load_schedule_csv.
 Schedule generate(std::string_view name, int ranks, int virtual_stages, int micro_batches);
 
 }  // namespace pptrain::schedule

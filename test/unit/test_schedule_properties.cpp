@@ -34,6 +34,7 @@ std::vector<Case> small_cases() {
     for (int m = 1; m <= 16; ++m) {
       cases.push_back({"gpipe", p, 1, m});
       cases.push_back({"1f1b", p, 1, m});
+      cases.push_back({"zb-h1", p, 1, m});
       for (int v = 1; v <= 4; ++v) cases.push_back({"interleaved", p, v, m});
     }
   }
@@ -75,13 +76,15 @@ void check_timeline_respects_dependencies(const Schedule& s, const SimResult& si
         REQUIRE(t.start >= end[key(ActionKind::Forward, a.stage - 1, a.micro_batch)] +
                                (remote ? comm : 0.0) - 1e-9);
       }
-      if (a.kind == ActionKind::Backward) {
+      if (makes_input_grad(a.kind)) {
         REQUIRE(t.start >= end[key(ActionKind::Forward, a.stage, a.micro_batch)] - 1e-9);
         if (a.stage < S - 1) {
           const bool remote = s.rank_of_stage(a.stage) != s.rank_of_stage(a.stage + 1);
-          REQUIRE(t.start >= end[key(ActionKind::Backward, a.stage + 1, a.micro_batch)] +
-                                 (remote ? comm : 0.0) - 1e-9);
+          REQUIRE(t.start >= end[key(a.kind, a.stage + 1, a.micro_batch)] + (remote ? comm : 0.0) - 1e-9);
         }
+      }
+      if (a.kind == ActionKind::BackwardWeight) {
+        REQUIRE(t.start >= end[key(ActionKind::BackwardInput, a.stage, a.micro_batch)] - 1e-9);
       }
     }
   }
@@ -140,7 +143,7 @@ TEST_CASE("A schedule whose channel order differs between sender and receiver is
         "rank 0 sends its activations to rank 1 in an order rank 1 does not receive them in");
 }
 
-TEST_CASE("Thousands of (p, v, m) validate; interleaved never worse than 1F1B", "[schedule]") {
+TEST_CASE("Thousands of (p, v, m) validate; interleaved and zb-h1 never worse than 1F1B", "[schedule]") {
   // DESIGN.md section 4: the validator runs over thousands of triples.
   int checked = 0;
   for (int p = 1; p <= 16; ++p) {
@@ -148,8 +151,11 @@ TEST_CASE("Thousands of (p, v, m) validate; interleaved never worse than 1F1B", 
       INFO("p=" << p << " m=" << m);
       require_valid(gpipe(p, m));
       require_valid(one_f_one_b(p, m));
-      checked += 2;
       const double one_f_one_b_bubble = double(p - 1) / (m + p - 1);
+      const Schedule zb = zero_bubble_h1(p, m);
+      require_valid(zb);
+      REQUIRE(simulate(zb).bubble <= one_f_one_b_bubble + kBubbleTolerance);
+      checked += 3;
       for (int v = 1; v <= 4; ++v, ++checked) {
         INFO("interleaved v=" << v);
         const Schedule s = interleaved_1f1b(p, v, m);
@@ -161,7 +167,7 @@ TEST_CASE("Thousands of (p, v, m) validate; interleaved never worse than 1F1B", 
       }
     }
   }
-  CHECK(checked == 3840);
+  CHECK(checked == 4480);
 }
 
 TEST_CASE("Lowering: sends follow their compute, receives precede it", "[schedule]") {
@@ -199,8 +205,11 @@ TEST_CASE("Large schedules validate", "[schedule]") {
   require_valid(one_f_one_b(64, 512));
   require_valid(interleaved_1f1b(16, 4, 64));
   require_valid(interleaved_1f1b(16, 4, 67));  // partial last group
+  require_valid(zero_bubble_h1(64, 512));
   const SimResult sim = simulate(one_f_one_b(64, 512));
   CHECK(sim.bubble == Approx(63.0 / (512 + 63)).epsilon(0).margin(kBubbleTolerance));
+  CHECK(simulate(zero_bubble_h1(64, 512)).bubble ==
+        Approx(63.0 / (3 * 512 + 63)).epsilon(0).margin(kBubbleTolerance));
 }
 
 TEST_CASE("Interleaved with one chunk per rank is 1F1B", "[schedule]") {
@@ -258,15 +267,58 @@ TEST_CASE("Interleaved bubble is (p-1)/(v*m+p-1) with chunk costs F=1/v, B=2/v",
   }
 }
 
-TEST_CASE("Peak in-flight micro-batches: 1F1B min(p-i, m) on stage i, GPipe m", "[schedule]") {
+TEST_CASE("zb-h1 bubble is (p-1)/(3m+p-1) with F=I=W=1 and m >= p, a third of 1F1B's", "[schedule]") {
+  for (int p = 1; p <= 8; ++p) {
+    for (int m = 1; m <= 16; ++m) {
+      INFO("p=" << p << " m=" << m);
+      const SimResult sim = simulate(zero_bubble_h1(p, m));
+      const double one_f_one_b_bubble = double(p - 1) / (m + p - 1);
+      if (m >= p) {
+        // Every rank is idle p-1 units of a makespan of 3m + p-1 (1F1B: 3(p-1) of 3(m+p-1)).
+        const double expected = double(p - 1) / (3 * m + p - 1);
+        CHECK(sim.makespan == Approx(3.0 * m + p - 1).epsilon(0).margin(1e-9));
+        CHECK(sim.bubble == Approx(expected).epsilon(0).margin(kBubbleTolerance));
+        for (double b : sim.bubble_per_rank) {
+          CHECK(b == Approx(expected).epsilon(0).margin(kBubbleTolerance));
+        }
+      } else {
+        // Too few micro-batches to fill the warm-up: no closed form, but still under 1F1B's.
+        CHECK(sim.bubble <= one_f_one_b_bubble + kBubbleTolerance);
+      }
+      if (p > 1) CHECK(sim.bubble < one_f_one_b_bubble);
+    }
+  }
+}
+
+TEST_CASE("zb-h1 without its split is 1F1B: the same F and B order per rank", "[schedule]") {
+  for (int p = 1; p <= 8; ++p) {
+    for (int m = 1; m <= 16; ++m) {
+      INFO("p=" << p << " m=" << m);
+      Schedule merged = zero_bubble_h1(p, m);
+      for (auto& list : merged.actions) {
+        std::erase_if(list, [](const Action& a) { return a.kind == ActionKind::BackwardWeight; });
+        for (Action& a : list) {
+          if (a.kind == ActionKind::BackwardInput) a.kind = ActionKind::Backward;
+        }
+      }
+      CHECK(merged.actions == one_f_one_b(p, m).actions);
+    }
+  }
+}
+
+TEST_CASE("Peak in-flight micro-batches: 1F1B min(p-i, m) on stage i, GPipe m, zb-h1 min(p, m)", "[schedule]") {
   for (int p = 1; p <= 8; ++p) {
     for (int m = 1; m <= 16; ++m) {
       INFO("p=" << p << " m=" << m);
       const SimResult f1b1 = simulate(one_f_one_b(p, m));
       const SimResult gp = simulate(gpipe(p, m));
+      // zb-h1 keeps a micro-batch until its W: min(p, m) on every stage, 1F1B's first-stage
+      // peak, so the largest stash of any rank does not grow.
+      const SimResult zb = simulate(zero_bubble_h1(p, m));
       for (int i = 0; i < p; ++i) {
         CHECK(f1b1.peak_in_flight[i] == std::min(p - i, m));
         CHECK(gp.peak_in_flight[i] == m);
+        CHECK(zb.peak_in_flight[i] == std::min(p, m));
       }
     }
   }
