@@ -38,10 +38,8 @@ Command add_plan_command(CLI::App& app) {
       fmt::print("wrote {}\n", path);
     };
     if (!o->trace_path.empty()) {
-      schedule::ActionCosts costs;
-      costs.forward = 1.0 / config.pipeline.virtual_stages;
-      costs.backward = 2.0 / config.pipeline.virtual_stages;
-      write(o->trace_path, schedule::to_chrome_trace(schedule::simulate(plan.lowered, costs)));
+      write(o->trace_path,
+            schedule::to_chrome_trace(schedule::simulate(plan.lowered, plan_costs(config.pipeline))));
     }
     if (!o->csv_path.empty()) write(o->csv_path, schedule::to_csv(plan.compute_only));
     return 0;

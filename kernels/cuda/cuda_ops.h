@@ -127,8 +127,8 @@ class CublasLtContext {
 void matmul_forward(CublasLtContext& ctx, void* out, const void* inp, const void* weight,
                     const void* bias, int N, int C, int OC, DType dt, Stream stream,
                     void* gelu_pre = nullptr);
-// dinp (N,C) += dout @ weight (skipped when null), dweight (OC,C) += dout^T @ inp (fp32),
-// dbias (OC) += column sums of dout (fp32; skipped when null). The backward of the layer after
+// dinp (N,C) += dout @ weight, dweight (OC,C) += dout^T @ inp (fp32), dbias (OC) += column
+// sums of dout (fp32); each skipped when null (a split backward runs them apart). The backward of the layer after
 // a GELU is matmul_backward_gelu (below), which also applies GELU's derivative. With accumulate_dinp false, dinp =
 // dout @ weight instead: its old contents are never read (cuBLASLt's beta = 0), which saves
 // the zeroing pass a fresh gradient buffer would otherwise need.
@@ -138,7 +138,7 @@ void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* db
 
 // The backward of a layer whose input is inp = GELU(gelu_pre) (N,C), such as an MLP's output
 // projection: dgelu_pre (N,C) = (dout @ weight) * gelu'(gelu_pre) is written (its old contents
-// are never read), dweight and dbias += as in matmul_backward. Fused in cuBLASLt's DGELU
+// are never read), dweight and dbias += as in matmul_backward (null skips them). Fused in cuBLASLt's DGELU
 // epilogue when C % 8 == 0, both pre-activation pointers are 16-byte aligned and an algorithm
 // exists (one pass over (N,C) instead of three); otherwise dout @ weight goes to `scratch`
 // (N,C in dt; unused when fused, may then be null) and gelu_backward makes dgelu_pre.

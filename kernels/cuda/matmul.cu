@@ -195,7 +195,6 @@ void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* db
                      DType dt, Stream stream, bool accumulate_dinp) {
   checks::matmul_shape("matmul_backward", N, C, OC);
   if (N == 0) return;
-  PPT_CHECK(dweight != nullptr, "matmul_backward: dweight is required");
   CublasLtContext::Impl& c = ctx.impl();
   const cudaStream_t s = to_cuda(stream);
   const cudaDataType_t t = cuda_type(dt);
@@ -206,9 +205,11 @@ void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* db
               Operand{dinp, t, C, N, C, e}, accumulate_dinp ? 1.0f : 0.0f,
               CUBLASLT_EPILOGUE_DEFAULT, nullptr, nullptr, 0, s, false);
   }
-  lt_matmul(c, false, true, Operand{inp, t, C, N, C, e}, dout_op,
-            Operand{dweight, CUDA_R_32F, C, OC, C, sizeof(float)}, 1.0f,
-            CUBLASLT_EPILOGUE_DEFAULT, nullptr, nullptr, 0, s, false);
+  if (dweight != nullptr) {
+    lt_matmul(c, false, true, Operand{inp, t, C, N, C, e}, dout_op,
+              Operand{dweight, CUDA_R_32F, C, OC, C, sizeof(float)}, 1.0f,
+              CUBLASLT_EPILOGUE_DEFAULT, nullptr, nullptr, 0, s, false);
+  }
   if (dbias != nullptr) {
     dispatch_dtype(dt, [&](auto tag) {
       using S = typename decltype(tag)::type;

@@ -208,85 +208,202 @@ void CpuStageModel::forward_block(CpuStash& stash, int layer, const float* x) {
 
 void CpuStageModel::backward(Stash& base, const float* dout) {
   CpuStash& stash = static_cast<CpuStash&>(base);
-  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels;
-  const std::size_t N = static_cast<std::size_t>(B) * T;
-  // The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_.
+  PPT_CHECK(!stash.weight_grads_pending, "backward on a micro-batch whose split backward awaits its W");
+  backward_pass(stash, dout, false);
+}
+
+void CpuStageModel::backward_input(Stash& base, const float* dout) {
+  CpuStash& stash = static_cast<CpuStash&>(base);
+  PPT_CHECK(!stash.weight_grads_pending, "backward_input twice before backward_weight");
+  backward_pass(stash, dout, true);
+  stash.weight_grads_pending = true;
+}
+
+void CpuStageModel::backward_weight(Stash& base) {
+  CpuStash& stash = static_cast<CpuStash&>(base);
+  PPT_CHECK(stash.weight_grads_pending, "backward_weight needs the backward_input of the same micro-batch first");
+  // Top down, as in backward_pass: each parameter gets the same sums in the same order.
+  for (int layer = end_layer_ - 1; layer >= first_layer_; --layer) {
+    const LayerGradients g = layer_gradients(stash, layer, true);
+    switch (shape_.layer_kind(layer)) {
+      case LayerKind::LayerKindHead: head_weight_grads(stash, layer, g); break;
+      case LayerKind::LayerKindBlock: block_weight_grads(stash, layer, layer_input(stash, layer), g); break;
+      case LayerKind::LayerKindEmbedding: {
+        const LayerTensors& t = layers_[0];
+        k::encoder_backward(t.g[EMB_WTE], t.g[EMB_WPE], g.dout, stash.tokens.data(), stash.B,
+                            shape_.max_seq_len, shape_.channels);
+        break;
+      }
+    }
+  }
+  stash.weight_grads_pending = false;
+}
+
+// The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_. A whole
+// backward makes each layer's parameter gradients right after its input gradient, from
+// scratch; a split one keeps what they need in the stash for backward_weight.
+void CpuStageModel::backward_pass(CpuStash& stash, const float* dout, bool split) {
+  const std::size_t NC = static_cast<std::size_t>(stash.B) * shape_.max_seq_len * shape_.channels;
   float* cur = grad_a_.data();
   float* next = grad_b_.data();
   int layer = end_layer_ - 1;
-  auto layer_input = [&](int l) -> const float* {
-    if (l == first_layer_) return stash.input.data();
-    float* prev = stash.layer[l - 1 - first_layer_].data();
-    switch (shape_.layer_kind(l - 1)) {
-      case LayerKind::LayerKindEmbedding: return prev;
-      case LayerKind::LayerKindBlock: return prev + BlockLayout(B, T, C, shape_.n_head).out;
-      case LayerKind::LayerKindHead: break;
-    }
-    PPT_THROW("layer {} follows the head", l);
-  };
   if (has_head()) {
     PPT_CHECK(stash.has_dlogits, "backward on the last stage needs a forward with targets and need_grad");
-    const HeadLayout h(N, C, shape_.padded_vocab_size);
-    float* a = stash.layer[layer - first_layer_].data();
-    const LayerTensors& t = layers_[layer - first_layer_];
-    float* dlnf = scratch_.data();
-    zero(dlnf, N * C);
-    k::matmul_backward(dlnf, t.g[HEAD_WTE], static_cast<float*>(nullptr), a + h.logits, a + h.lnf,
-                       t.p[HEAD_WTE], static_cast<int>(N), C, shape_.padded_vocab_size);
-    zero(cur, N * C);
-    k::layernorm_backward(cur, t.g[HEAD_LNFW], t.g[HEAD_LNFB], dlnf, layer_input(layer),
-                          t.p[HEAD_LNFW], a + h.lnf_mean, a + h.lnf_rstd, static_cast<int>(N), C);
+    const LayerGradients g = layer_gradients(stash, layer, split);
+    head_input_grad(stash, layer, g, cur);
+    if (!split) head_weight_grads(stash, layer, g);
     --layer;
   } else {
     PPT_CHECK(dout != nullptr, "stage ending at layer {} needs the output gradient", end_layer_ - 1);
-    std::copy(dout, dout + N * C, cur);
+    std::copy(dout, dout + NC, cur);
   }
   for (; layer >= first_layer_; --layer) {
+    LayerGradients g = layer_gradients(stash, layer, split);
+    if (split) {
+      std::copy(cur, cur + NC, g.dout);
+    } else {
+      g.dout = cur;
+    }
     if (shape_.layer_kind(layer) == LayerKind::LayerKindEmbedding) {
       const LayerTensors& t = layers_[0];
-      k::encoder_backward(t.g[EMB_WTE], t.g[EMB_WPE], cur, stash.tokens.data(), B, T, C);
+      if (!split) {
+        k::encoder_backward(t.g[EMB_WTE], t.g[EMB_WPE], g.dout, stash.tokens.data(), stash.B,
+                            shape_.max_seq_len, shape_.channels);
+      }
       break;
     }
-    backward_block(stash, layer, layer_input(layer), cur, next);
+    const float* x = layer_input(stash, layer);
+    block_input_grad(stash, layer, x, g, next);
+    if (!split) block_weight_grads(stash, layer, x, g);
     std::swap(cur, next);
   }
   input_grad_ = has_embedding() ? nullptr : cur;
 }
 
-void CpuStageModel::backward_block(CpuStash& stash, int layer, const float* x, const float* dout,
-                                float* dinp) {
+const float* CpuStageModel::layer_input(const CpuStash& stash, int layer) const {
+  if (layer == first_layer_) return stash.input.data();
+  const float* prev = stash.layer[layer - 1 - first_layer_].data();
+  switch (shape_.layer_kind(layer - 1)) {
+    case LayerKind::LayerKindEmbedding: return prev;
+    case LayerKind::LayerKindBlock:
+      return prev + BlockLayout(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head).out;
+    case LayerKind::LayerKindHead: break;
+  }
+  PPT_THROW("layer {} follows the head", layer);
+}
+
+// Block scratch (units of N*C floats): dfch_gelu [0,4), dfch [4,8), dln2 [8,9), dres2 [9,10),
+// datty [10,11), dqkv [11,14); dln1 reuses [0,1), dead once GELU's backward has run. The head
+// uses [0,1) for dlnf and runs its weight half before the blocks reuse it. A split backward
+// keeps dout, dfch, dln2, dres2, dqkv and dln1 in the stash instead: 11 N*C per block.
+CpuStageModel::LayerGradients CpuStageModel::layer_gradients(CpuStash& stash, int layer, bool split) {
+  const std::size_t NC = static_cast<std::size_t>(stash.B) * shape_.max_seq_len * shape_.channels;
+  const LayerKind kind = shape_.layer_kind(layer);
+  float* base = scratch_.data();
+  if (split) {
+    if (stash.kept_gradients.empty()) stash.kept_gradients.resize(end_layer_ - first_layer_);
+    FloatBuffer& kept = stash.kept_gradients[layer - first_layer_];
+    const std::size_t floats = kind == LayerKind::LayerKindBlock ? 11 * NC : NC;
+    if (kept.size() != floats) kept = FloatBuffer(memory_, MemCategory::Activations, floats);
+    base = kept.data();
+  }
+  LayerGradients g;
+  switch (kind) {
+    case LayerKind::LayerKindHead: g.dlnf = base; break;
+    case LayerKind::LayerKindEmbedding: g.dout = split ? base : nullptr; break;
+    case LayerKind::LayerKindBlock:
+      if (split) {
+        g.dout = base;
+        g.dfch = base + NC;
+        g.dln2 = base + 5 * NC;
+        g.dres2 = base + 6 * NC;
+        g.dqkv = base + 7 * NC;
+        g.dln1 = base + 10 * NC;
+      } else {
+        g.dfch = base + 4 * NC;
+        g.dln2 = base + 8 * NC;
+        g.dres2 = base + 9 * NC;
+        g.dqkv = base + 11 * NC;
+        g.dln1 = base;
+      }
+      break;
+  }
+  return g;
+}
+
+void CpuStageModel::head_input_grad(CpuStash& stash, int layer, const LayerGradients& g, float* dinp) {
+  const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
+  const HeadLayout h(N, C, shape_.padded_vocab_size);
+  const float* a = stash.layer[layer - first_layer_].data();
+  const LayerTensors& t = layers_[layer - first_layer_];
+  const std::size_t NC = static_cast<std::size_t>(N) * C;
+  zero(g.dlnf, NC);
+  k::matmul_backward(g.dlnf, static_cast<float*>(nullptr), static_cast<float*>(nullptr), a + h.logits,
+                     a + h.lnf, t.p[HEAD_WTE], N, C, shape_.padded_vocab_size);
+  zero(dinp, NC);
+  k::layernorm_backward(dinp, static_cast<float*>(nullptr), static_cast<float*>(nullptr), g.dlnf,
+                        layer_input(stash, layer), t.p[HEAD_LNFW], a + h.lnf_mean, a + h.lnf_rstd, N, C);
+}
+
+void CpuStageModel::head_weight_grads(CpuStash& stash, int layer, const LayerGradients& g) {
+  const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
+  const HeadLayout h(N, C, shape_.padded_vocab_size);
+  const float* a = stash.layer[layer - first_layer_].data();
+  const LayerTensors& t = layers_[layer - first_layer_];
+  k::matmul_backward(static_cast<float*>(nullptr), t.g[HEAD_WTE], static_cast<float*>(nullptr),
+                     a + h.logits, a + h.lnf, t.p[HEAD_WTE], N, C, shape_.padded_vocab_size);
+  k::layernorm_backward(static_cast<float*>(nullptr), t.g[HEAD_LNFW], t.g[HEAD_LNFB], g.dlnf,
+                        layer_input(stash, layer), t.p[HEAD_LNFW], a + h.lnf_mean, a + h.lnf_rstd, N, C);
+}
+
+void CpuStageModel::block_input_grad(CpuStash& stash, int layer, const float* x,
+                                     const LayerGradients& g, float* dinp) {
   const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
   const std::size_t NC = static_cast<std::size_t>(N) * C;
   const BlockLayout l(B, T, C, NH);
   const float* a = stash.layer[layer - first_layer_].data();
   const std::vector<float*>& p = layers_[layer - first_layer_].p;
-  const std::vector<float*>& g = layers_[layer - first_layer_].g;
-  float* dfch_gelu = scratch_.data();  // (N,4C)
-  float* dfch = dfch_gelu + 4 * NC;    // (N,4C)
-  float* dln = dfch + 4 * NC;          // (N,C)
-  float* dres2 = dln + NC;             // (N,C)
-  float* datty = dres2 + NC;           // (N,C)
-  float* dqkv = datty + NC;            // (N,3C); 14*NC floats in all
+  float* none = nullptr;                 // parameter gradients: block_weight_grads
+  float* dfch_gelu = scratch_.data();    // (N,4C)
+  float* datty = scratch_.data() + 10 * NC;  // (N,C)
   // out = res2 + fcproj(gelu(fc(ln2(res2)))): d(res2) gets dout directly and via the MLP.
   zero(dfch_gelu, 4 * NC);
-  k::matmul_backward(dfch_gelu, g[FCPROJW], g[FCPROJB], dout, a + l.fch_gelu, p[FCPROJW], N, 4 * C, C);
-  zero(dfch, 4 * NC);
-  k::gelu_backward(dfch, a + l.fch, dfch_gelu, 4 * NC);
-  zero(dln, NC);
-  k::matmul_backward(dln, g[FCW], g[FCB], dfch, a + l.ln2, p[FCW], N, C, 4 * C);
-  std::copy(dout, dout + NC, dres2);
-  k::layernorm_backward(dres2, g[LN2W], g[LN2B], dln, a + l.res2, p[LN2W], a + l.ln2_mean,
+  k::matmul_backward(dfch_gelu, none, none, g.dout, a + l.fch_gelu, p[FCPROJW], N, 4 * C, C);
+  zero(g.dfch, 4 * NC);
+  k::gelu_backward(g.dfch, a + l.fch, dfch_gelu, 4 * NC);
+  zero(g.dln2, NC);
+  k::matmul_backward(g.dln2, none, none, g.dfch, a + l.ln2, p[FCW], N, C, 4 * C);
+  std::copy(g.dout, g.dout + NC, g.dres2);
+  k::layernorm_backward(g.dres2, none, none, g.dln2, a + l.res2, p[LN2W], a + l.ln2_mean,
                         a + l.ln2_rstd, N, C);
   // res2 = x + attproj(attention(qkv(ln1(x)))): d(x) gets d(res2) directly and via attention.
   zero(datty, NC);
-  k::matmul_backward(datty, g[ATTPROJW], g[ATTPROJB], dres2, a + l.atty, p[ATTPROJW], N, C, C);
-  zero(dqkv, 3 * NC);
-  k::attention_backward(dqkv, datty, a + l.qkv, a + l.att, B, T, C, NH);
-  zero(dln, NC);
-  k::matmul_backward(dln, g[QKVW], g[QKVB], dqkv, a + l.ln1, p[QKVW], N, C, 3 * C);
-  std::copy(dres2, dres2 + NC, dinp);
-  k::layernorm_backward(dinp, g[LN1W], g[LN1B], dln, x, p[LN1W], a + l.ln1_mean, a + l.ln1_rstd,
+  k::matmul_backward(datty, none, none, g.dres2, a + l.atty, p[ATTPROJW], N, C, C);
+  zero(g.dqkv, 3 * NC);
+  k::attention_backward(g.dqkv, datty, a + l.qkv, a + l.att, B, T, C, NH);
+  zero(g.dln1, NC);
+  k::matmul_backward(g.dln1, none, none, g.dqkv, a + l.ln1, p[QKVW], N, C, 3 * C);
+  std::copy(g.dres2, g.dres2 + NC, dinp);
+  k::layernorm_backward(dinp, none, none, g.dln1, x, p[LN1W], a + l.ln1_mean, a + l.ln1_rstd, N, C);
+}
+
+void CpuStageModel::block_weight_grads(CpuStash& stash, int layer, const float* x,
+                                       const LayerGradients& g) {
+  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels;
+  const int N = B * T;
+  const BlockLayout l(B, T, C, shape_.n_head);
+  const float* a = stash.layer[layer - first_layer_].data();
+  const std::vector<float*>& p = layers_[layer - first_layer_].p;
+  const std::vector<float*>& gr = layers_[layer - first_layer_].g;
+  float* none = nullptr;  // input gradients: block_input_grad
+  k::matmul_backward(none, gr[FCPROJW], gr[FCPROJB], g.dout, a + l.fch_gelu, p[FCPROJW], N, 4 * C, C);
+  k::matmul_backward(none, gr[FCW], gr[FCB], g.dfch, a + l.ln2, p[FCW], N, C, 4 * C);
+  k::layernorm_backward(none, gr[LN2W], gr[LN2B], g.dln2, a + l.res2, p[LN2W], a + l.ln2_mean,
+                        a + l.ln2_rstd, N, C);
+  k::matmul_backward(none, gr[ATTPROJW], gr[ATTPROJB], g.dres2, a + l.atty, p[ATTPROJW], N, C, C);
+  k::matmul_backward(none, gr[QKVW], gr[QKVB], g.dqkv, a + l.ln1, p[QKVW], N, C, 3 * C);
+  k::layernorm_backward(none, gr[LN1W], gr[LN1B], g.dln1, x, p[LN1W], a + l.ln1_mean, a + l.ln1_rstd,
                         N, C);
 }
 

@@ -14,6 +14,10 @@ struct CpuStash final : Stash {
   FloatBuffer input;               // (B,T,C), other stages: the received activations
   std::vector<FloatBuffer> layer;  // one buffer per layer of the stage
   bool has_dlogits = false;        // the head's logits now hold dloss/dlogits
+  // Split backward: per layer, the gradients backward_input keeps for backward_weight
+  // (CpuStageModel::LayerGradients), allocated by the first backward_input.
+  std::vector<FloatBuffer> kept_gradients;
+  bool weight_grads_pending = false;  // backward_input ran, backward_weight not yet
 };
 
 class CpuStageModel final : public StageModel {
@@ -32,6 +36,8 @@ class CpuStageModel final : public StageModel {
   void copy_logits_row(const Stash& stash, int row, std::vector<float>& out) const override;
   void backward(Stash& stash, const float* dout) override;
   void copy_input_grad(float* dst, int batch) const override;
+  void backward_input(Stash& stash, const float* dout) override;
+  void backward_weight(Stash& stash) override;
   float* grads() override { return grads_.data(); }
   std::size_t grad_words() const override { return num_params(); }
   float* grad(const std::string& name) override { return grads_.data() + table_.find(name).offset; }
@@ -58,8 +64,28 @@ class CpuStageModel final : public StageModel {
   struct LayerTensors {
     std::vector<float*> p, g;  // in GPT2Shape::layer_params order
   };
+  // The gradients a layer's parameter gradients are made from, N = B*T rows each: the output
+  // gradients of its weighted ops. The input half of the backward writes them, the weight
+  // half reads them. A block uses all but dlnf; the head dlnf (its dlogits stay in the
+  // stash's logits); the embedding dout. In scratch for a whole backward, in the stash for a
+  // split one.
+  struct LayerGradients {
+    float* dout = nullptr;   // (N,C) the layer's output gradient
+    float* dfch = nullptr;   // (N,4C) before the GELU
+    float* dln2 = nullptr;   // (N,C) of ln2's output
+    float* dres2 = nullptr;  // (N,C) of the attention residual
+    float* dqkv = nullptr;   // (N,3C)
+    float* dln1 = nullptr;   // (N,C) of ln1's output
+    float* dlnf = nullptr;   // (N,C) of the final layernorm's output
+  };
   void forward_block(CpuStash& stash, int layer, const float* x);
-  void backward_block(CpuStash& stash, int layer, const float* x, const float* dout, float* dinp);
+  void backward_pass(CpuStash& stash, const float* dout, bool split);
+  LayerGradients layer_gradients(CpuStash& stash, int layer, bool split);
+  const float* layer_input(const CpuStash& stash, int layer) const;
+  void head_input_grad(CpuStash& stash, int layer, const LayerGradients& g, float* dinp);
+  void head_weight_grads(CpuStash& stash, int layer, const LayerGradients& g);
+  void block_input_grad(CpuStash& stash, int layer, const float* x, const LayerGradients& g, float* dinp);
+  void block_weight_grads(CpuStash& stash, int layer, const float* x, const LayerGradients& g);
 
   MemoryTracker& memory_;
   FloatBuffer params_, grads_, adam_m_, adam_v_;

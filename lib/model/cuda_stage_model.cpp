@@ -331,48 +331,149 @@ const void* CudaStageModel::layer_input(const CudaStash& stash, int layer) const
 
 void CudaStageModel::backward(Stash& base, const float* dout) {
   CudaStash& stash = static_cast<CudaStash&>(base);
-  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels;
-  const std::size_t N = static_cast<std::size_t>(B) * T, es = element_bytes(), NC = N * C;
-  const DType dt = device_.dtype();
+  PPT_CHECK(!stash.weight_grads_pending, "backward on a micro-batch whose split backward awaits its W");
+  backward_pass(stash, dout, false);
+}
+
+void CudaStageModel::backward_input(Stash& base, const float* dout) {
+  CudaStash& stash = static_cast<CudaStash&>(base);
+  PPT_CHECK(!stash.weight_grads_pending, "backward_input twice before backward_weight");
+  backward_pass(stash, dout, true);
+  stash.weight_grads_pending = true;
+}
+
+void CudaStageModel::backward_weight(Stash& base) {
+  CudaStash& stash = static_cast<CudaStash&>(base);
+  PPT_CHECK(stash.weight_grads_pending, "backward_weight needs the backward_input of the same micro-batch first");
+  // Top down, as in backward_pass: each parameter gets the same sums in the same order.
+  for (int layer = end_layer_ - 1; layer >= first_layer_; --layer) {
+    const LayerGradients g = layer_gradients(stash, layer, true);
+    switch (shape_.layer_kind(layer)) {
+      case LayerKind::LayerKindHead: head_weight_grads(stash, layer, g); break;
+      case LayerKind::LayerKindBlock: block_weight_grads(stash, layer, layer_input(stash, layer), g); break;
+      case LayerKind::LayerKindEmbedding: embedding_weight_grads(stash, g); break;
+    }
+  }
+  stash.weight_grads_pending = false;
+}
+
+// The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_. A whole
+// backward makes each layer's parameter gradients right after its input gradient, from
+// scratch; a split one keeps what they need in the stash for backward_weight.
+void CudaStageModel::backward_pass(CudaStash& stash, const float* dout, bool split) {
+  const std::size_t NC = static_cast<std::size_t>(stash.B) * shape_.max_seq_len * shape_.channels;
+  const std::size_t bytes = NC * element_bytes();
   const kc::Stream s = device_.stream();
-  // The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_.
   void* cur = grad_a_.data();
   void* next = grad_b_.data();
   int layer = end_layer_ - 1;
   if (has_head()) {
     PPT_CHECK(stash.has_dlogits, "backward on the last stage needs a forward with targets and need_grad");
-    const HeadBytes h(N, C, shape_.padded_vocab_size, es);
-    char* a = stash.at(stash.layer[layer - first_layer_]);
-    void* dlnf = scratch_.data();
-    kc::matmul_backward(device_.blas(), dlnf, grad_of(layer, HEAD_WTE), nullptr, a + h.logits,
-                        a + h.lnf, weight(layer, HEAD_WTE), static_cast<int>(N), C,
-                        shape_.padded_vocab_size, dt, s, /*accumulate_dinp=*/false);
-    kc::zero_async(cur, NC * es, s);
-    kc::layernorm_backward(cur, grad_of(layer, HEAD_LNFW), grad_of(layer, HEAD_LNFB), dlnf,
-                           layer_input(stash, layer), weight(layer, HEAD_LNFW),
-                           reinterpret_cast<const float*>(a + h.lnf_mean),
-                           reinterpret_cast<const float*>(a + h.lnf_rstd), static_cast<int>(N), C, dt, s);
+    const LayerGradients g = layer_gradients(stash, layer, split);
+    head_input_grad(stash, layer, g, cur);
+    if (!split) head_weight_grads(stash, layer, g);
     --layer;
   } else {
     PPT_CHECK(dout != nullptr, "stage ending at layer {} needs the output gradient", end_layer_ - 1);
-    kc::copy_async(cur, dout, NC * es, s);
+    kc::copy_async(cur, dout, bytes, s);
   }
   for (; layer >= first_layer_; --layer) {
+    LayerGradients g = layer_gradients(stash, layer, split);
+    if (split) {
+      kc::copy_async(g.dout, cur, bytes, s);
+    } else {
+      g.dout = static_cast<char*>(cur);
+    }
     if (shape_.layer_kind(layer) == LayerKind::LayerKindEmbedding) {
-      kc::encoder_backward(grad_of(layer, EMB_WTE), grad_of(layer, EMB_WPE), cur,
-                           reinterpret_cast<const int*>(stash.at(stash.tokens)), B, T, C,
-                           shape_.padded_vocab_size, dt, encoder_scratch_.data(),
-                           encoder_scratch_.bytes(), s);
+      if (!split) embedding_weight_grads(stash, g);
       break;
     }
-    backward_block(stash, layer, layer_input(stash, layer), cur, next);
+    const void* x = layer_input(stash, layer);
+    block_input_grad(stash, layer, x, g, next);
+    if (!split) block_weight_grads(stash, layer, x, g);
     std::swap(cur, next);
   }
   input_grad_ = has_embedding() ? nullptr : cur;
 }
 
-void CudaStageModel::backward_block(CudaStash& stash, int layer, const void* x, const void* dout,
-                                    void* dinp) {
+// Block scratch (units of N*C elements): dfch_gelu [0,4) (the unfused GELU path's product),
+// dfch [4,8), dln2 [8,9), dres2 [9,10), datty [10,11), dqkv [11,14); dln1 reuses [0,1), dead
+// once GELU's backward has run. The head uses [0,1) for dlnf and runs its weight half before
+// the blocks reuse it. A split backward keeps dout, dfch, dln2, dres2, dqkv and dln1 in the
+// stash instead: 11 N*C elements per block.
+CudaStageModel::LayerGradients CudaStageModel::layer_gradients(CudaStash& stash, int layer, bool split) {
+  const std::size_t NC = static_cast<std::size_t>(stash.B) * shape_.max_seq_len * shape_.channels;
+  const std::size_t e = NC * element_bytes();  // bytes of one (N,C) tensor
+  const LayerKind kind = shape_.layer_kind(layer);
+  char* base = scratch_.as<char>();
+  if (split) {
+    if (stash.kept_gradients.empty()) stash.kept_gradients.resize(end_layer_ - first_layer_);
+    kc::DeviceBuffer& kept = stash.kept_gradients[layer - first_layer_];
+    const std::size_t bytes = kind == LayerKind::LayerKindBlock ? 11 * e : e;
+    if (kept.bytes() != bytes) kept = kc::DeviceBuffer(device_.memory(), MemCategory::Activations, bytes);
+    base = kept.as<char>();
+  }
+  LayerGradients g;
+  switch (kind) {
+    case LayerKind::LayerKindHead: g.dlnf = base; break;
+    case LayerKind::LayerKindEmbedding: g.dout = split ? base : nullptr; break;
+    case LayerKind::LayerKindBlock:
+      if (split) {
+        g.dout = base;
+        g.dfch = base + e;
+        g.dln2 = base + 5 * e;
+        g.dres2 = base + 6 * e;
+        g.dqkv = base + 7 * e;
+        g.dln1 = base + 10 * e;
+      } else {
+        g.dfch = base + 4 * e;
+        g.dln2 = base + 8 * e;
+        g.dres2 = base + 9 * e;
+        g.dqkv = base + 11 * e;
+        g.dln1 = base;
+      }
+      break;
+  }
+  return g;
+}
+
+void CudaStageModel::head_input_grad(CudaStash& stash, int layer, const LayerGradients& g, void* dinp) {
+  const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
+  const HeadBytes h(N, C, shape_.padded_vocab_size, element_bytes());
+  const char* a = stash.at(stash.layer[layer - first_layer_]);
+  const kc::Stream s = device_.stream();
+  kc::matmul_backward(device_.blas(), g.dlnf, nullptr, nullptr, a + h.logits, a + h.lnf,
+                      weight(layer, HEAD_WTE), N, C, shape_.padded_vocab_size, device_.dtype(), s,
+                      /*accumulate_dinp=*/false);
+  kc::zero_async(dinp, static_cast<std::size_t>(N) * C * element_bytes(), s);
+  kc::layernorm_backward(dinp, nullptr, nullptr, g.dlnf, layer_input(stash, layer),
+                         weight(layer, HEAD_LNFW), reinterpret_cast<const float*>(a + h.lnf_mean),
+                         reinterpret_cast<const float*>(a + h.lnf_rstd), N, C, device_.dtype(), s);
+}
+
+void CudaStageModel::head_weight_grads(CudaStash& stash, int layer, const LayerGradients& g) {
+  const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
+  const HeadBytes h(N, C, shape_.padded_vocab_size, element_bytes());
+  const char* a = stash.at(stash.layer[layer - first_layer_]);
+  const kc::Stream s = device_.stream();
+  kc::matmul_backward(device_.blas(), nullptr, grad_of(layer, HEAD_WTE), nullptr, a + h.logits,
+                      a + h.lnf, weight(layer, HEAD_WTE), N, C, shape_.padded_vocab_size,
+                      device_.dtype(), s);
+  kc::layernorm_backward(nullptr, grad_of(layer, HEAD_LNFW), grad_of(layer, HEAD_LNFB), g.dlnf,
+                         layer_input(stash, layer), weight(layer, HEAD_LNFW),
+                         reinterpret_cast<const float*>(a + h.lnf_mean),
+                         reinterpret_cast<const float*>(a + h.lnf_rstd), N, C, device_.dtype(), s);
+}
+
+void CudaStageModel::embedding_weight_grads(CudaStash& stash, const LayerGradients& g) {
+  kc::encoder_backward(grad_of(first_layer_, EMB_WTE), grad_of(first_layer_, EMB_WPE), g.dout,
+                       reinterpret_cast<const int*>(stash.at(stash.tokens)), stash.B,
+                       shape_.max_seq_len, shape_.channels, shape_.padded_vocab_size, device_.dtype(),
+                       encoder_scratch_.data(), encoder_scratch_.bytes(), device_.stream());
+}
+
+void CudaStageModel::block_input_grad(CudaStash& stash, int layer, const void* x,
+                                      const LayerGradients& g, void* dinp) {
   const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
   const std::size_t es = element_bytes(), NC = static_cast<std::size_t>(N) * C;
@@ -383,32 +484,52 @@ void CudaStageModel::backward_block(CudaStash& stash, int layer, const void* x, 
   char* a = stash.at(stash.layer[layer - first_layer_]);
   auto f32 = [&](std::size_t offset) { return reinterpret_cast<const float*>(a + offset); };
   auto W = [&](int i) { return weight(layer, i); };
-  auto G = [&](int i) { return grad_of(layer, i); };
-  char* dfch_gelu = scratch_.as<char>();  // (N,4C)
-  char* dfch = dfch_gelu + 4 * NC * es;   // (N,4C)
-  char* dln = dfch + 4 * NC * es;         // (N,C)
-  char* dres2 = dln + NC * es;            // (N,C)
-  char* datty = dres2 + NC * es;          // (N,C)
-  char* dqkv = datty + NC * es;           // (N,3C); 14 NC elements in all
+  char* dfch_gelu = scratch_.as<char>();         // (N,4C), unfused GELU path only
+  char* datty = scratch_.as<char>() + 10 * NC * es;  // (N,C)
   // out = res2 + fcproj(gelu(fc(ln2(res2)))): d(res2) gets dout directly and via the MLP.
   // Fresh gradients that a matmul, the GELU-fused matmul or attention make are written
-  // (accumulate false), not zeroed first and added to.
+  // (accumulate false), not zeroed first and added to. Parameter gradients: block_weight_grads.
   constexpr bool kAccumulate = false;
   // d(fch) in one pass when cuBLASLt fuses GELU's derivative; dfch_gelu is the unfused scratch.
-  kc::matmul_backward_gelu(blas, dfch, dfch_gelu, G(FCPROJW), G(FCPROJB), dout, a + l.fch_gelu,
+  kc::matmul_backward_gelu(blas, g.dfch, dfch_gelu, nullptr, nullptr, g.dout, a + l.fch_gelu,
                            a + l.fch, W(FCPROJW), N, 4 * C, C, dt, s);
-  kc::matmul_backward(blas, dln, G(FCW), G(FCB), dfch, a + l.ln2, W(FCW), N, C, 4 * C, dt, s, kAccumulate);
-  kc::layernorm_backward(dres2, G(LN2W), G(LN2B), dln, a + l.res2, W(LN2W), f32(l.ln2_mean),
-                         f32(l.ln2_rstd), N, C, dt, s, /*dinp_base=*/dout);
-  // res2 = x + attproj(attention(qkv(ln1(x)))): d(x) gets d(res2) directly and via attention.
-  kc::matmul_backward(blas, datty, G(ATTPROJW), G(ATTPROJB), dres2, a + l.atty, W(ATTPROJW), N, C,
-                      C, dt, s, kAccumulate);
-  kc::attention_backward(dqkv, datty, a + l.qkv, a + l.atty, f32(l.lse), B, T, C, NH, dt, s,
-                         kAccumulate, attention_tiling_);
-  kc::matmul_backward(blas, dln, G(QKVW), G(QKVB), dqkv, a + l.ln1, W(QKVW), N, C, 3 * C, dt, s,
+  kc::matmul_backward(blas, g.dln2, nullptr, nullptr, g.dfch, a + l.ln2, W(FCW), N, C, 4 * C, dt, s,
                       kAccumulate);
-  kc::layernorm_backward(dinp, G(LN1W), G(LN1B), dln, x, W(LN1W), f32(l.ln1_mean), f32(l.ln1_rstd),
-                         N, C, dt, s, /*dinp_base=*/dres2);
+  kc::layernorm_backward(g.dres2, nullptr, nullptr, g.dln2, a + l.res2, W(LN2W), f32(l.ln2_mean),
+                         f32(l.ln2_rstd), N, C, dt, s, /*dinp_base=*/g.dout);
+  // res2 = x + attproj(attention(qkv(ln1(x)))): d(x) gets d(res2) directly and via attention.
+  kc::matmul_backward(blas, datty, nullptr, nullptr, g.dres2, a + l.atty, W(ATTPROJW), N, C, C, dt,
+                      s, kAccumulate);
+  kc::attention_backward(g.dqkv, datty, a + l.qkv, a + l.atty, f32(l.lse), B, T, C, NH, dt, s,
+                         kAccumulate, attention_tiling_);
+  kc::matmul_backward(blas, g.dln1, nullptr, nullptr, g.dqkv, a + l.ln1, W(QKVW), N, C, 3 * C, dt,
+                      s, kAccumulate);
+  kc::layernorm_backward(dinp, nullptr, nullptr, g.dln1, x, W(LN1W), f32(l.ln1_mean),
+                         f32(l.ln1_rstd), N, C, dt, s, /*dinp_base=*/g.dres2);
+}
+
+void CudaStageModel::block_weight_grads(CudaStash& stash, int layer, const void* x,
+                                        const LayerGradients& g) {
+  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels;
+  const int N = B * T;
+  const DType dt = device_.dtype();
+  const kc::Stream s = device_.stream();
+  kc::CublasLtContext& blas = device_.blas();
+  const BlockBytes l(B, T, C, shape_.n_head, element_bytes());
+  char* a = stash.at(stash.layer[layer - first_layer_]);
+  auto f32 = [&](std::size_t offset) { return reinterpret_cast<const float*>(a + offset); };
+  auto W = [&](int i) { return weight(layer, i); };
+  auto G = [&](int i) { return grad_of(layer, i); };
+  kc::matmul_backward(blas, nullptr, G(FCPROJW), G(FCPROJB), g.dout, a + l.fch_gelu, W(FCPROJW), N,
+                      4 * C, C, dt, s);
+  kc::matmul_backward(blas, nullptr, G(FCW), G(FCB), g.dfch, a + l.ln2, W(FCW), N, C, 4 * C, dt, s);
+  kc::layernorm_backward(nullptr, G(LN2W), G(LN2B), g.dln2, a + l.res2, W(LN2W), f32(l.ln2_mean),
+                         f32(l.ln2_rstd), N, C, dt, s);
+  kc::matmul_backward(blas, nullptr, G(ATTPROJW), G(ATTPROJB), g.dres2, a + l.atty, W(ATTPROJW), N,
+                      C, C, dt, s);
+  kc::matmul_backward(blas, nullptr, G(QKVW), G(QKVB), g.dqkv, a + l.ln1, W(QKVW), N, C, 3 * C, dt, s);
+  kc::layernorm_backward(nullptr, G(LN1W), G(LN1B), g.dln1, x, W(LN1W), f32(l.ln1_mean),
+                         f32(l.ln1_rstd), N, C, dt, s);
 }
 
 const float* CudaStageModel::output(const Stash& base) const {

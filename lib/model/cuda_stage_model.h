@@ -27,6 +27,10 @@ struct CudaStash final : Stash {
   std::size_t targets = 0;             // byte offset: target ids (last stage)
   std::vector<std::size_t> layer;      // byte offset of each layer's activations
   bool has_dlogits = false;
+  // Split backward: per layer, the gradients backward_input keeps for backward_weight
+  // (CudaStageModel::LayerGradients), allocated by the first backward_input.
+  std::vector<kernels::cuda::DeviceBuffer> kept_gradients;
+  bool weight_grads_pending = false;  // backward_input ran, backward_weight not yet
   // Page-locked host copy of the ids and an event recorded after their upload: a copy from
   // pageable memory would make the host wait for the whole stream first. Defined in the .cpp.
   struct HostIds;
@@ -50,6 +54,8 @@ class CudaStageModel final : public StageModel {
   const float* output(const Stash& stash) const override;
   void copy_logits_row(const Stash& stash, int row, std::vector<float>& out) const override;
   void backward(Stash& stash, const float* dout) override;
+  void backward_input(Stash& stash, const float* dout) override;
+  void backward_weight(Stash& stash) override;
   void copy_input_grad(float* dst, int batch) const override;
   float* grads() override { return grads_.as<float>(); }
   std::size_t grad_words() const override { return device_words_; }
@@ -68,7 +74,25 @@ class CudaStageModel final : public StageModel {
  private:
   struct Block;
   void forward_block(CudaStash& stash, int layer, const void* x);
-  void backward_block(CudaStash& stash, int layer, const void* x, const void* dout, void* dinp);
+  // The gradients a layer's parameter gradients are made from (storage dtype, N = B*T rows
+  // each): as CpuStageModel::LayerGradients. In scratch for a whole backward, in the stash
+  // for a split one.
+  struct LayerGradients {
+    char* dout = nullptr;   // (N,C)
+    char* dfch = nullptr;   // (N,4C)
+    char* dln2 = nullptr;   // (N,C)
+    char* dres2 = nullptr;  // (N,C)
+    char* dqkv = nullptr;   // (N,3C)
+    char* dln1 = nullptr;   // (N,C)
+    char* dlnf = nullptr;   // (N,C)
+  };
+  void backward_pass(CudaStash& stash, const float* dout, bool split);
+  LayerGradients layer_gradients(CudaStash& stash, int layer, bool split);
+  void head_input_grad(CudaStash& stash, int layer, const LayerGradients& g, void* dinp);
+  void head_weight_grads(CudaStash& stash, int layer, const LayerGradients& g);
+  void embedding_weight_grads(CudaStash& stash, const LayerGradients& g);
+  void block_input_grad(CudaStash& stash, int layer, const void* x, const LayerGradients& g, void* dinp);
+  void block_weight_grads(CudaStash& stash, int layer, const void* x, const LayerGradients& g);
   const void* weight(int layer, int index) const;  // in storage dtype
   float* grad_of(int layer, int index);            // fp32
   const void* layer_input(const CudaStash& stash, int layer) const;

@@ -80,6 +80,14 @@ class StageModel {
   virtual void backward(Stash& stash, const float* dout) = 0;
   virtual void copy_input_grad(float* dst, int batch) const = 0;
 
+  // The same backward in two halves, for zero-bubble schedules (I and W actions):
+  // backward_input makes d(input) (copy_input_grad works after it, as after backward) and
+  // keeps in the stash the gradients the weight half needs; backward_weight, later, then
+  // accumulates the parameter gradients. Together they give bitwise what backward gives, and
+  // the stash stays in use until backward_weight.
+  virtual void backward_input(Stash& stash, const float* dout) = 0;
+  virtual void backward_weight(Stash& stash) = 0;
+
   // fp32 gradients in backend memory: all of them (grad_words() words: the device layout
   // may pad between tensors, with zeros), or one tensor by name.
   virtual float* grads() = 0;

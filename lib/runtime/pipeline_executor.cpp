@@ -1,6 +1,5 @@
 #include "runtime/pipeline_executor.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -195,6 +194,15 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
     timeline_.push_back({"wait " + schedule::to_string(a), start, now_us(), false});
   };
   auto local = [&](int stage) { return layout_.holds_stage(stage); };
+  // The micro-batch's backward (B, or W after I) is done: its stash goes back to the free
+  // list once its output, which may still be on its way to the next stage, has left.
+  auto retire = [&](Chunk& c, int stage, int mb) {
+    const Action send_f{stage, ActionKind::SendF, mb};
+    if (requests.count(request_key(send_f))) wait(send_f);
+    auto it = c.live.find(mb);
+    c.free.push_back(std::move(it->second));
+    c.live.erase(it);
+  };
 
   for (std::size_t i = 0; i < list.size(); ++i) {
     const Action& a = list[i];
@@ -232,7 +240,7 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
       timeline_.push_back({schedule::to_string(a), start, now_us(), true});
       c.live.emplace(mb, std::move(stash));
       buffers_->release(Buffers::kReceivedActivation, s, mb);
-    } else if (a.kind == ActionKind::Backward) {
+    } else if (a.kind == ActionKind::Backward || a.kind == ActionKind::BackwardInput) {
       const float* dout = nullptr;
       if (s < S - 1) {
         if (!local(s + 1)) wait(Action{s, ActionKind::RecvB, mb});
@@ -241,7 +249,11 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
       auto it = c.live.find(mb);
       PPT_CHECK(it != c.live.end(), "{} runs before its forward", schedule::to_string(a));
       const double start = now_us();
-      c.model->backward(*it->second, dout);
+      if (a.kind == ActionKind::Backward) {
+        c.model->backward(*it->second, dout);
+      } else {
+        c.model->backward_input(*it->second, dout);
+      }
       if (s > 0) {
         float* dst = local(s - 1) ? buffers_->acquire(Buffers::kOutputGrad, s - 1, mb)
                                   : buffers_->acquire(Buffers::kGradToSend, s, mb);
@@ -249,13 +261,15 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
       }
       timeline_.push_back({schedule::to_string(a), start, now_us(), true});
       buffers_->release(Buffers::kOutputGrad, s, mb);
-      // The stash's output may still be on its way to the next stage.
-      const Action send_f{s, ActionKind::SendF, mb};
-      if (requests.count(request_key(send_f))) wait(send_f);
-      c.free.push_back(std::move(it->second));
-      c.live.erase(it);
+      if (a.kind == ActionKind::Backward) retire(c, s, mb);
     } else {
-      PPT_THROW("{}: split backward (I/W) is not supported by this executor yet", schedule::to_string(a));
+      // W: the stash's kept gradients become parameter gradients; nothing is sent.
+      auto it = c.live.find(mb);
+      PPT_CHECK(it != c.live.end(), "{} runs before its forward", schedule::to_string(a));
+      const double start = now_us();
+      c.model->backward_weight(*it->second);
+      timeline_.push_back({schedule::to_string(a), start, now_us(), true});
+      retire(c, s, mb);
     }
   }
   // Flush: the last sends (gradients to the previous stage) must land before the next step

@@ -10,6 +10,7 @@
 #include "model/gpt2_shape.h"
 #include "partition/partition.h"
 #include "schedule/schedule.h"
+#include "schedule/simulator.h"
 
 namespace pptrain {
 
@@ -24,8 +25,12 @@ struct TrainingPlan {
 // validator's step x rank grid for a schedule that cannot run.
 TrainingPlan make_training_plan(const Config& config);
 
+// The costs `pptrain plan` simulates with, per rank's layers: F = 1, B = 2 (I = W = 1 when
+// split); a chunk of an interleaved schedule costs 1/v of that.
+schedule::ActionCosts plan_costs(const PipelineConfig& pipeline);
+
 // The `pptrain plan` report: partition table, schedule grid with the simulated bubble and
-// in-flight counts per stage (unit costs F=1, B=2).
+// in-flight counts per stage (plan_costs).
 std::string describe_training_plan(const Config& config, const TrainingPlan& plan);
 
 }  // namespace pptrain

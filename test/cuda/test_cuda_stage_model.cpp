@@ -45,8 +45,9 @@ struct Result {
 
 // Forward + backward of one micro-batch through `stages` (consecutive, same backend), then
 // one AdamW step; gradients gathered in whole-model table order (wte summed over copies).
+// split: every stage's I top down, then every W (zero-bubble order), instead of B.
 Result run(std::vector<std::unique_ptr<StageModel>>& stages, const GPT2Shape& s, const Batch& b,
-           const StageModel& whole_table, float lr = 1e-3f, int t = 1) {
+           const StageModel& whole_table, float lr = 1e-3f, int t = 1, bool split = false) {
   const float scale = 1.0f / static_cast<float>(b.B * s.max_seq_len);
   std::vector<std::unique_ptr<Stash>> stashes;
   const float* x = nullptr;
@@ -61,12 +62,19 @@ Result run(std::vector<std::unique_ptr<StageModel>>& stages, const GPT2Shape& s,
   std::vector<std::unique_ptr<WordBuffer>> grads_between;
   const float* dout = nullptr;
   for (std::size_t i = stages.size(); i-- > 0;) {
-    stages[i]->backward(*stashes[i], dout);
+    if (split) {
+      stages[i]->backward_input(*stashes[i], dout);
+    } else {
+      stages[i]->backward(*stashes[i], dout);
+    }
     if (!stages[i]->has_embedding()) {
       grads_between.push_back(stages[i]->make_message_buffer(stages[i]->activation_words(b.B)));
       stages[i]->copy_input_grad(grads_between.back()->data(), b.B);
       dout = grads_between.back()->data();
     }
+  }
+  if (split) {
+    for (std::size_t i = stages.size(); i-- > 0;) stages[i]->backward_weight(*stashes[i]);
   }
   r.grads.assign(whole_table.num_params(), 0.0f);
   r.params_after_step.assign(whole_table.num_params(), 0.0f);
@@ -127,6 +135,25 @@ TEST_CASE("CUDA stage model tracks the CPU backend: loss, gradients, AdamW, pipe
       CHECK(relative_error(got.params_after_step, ref.params_after_step) < tol);
     }
     CHECK(device.memory().peak(MemCategory::Activations) > 0);
+  }
+}
+
+TEST_CASE("CUDA stage model: a backward split into I and W gives bitwise the whole one", "[cuda]") {
+  const GPT2Shape s = small_shape();
+  const Batch b = make_batch(s, 9);
+  MemoryTracker host;
+  CpuStageModel whole(s, 0, s.num_layers(), b.B, 42, host);
+  for (const std::string precision : {"fp32", "bf16"}) {
+    ComputeDevice device(0, precision);
+    for (const std::vector<int>& cuts : {std::vector<int>{}, std::vector<int>{1, 3}}) {
+      INFO(precision << ", " << cuts.size() + 1 << " stage(s)");
+      auto once = make_stages(s, cuts, host, &device), halves = make_stages(s, cuts, host, &device);
+      const Result ref = run(once, s, b, whole);
+      const Result got = run(halves, s, b, whole, 1e-3f, 1, /*split=*/true);
+      CHECK(got.loss == ref.loss);
+      CHECK(relative_error(got.grads, ref.grads) == 0.0);
+      CHECK(relative_error(got.params_after_step, ref.params_after_step) == 0.0);
+    }
   }
 }
 

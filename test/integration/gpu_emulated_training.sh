@@ -51,6 +51,21 @@ echo -n "emulated GPU, 4-stage pipeline vs 1 rank: "
 $compare "$WORK/runs/gpu_l4" "$WORK/params/gpu_l4" "$WORK/runs/gpu_p4" "$WORK/params/gpu_p4" 1e-6 1e-5 ||
   fail "the 4-rank GPU pipeline differs from the single-rank GPU run"
 
+# Zero-bubble: the CUDA stage model's split backward (I, then W later) gives bitwise what
+# 1F1B's whole backwards give, in fp32 on 4 ranks and in bf16 on 2.
+run gpu_p4_zb 4 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=4 \
+  --set pipeline.stages=4 --set pipeline.schedule=zb-h1
+echo -n "emulated GPU, 4-stage zb-h1 vs 1f1b, bitwise: "
+$compare "$WORK/runs/gpu_p4" "$WORK/params/gpu_p4" "$WORK/runs/gpu_p4_zb" "$WORK/params/gpu_p4_zb" 0 0 ||
+  fail "zb-h1 on the GPU path differs from 1f1b"
+run gpu_bf16_p2 2 --set runtime.device=cuda --set runtime.precision=bf16 --set pipeline.stages=2 \
+  --set pipeline.micro_batches=3
+run gpu_bf16_p2_zb 2 --set runtime.device=cuda --set runtime.precision=bf16 --set pipeline.stages=2 \
+  --set pipeline.micro_batches=3 --set pipeline.schedule=zb-h1
+echo -n "emulated GPU bf16, 2-stage zb-h1 vs 1f1b, bitwise: "
+$compare "$WORK/runs/gpu_bf16_p2" "$WORK/params/gpu_bf16_p2" "$WORK/runs/gpu_bf16_p2_zb" "$WORK/params/gpu_bf16_p2_zb" 0 0 ||
+  fail "zb-h1 on the GPU path in bf16 differs from 1f1b"
+
 run gpu_bf16 1 --set runtime.device=cuda --set runtime.precision=bf16
 # bf16 times the attention kernels' tile shapes at start-up and logs what it kept.
 grep "attention tile shapes (" "$WORK/gpu_bf16.log" ||
@@ -64,4 +79,4 @@ assert all(math.isfinite(x) for x in bf16), "non-finite loss"
 assert bf16[-1] < bf16[0] - 0.5, "the loss did not fall"
 assert abs(bf16[-1] - fp32[-1]) / fp32[-1] < 0.05, "bf16 and fp32 disagree by more than 5%"
 PY
-echo "the GPU path trains: fp32 equals the CPU backend, 2- and 4-rank GPU pipelines through host staging equal 1 rank, bf16 follows fp32"
+echo "the GPU path trains: fp32 equals the CPU backend, 2- and 4-rank GPU pipelines through host staging equal 1 rank, zb-h1 equals 1f1b, bf16 follows fp32"

@@ -1,7 +1,8 @@
-# A pipelined run equals the single-process run with the same global batch: GPipe, 1F1B and
-# interleaved 1F1B (v=2) on p = 2 and 4 ranks with m = p and 2p+1 micro-batches, and 1F1B
-# with 2 data-parallel replicas; the loss at every step and every parameter after 5 steps,
-# within fp32 round-off.
+# A pipelined run equals the single-process run with the same global batch: GPipe, 1F1B,
+# interleaved 1F1B (v=2) and zero-bubble ZB-H1 on p = 2 and 4 ranks with m = p and 2p+1
+# micro-batches, and 1F1B with 2 data-parallel replicas; the loss at every step and every
+# parameter after 5 steps, within fp32 round-off. ZB-H1 also equals 1F1B bitwise: it runs
+# the same kernels in the same order per parameter, only its W halves later.
 #
 # Tolerance, and why: each stage runs the same kernels on the same data in the same order
 # as the single process (micro-batches are accumulated in increasing order by every
@@ -34,7 +35,7 @@ checked=0
 for p in 2 4; do
   for m in $p $((2 * p + 1)); do
     run "ref_m$m" 1 --set "pipeline.micro_batches=$m"
-    for schedule in gpipe 1f1b interleaved; do
+    for schedule in gpipe 1f1b interleaved zb-h1; do
       v=1; [ "$schedule" = interleaved ] && v=2
       name="${schedule}_p${p}_m${m}"
       run "$name" "$p" --set "pipeline.micro_batches=$m" --set "pipeline.stages=$p" \
@@ -44,6 +45,10 @@ for p in 2 4; do
         fail "$name differs from the single-process run"
       checked=$((checked + 1))
     done
+    echo -n "zb-h1_p${p}_m${m} vs 1f1b, bitwise: "
+    $compare "$WORK/runs/1f1b_p${p}_m$m" "$WORK/params/1f1b_p${p}_m$m" \
+      "$WORK/runs/zb-h1_p${p}_m$m" "$WORK/params/zb-h1_p${p}_m$m" 0 0 ||
+      fail "zb-h1_p${p}_m$m differs from 1f1b_p${p}_m$m"
   done
 done
 # Data parallel: 2 replicas of a 2-stage 1F1B pipeline with m micro-batches each equal one

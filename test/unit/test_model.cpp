@@ -3,8 +3,10 @@
 // split, and the tied embedding's two copies sum to the single-stage gradient.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include "core/rng.h"
@@ -121,6 +123,59 @@ TEST_CASE("A split into stages equals the whole model", "[model]") {
     CHECK(test::relative_error(split.params, whole.params) == 0.0);
     CHECK(test::relative_error(split.grads, whole.grads) < 1e-6);
   }
+}
+
+TEST_CASE("A backward split into I and W gives bitwise the whole backward's gradients", "[model]") {
+  // Two micro-batches on one stage, as 1F1B and zb-h1 order them: F0 F1 B0 B1 against
+  // F0 F1 I0 I1 W0 W1 (each W after both I: the kept gradients must not share memory).
+  const GPT2Shape s = tiny_shape();
+  const int B = 2, N = B * s.max_seq_len, C = s.channels;
+  const std::vector<int> tokens = random_tokens(N, s.vocab_size, 3);
+  const std::vector<int> targets = random_tokens(N, s.vocab_size, 4);
+  std::vector<float> input(static_cast<std::size_t>(N) * C), dout(input.size());
+  Rng rng(5);
+  for (float& x : input) x = static_cast<float>(rng.normal());
+  for (float& x : dout) x = static_cast<float>(rng.normal());
+  for (const auto& [first, end] : std::vector<std::pair<int, int>>{{0, 5}, {0, 2}, {1, 4}, {3, 5}, {4, 5}}) {
+    INFO("layers [" << first << ", " << end << ")");
+    MemoryTracker memory;
+    std::vector<float> grads[2], input_grads[2][2];
+    for (int split = 0; split < 2; ++split) {
+      CpuStageModel model(s, first, end, B, 42, memory);
+      std::unique_ptr<Stash> stash[2] = {model.make_stash(B), model.make_stash(B)};
+      for (int mb = 0; mb < 2; ++mb) {
+        model.forward(*stash[mb], tokens.data(), input.data(), targets.data(), 0.5f, true);
+      }
+      for (int mb = 0; mb < 2; ++mb) {
+        if (split) model.backward_input(*stash[mb], dout.data()); else model.backward(*stash[mb], dout.data());
+        if (!model.has_embedding()) input_grads[split][mb].assign(model.input_grad(), model.input_grad() + N * C);
+      }
+      if (split) {
+        CHECK(model.grad_sum_of_squares(false) == 0.0);  // I leaves the parameter gradients alone
+        for (int mb = 0; mb < 2; ++mb) model.backward_weight(*stash[mb]);
+      }
+      grads[split].resize(model.num_params());
+      model.read_grads(grads[split].data());
+    }
+    CHECK(test::relative_error(grads[1], grads[0]) == 0.0);
+    CHECK(std::any_of(grads[0].begin(), grads[0].end(), [](float g) { return g != 0.0f; }));
+    for (int mb = 0; mb < 2; ++mb) CHECK(input_grads[1][mb] == input_grads[0][mb]);
+  }
+}
+
+TEST_CASE("A split backward out of order is refused", "[model]") {
+  const GPT2Shape s = tiny_shape();
+  const int B = 1, N = B * s.max_seq_len;
+  const std::vector<int> tokens = random_tokens(N, s.vocab_size, 6);
+  MemoryTracker memory;
+  CpuStageModel model(s, 0, s.num_layers(), B, 42, memory);
+  auto stash = model.make_stash(B);
+  model.forward(*stash, tokens.data(), nullptr, tokens.data(), 1.0f, true);
+  CHECK_THROWS_WITH(model.backward_weight(*stash), Catch::Contains("needs the backward_input"));
+  model.backward_input(*stash, nullptr);
+  CHECK_THROWS_WITH(model.backward_input(*stash, nullptr), Catch::Contains("twice"));
+  CHECK_THROWS_WITH(model.backward(*stash, nullptr), Catch::Contains("awaits its W"));
+  model.backward_weight(*stash);
 }
 
 TEST_CASE("Training the whole model lowers the loss on a fixed batch", "[model]") {
