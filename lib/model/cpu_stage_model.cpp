@@ -71,8 +71,6 @@ struct HeadLayout {
   }
 };
 
-// Backward scratch of one block, in units of N*C floats.
-constexpr std::size_t kScratchPerRowChannel = 14;
 
 void add_into(float* out, const float* a, const float* b, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
@@ -103,7 +101,7 @@ CpuStageModel::CpuStageModel(const GPT2Shape& shape, int first_layer, int end_la
   const std::size_t NC = static_cast<std::size_t>(max_batch) * shape.max_seq_len * shape.channels;
   grad_a_ = FloatBuffer(memory, MemCategory::Workspace, NC);
   grad_b_ = FloatBuffer(memory, MemCategory::Workspace, NC);
-  scratch_ = FloatBuffer(memory, MemCategory::Workspace, kScratchPerRowChannel * NC);
+  scratch_ = FloatBuffer(memory, MemCategory::Workspace, kBlockScratchUnits * NC);
 }
 
 CpuStageModel::~CpuStageModel() = default;
@@ -206,43 +204,24 @@ void CpuStageModel::forward_block(CpuStash& stash, int layer, const float* x) {
   add_into(a + l.out, a + l.res2, fcproj, static_cast<std::size_t>(N) * C);
 }
 
-void CpuStageModel::backward(Stash& base, const float* dout) {
+void CpuStageModel::run_weight_grads(Stash& base) {
   CpuStash& stash = static_cast<CpuStash&>(base);
-  PPT_CHECK(!stash.weight_grads_pending, "backward on a micro-batch whose split backward awaits its W");
-  backward_pass(stash, dout, false);
-}
-
-void CpuStageModel::backward_input(Stash& base, const float* dout) {
-  CpuStash& stash = static_cast<CpuStash&>(base);
-  PPT_CHECK(!stash.weight_grads_pending, "backward_input twice before backward_weight");
-  backward_pass(stash, dout, true);
-  stash.weight_grads_pending = true;
-}
-
-void CpuStageModel::backward_weight(Stash& base) {
-  CpuStash& stash = static_cast<CpuStash&>(base);
-  PPT_CHECK(stash.weight_grads_pending, "backward_weight needs the backward_input of the same micro-batch first");
-  // Top down, as in backward_pass: each parameter gets the same sums in the same order.
+  // Top down, as in run_backward: each parameter gets the same sums in the same order.
   for (int layer = end_layer_ - 1; layer >= first_layer_; --layer) {
     const LayerGradients g = layer_gradients(stash, layer, true);
     switch (shape_.layer_kind(layer)) {
       case LayerKind::LayerKindHead: head_weight_grads(stash, layer, g); break;
       case LayerKind::LayerKindBlock: block_weight_grads(stash, layer, layer_input(stash, layer), g); break;
-      case LayerKind::LayerKindEmbedding: {
-        const LayerTensors& t = layers_[0];
-        k::encoder_backward(t.g[EMB_WTE], t.g[EMB_WPE], g.dout, stash.tokens.data(), stash.B,
-                            shape_.max_seq_len, shape_.channels);
-        break;
-      }
+      case LayerKind::LayerKindEmbedding: embedding_weight_grads(stash, g); break;
     }
   }
-  stash.weight_grads_pending = false;
 }
 
 // The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_. A whole
 // backward makes each layer's parameter gradients right after its input gradient, from
 // scratch; a split one keeps what they need in the stash for backward_weight.
-void CpuStageModel::backward_pass(CpuStash& stash, const float* dout, bool split) {
+void CpuStageModel::run_backward(Stash& base, const float* dout, bool split) {
+  CpuStash& stash = static_cast<CpuStash&>(base);
   const std::size_t NC = static_cast<std::size_t>(stash.B) * shape_.max_seq_len * shape_.channels;
   float* cur = grad_a_.data();
   float* next = grad_b_.data();
@@ -265,11 +244,7 @@ void CpuStageModel::backward_pass(CpuStash& stash, const float* dout, bool split
       g.dout = cur;
     }
     if (shape_.layer_kind(layer) == LayerKind::LayerKindEmbedding) {
-      const LayerTensors& t = layers_[0];
-      if (!split) {
-        k::encoder_backward(t.g[EMB_WTE], t.g[EMB_WPE], g.dout, stash.tokens.data(), stash.B,
-                            shape_.max_seq_len, shape_.channels);
-      }
+      if (!split) embedding_weight_grads(stash, g);
       break;
     }
     const float* x = layer_input(stash, layer);
@@ -292,10 +267,6 @@ const float* CpuStageModel::layer_input(const CpuStash& stash, int layer) const 
   PPT_THROW("layer {} follows the head", layer);
 }
 
-// Block scratch (units of N*C floats): dfch_gelu [0,4), dfch [4,8), dln2 [8,9), dres2 [9,10),
-// datty [10,11), dqkv [11,14); dln1 reuses [0,1), dead once GELU's backward has run. The head
-// uses [0,1) for dlnf and runs its weight half before the blocks reuse it. A split backward
-// keeps dout, dfch, dln2, dres2, dqkv and dln1 in the stash instead: 11 N*C per block.
 CpuStageModel::LayerGradients CpuStageModel::layer_gradients(CpuStash& stash, int layer, bool split) {
   const std::size_t NC = static_cast<std::size_t>(stash.B) * shape_.max_seq_len * shape_.channels;
   const LayerKind kind = shape_.layer_kind(layer);
@@ -303,32 +274,11 @@ CpuStageModel::LayerGradients CpuStageModel::layer_gradients(CpuStash& stash, in
   if (split) {
     if (stash.kept_gradients.empty()) stash.kept_gradients.resize(end_layer_ - first_layer_);
     FloatBuffer& kept = stash.kept_gradients[layer - first_layer_];
-    const std::size_t floats = kind == LayerKind::LayerKindBlock ? 11 * NC : NC;
+    const std::size_t floats = kept_gradient_units(kind) * NC;
     if (kept.size() != floats) kept = FloatBuffer(memory_, MemCategory::Activations, floats);
     base = kept.data();
   }
-  LayerGradients g;
-  switch (kind) {
-    case LayerKind::LayerKindHead: g.dlnf = base; break;
-    case LayerKind::LayerKindEmbedding: g.dout = split ? base : nullptr; break;
-    case LayerKind::LayerKindBlock:
-      if (split) {
-        g.dout = base;
-        g.dfch = base + NC;
-        g.dln2 = base + 5 * NC;
-        g.dres2 = base + 6 * NC;
-        g.dqkv = base + 7 * NC;
-        g.dln1 = base + 10 * NC;
-      } else {
-        g.dfch = base + 4 * NC;
-        g.dln2 = base + 8 * NC;
-        g.dres2 = base + 9 * NC;
-        g.dqkv = base + 11 * NC;
-        g.dln1 = base;
-      }
-      break;
-  }
-  return g;
+  return carve_layer_gradients(base, NC, kind, split);
 }
 
 void CpuStageModel::head_input_grad(CpuStash& stash, int layer, const LayerGradients& g, float* dinp) {
@@ -356,6 +306,12 @@ void CpuStageModel::head_weight_grads(CpuStash& stash, int layer, const LayerGra
                         layer_input(stash, layer), t.p[HEAD_LNFW], a + h.lnf_mean, a + h.lnf_rstd, N, C);
 }
 
+void CpuStageModel::embedding_weight_grads(CpuStash& stash, const LayerGradients& g) {
+  const LayerTensors& t = layers_[0];
+  k::encoder_backward(t.g[EMB_WTE], t.g[EMB_WPE], g.dout, stash.tokens.data(), stash.B,
+                      shape_.max_seq_len, shape_.channels);
+}
+
 void CpuStageModel::block_input_grad(CpuStash& stash, int layer, const float* x,
                                      const LayerGradients& g, float* dinp) {
   const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
@@ -365,8 +321,8 @@ void CpuStageModel::block_input_grad(CpuStash& stash, int layer, const float* x,
   const float* a = stash.layer[layer - first_layer_].data();
   const std::vector<float*>& p = layers_[layer - first_layer_].p;
   float* none = nullptr;                 // parameter gradients: block_weight_grads
-  float* dfch_gelu = scratch_.data();    // (N,4C)
-  float* datty = scratch_.data() + 10 * NC;  // (N,C)
+  float* dfch_gelu = scratch_.data() + kScratchDfchGelu * NC;  // (N,4C)
+  float* datty = scratch_.data() + kScratchDatty * NC;          // (N,C)
   // out = res2 + fcproj(gelu(fc(ln2(res2)))): d(res2) gets dout directly and via the MLP.
   zero(dfch_gelu, 4 * NC);
   k::matmul_backward(dfch_gelu, none, none, g.dout, a + l.fch_gelu, p[FCPROJW], N, 4 * C, C);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "model/layer_gradients.h"
 #include "model/stage_model.h"
 
 namespace pptrain {
@@ -15,9 +16,8 @@ struct CpuStash final : Stash {
   std::vector<FloatBuffer> layer;  // one buffer per layer of the stage
   bool has_dlogits = false;        // the head's logits now hold dloss/dlogits
   // Split backward: per layer, the gradients backward_input keeps for backward_weight
-  // (CpuStageModel::LayerGradients), allocated by the first backward_input.
+  // (model/layer_gradients.h), allocated by the first backward_input.
   std::vector<FloatBuffer> kept_gradients;
-  bool weight_grads_pending = false;  // backward_input ran, backward_weight not yet
 };
 
 class CpuStageModel final : public StageModel {
@@ -34,10 +34,7 @@ class CpuStageModel final : public StageModel {
   double take_loss_sum() override;
   const float* output(const Stash& stash) const override;
   void copy_logits_row(const Stash& stash, int row, std::vector<float>& out) const override;
-  void backward(Stash& stash, const float* dout) override;
   void copy_input_grad(float* dst, int batch) const override;
-  void backward_input(Stash& stash, const float* dout) override;
-  void backward_weight(Stash& stash) override;
   float* grads() override { return grads_.data(); }
   std::size_t grad_words() const override { return num_params(); }
   float* grad(const std::string& name) override { return grads_.data() + table_.find(name).offset; }
@@ -60,30 +57,21 @@ class CpuStageModel final : public StageModel {
   const float* losses(const Stash& stash) const;  // (B,T), last stage with targets
   const float* input_grad() const;                // (B,T,C) after backward, not the first stage
 
+ protected:
+  void run_backward(Stash& stash, const float* dout, bool split) override;
+  void run_weight_grads(Stash& stash) override;
+
  private:
   struct LayerTensors {
     std::vector<float*> p, g;  // in GPT2Shape::layer_params order
   };
-  // The gradients a layer's parameter gradients are made from, N = B*T rows each: the output
-  // gradients of its weighted ops. The input half of the backward writes them, the weight
-  // half reads them. A block uses all but dlnf; the head dlnf (its dlogits stay in the
-  // stash's logits); the embedding dout. In scratch for a whole backward, in the stash for a
-  // split one.
-  struct LayerGradients {
-    float* dout = nullptr;   // (N,C) the layer's output gradient
-    float* dfch = nullptr;   // (N,4C) before the GELU
-    float* dln2 = nullptr;   // (N,C) of ln2's output
-    float* dres2 = nullptr;  // (N,C) of the attention residual
-    float* dqkv = nullptr;   // (N,3C)
-    float* dln1 = nullptr;   // (N,C) of ln1's output
-    float* dlnf = nullptr;   // (N,C) of the final layernorm's output
-  };
+  using LayerGradients = pptrain::LayerGradients<float>;  // model/layer_gradients.h
   void forward_block(CpuStash& stash, int layer, const float* x);
-  void backward_pass(CpuStash& stash, const float* dout, bool split);
   LayerGradients layer_gradients(CpuStash& stash, int layer, bool split);
   const float* layer_input(const CpuStash& stash, int layer) const;
   void head_input_grad(CpuStash& stash, int layer, const LayerGradients& g, float* dinp);
   void head_weight_grads(CpuStash& stash, int layer, const LayerGradients& g);
+  void embedding_weight_grads(CpuStash& stash, const LayerGradients& g);
   void block_input_grad(CpuStash& stash, int layer, const float* x, const LayerGradients& g, float* dinp);
   void block_weight_grads(CpuStash& stash, int layer, const float* x, const LayerGradients& g);
 

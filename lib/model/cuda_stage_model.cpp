@@ -74,9 +74,6 @@ struct HeadBytes {
   }
 };
 
-// Backward scratch of one block, in units of N*C stored elements (as on the CPU).
-constexpr std::size_t kScratchPerRowChannel = 14;
-
 }  // namespace
 
 struct CudaStash::HostIds {
@@ -134,7 +131,7 @@ CudaStageModel::CudaStageModel(const GPT2Shape& shape, int first_layer, int end_
 
   const std::size_t T = shape.max_seq_len, C = shape.channels, N = max_batch * T;
   const std::size_t es = element_bytes();
-  scratch_ = kc::DeviceBuffer(mem, MemCategory::Workspace, kScratchPerRowChannel * N * C * es);
+  scratch_ = kc::DeviceBuffer(mem, MemCategory::Workspace, kBlockScratchUnits * N * C * es);
   grad_a_ = kc::DeviceBuffer(mem, MemCategory::Workspace, N * C * es);
   grad_b_ = kc::DeviceBuffer(mem, MemCategory::Workspace, N * C * es);
   if (has_embedding()) {
@@ -329,23 +326,9 @@ const void* CudaStageModel::layer_input(const CudaStash& stash, int layer) const
   PPT_THROW("layer {} follows the head", layer);
 }
 
-void CudaStageModel::backward(Stash& base, const float* dout) {
+void CudaStageModel::run_weight_grads(Stash& base) {
   CudaStash& stash = static_cast<CudaStash&>(base);
-  PPT_CHECK(!stash.weight_grads_pending, "backward on a micro-batch whose split backward awaits its W");
-  backward_pass(stash, dout, false);
-}
-
-void CudaStageModel::backward_input(Stash& base, const float* dout) {
-  CudaStash& stash = static_cast<CudaStash&>(base);
-  PPT_CHECK(!stash.weight_grads_pending, "backward_input twice before backward_weight");
-  backward_pass(stash, dout, true);
-  stash.weight_grads_pending = true;
-}
-
-void CudaStageModel::backward_weight(Stash& base) {
-  CudaStash& stash = static_cast<CudaStash&>(base);
-  PPT_CHECK(stash.weight_grads_pending, "backward_weight needs the backward_input of the same micro-batch first");
-  // Top down, as in backward_pass: each parameter gets the same sums in the same order.
+  // Top down, as in run_backward: each parameter gets the same sums in the same order.
   for (int layer = end_layer_ - 1; layer >= first_layer_; --layer) {
     const LayerGradients g = layer_gradients(stash, layer, true);
     switch (shape_.layer_kind(layer)) {
@@ -354,13 +337,13 @@ void CudaStageModel::backward_weight(Stash& base) {
       case LayerKind::LayerKindEmbedding: embedding_weight_grads(stash, g); break;
     }
   }
-  stash.weight_grads_pending = false;
 }
 
 // The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_. A whole
 // backward makes each layer's parameter gradients right after its input gradient, from
 // scratch; a split one keeps what they need in the stash for backward_weight.
-void CudaStageModel::backward_pass(CudaStash& stash, const float* dout, bool split) {
+void CudaStageModel::run_backward(Stash& base, const float* dout, bool split) {
+  CudaStash& stash = static_cast<CudaStash&>(base);
   const std::size_t NC = static_cast<std::size_t>(stash.B) * shape_.max_seq_len * shape_.channels;
   const std::size_t bytes = NC * element_bytes();
   const kc::Stream s = device_.stream();
@@ -396,45 +379,19 @@ void CudaStageModel::backward_pass(CudaStash& stash, const float* dout, bool spl
   input_grad_ = has_embedding() ? nullptr : cur;
 }
 
-// Block scratch (units of N*C elements): dfch_gelu [0,4) (the unfused GELU path's product),
-// dfch [4,8), dln2 [8,9), dres2 [9,10), datty [10,11), dqkv [11,14); dln1 reuses [0,1), dead
-// once GELU's backward has run. The head uses [0,1) for dlnf and runs its weight half before
-// the blocks reuse it. A split backward keeps dout, dfch, dln2, dres2, dqkv and dln1 in the
-// stash instead: 11 N*C elements per block.
 CudaStageModel::LayerGradients CudaStageModel::layer_gradients(CudaStash& stash, int layer, bool split) {
   const std::size_t NC = static_cast<std::size_t>(stash.B) * shape_.max_seq_len * shape_.channels;
-  const std::size_t e = NC * element_bytes();  // bytes of one (N,C) tensor
+  const std::size_t unit = NC * element_bytes();  // bytes of one (N,C) tensor
   const LayerKind kind = shape_.layer_kind(layer);
   char* base = scratch_.as<char>();
   if (split) {
     if (stash.kept_gradients.empty()) stash.kept_gradients.resize(end_layer_ - first_layer_);
     kc::DeviceBuffer& kept = stash.kept_gradients[layer - first_layer_];
-    const std::size_t bytes = kind == LayerKind::LayerKindBlock ? 11 * e : e;
+    const std::size_t bytes = kept_gradient_units(kind) * unit;
     if (kept.bytes() != bytes) kept = kc::DeviceBuffer(device_.memory(), MemCategory::Activations, bytes);
     base = kept.as<char>();
   }
-  LayerGradients g;
-  switch (kind) {
-    case LayerKind::LayerKindHead: g.dlnf = base; break;
-    case LayerKind::LayerKindEmbedding: g.dout = split ? base : nullptr; break;
-    case LayerKind::LayerKindBlock:
-      if (split) {
-        g.dout = base;
-        g.dfch = base + e;
-        g.dln2 = base + 5 * e;
-        g.dres2 = base + 6 * e;
-        g.dqkv = base + 7 * e;
-        g.dln1 = base + 10 * e;
-      } else {
-        g.dfch = base + 4 * e;
-        g.dln2 = base + 8 * e;
-        g.dres2 = base + 9 * e;
-        g.dqkv = base + 11 * e;
-        g.dln1 = base;
-      }
-      break;
-  }
-  return g;
+  return carve_layer_gradients(base, unit, kind, split);
 }
 
 void CudaStageModel::head_input_grad(CudaStash& stash, int layer, const LayerGradients& g, void* dinp) {
@@ -484,8 +441,8 @@ void CudaStageModel::block_input_grad(CudaStash& stash, int layer, const void* x
   char* a = stash.at(stash.layer[layer - first_layer_]);
   auto f32 = [&](std::size_t offset) { return reinterpret_cast<const float*>(a + offset); };
   auto W = [&](int i) { return weight(layer, i); };
-  char* dfch_gelu = scratch_.as<char>();         // (N,4C), unfused GELU path only
-  char* datty = scratch_.as<char>() + 10 * NC * es;  // (N,C)
+  char* dfch_gelu = scratch_.as<char>() + kScratchDfchGelu * NC * es;  // (N,4C), unfused GELU only
+  char* datty = scratch_.as<char>() + kScratchDatty * NC * es;          // (N,C)
   // out = res2 + fcproj(gelu(fc(ln2(res2)))): d(res2) gets dout directly and via the MLP.
   // Fresh gradients that a matmul, the GELU-fused matmul or attention make are written
   // (accumulate false), not zeroed first and added to. Parameter gradients: block_weight_grads.

@@ -17,6 +17,7 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_memory.h"
 #include "model/compute_device.h"
+#include "model/layer_gradients.h"
 #include "model/stage_model.h"
 
 namespace pptrain {
@@ -28,9 +29,8 @@ struct CudaStash final : Stash {
   std::vector<std::size_t> layer;      // byte offset of each layer's activations
   bool has_dlogits = false;
   // Split backward: per layer, the gradients backward_input keeps for backward_weight
-  // (CudaStageModel::LayerGradients), allocated by the first backward_input.
+  // (model/layer_gradients.h), allocated by the first backward_input.
   std::vector<kernels::cuda::DeviceBuffer> kept_gradients;
-  bool weight_grads_pending = false;  // backward_input ran, backward_weight not yet
   // Page-locked host copy of the ids and an event recorded after their upload: a copy from
   // pageable memory would make the host wait for the whole stream first. Defined in the .cpp.
   struct HostIds;
@@ -53,9 +53,6 @@ class CudaStageModel final : public StageModel {
   double take_loss_sum() override;
   const float* output(const Stash& stash) const override;
   void copy_logits_row(const Stash& stash, int row, std::vector<float>& out) const override;
-  void backward(Stash& stash, const float* dout) override;
-  void backward_input(Stash& stash, const float* dout) override;
-  void backward_weight(Stash& stash) override;
   void copy_input_grad(float* dst, int batch) const override;
   float* grads() override { return grads_.as<float>(); }
   std::size_t grad_words() const override { return device_words_; }
@@ -71,22 +68,14 @@ class CudaStageModel final : public StageModel {
   void read_moments(float* m, float* v) const override;
   void write_moments(const float* m, const float* v) override;
 
+ protected:
+  void run_backward(Stash& stash, const float* dout, bool split) override;
+  void run_weight_grads(Stash& stash) override;
+
  private:
   struct Block;
   void forward_block(CudaStash& stash, int layer, const void* x);
-  // The gradients a layer's parameter gradients are made from (storage dtype, N = B*T rows
-  // each): as CpuStageModel::LayerGradients. In scratch for a whole backward, in the stash
-  // for a split one.
-  struct LayerGradients {
-    char* dout = nullptr;   // (N,C)
-    char* dfch = nullptr;   // (N,4C)
-    char* dln2 = nullptr;   // (N,C)
-    char* dres2 = nullptr;  // (N,C)
-    char* dqkv = nullptr;   // (N,3C)
-    char* dln1 = nullptr;   // (N,C)
-    char* dlnf = nullptr;   // (N,C)
-  };
-  void backward_pass(CudaStash& stash, const float* dout, bool split);
+  using LayerGradients = pptrain::LayerGradients<char>;  // storage dtype, model/layer_gradients.h
   LayerGradients layer_gradients(CudaStash& stash, int layer, bool split);
   void head_input_grad(CudaStash& stash, int layer, const LayerGradients& g, void* dinp);
   void head_weight_grads(CudaStash& stash, int layer, const LayerGradients& g);

@@ -19,6 +19,23 @@ StageModel::StageModel(const GPT2Shape& shape, int first_layer, int end_layer, i
   }
 }
 
+void StageModel::backward(Stash& stash, const float* dout) {
+  PPT_CHECK(!stash.weight_grads_pending, "backward on a micro-batch whose split backward awaits its W");
+  run_backward(stash, dout, false);
+}
+
+void StageModel::backward_input(Stash& stash, const float* dout) {
+  PPT_CHECK(!stash.weight_grads_pending, "backward_input twice before backward_weight");
+  run_backward(stash, dout, true);
+  stash.weight_grads_pending = true;
+}
+
+void StageModel::backward_weight(Stash& stash) {
+  PPT_CHECK(stash.weight_grads_pending, "backward_weight needs the backward_input of the same micro-batch first");
+  run_weight_grads(stash);
+  stash.weight_grads_pending = false;
+}
+
 std::unique_ptr<StageModel> make_stage_model(const GPT2Shape& shape, int first_layer,
                                              int end_layer, int max_batch, std::uint64_t seed,
                                              MemoryTracker& host_memory, ComputeDevice* device) {

@@ -31,6 +31,7 @@ class ComputeDevice;
 struct Stash {
   virtual ~Stash() = default;
   int B = 0;
+  bool weight_grads_pending = false;  // backward_input ran, backward_weight not yet
 };
 
 // A message-sized buffer in backend memory (received activations, gradients to send).
@@ -77,16 +78,17 @@ class StageModel {
   // Accumulates parameter gradients. dout (B,T,C, backend memory) is the gradient of the stage
   // output (ignored on the last stage). Afterwards, except on the first stage,
   // copy_input_grad writes d(input) (activation_words(B) words) to `dst` (backend memory).
-  virtual void backward(Stash& stash, const float* dout) = 0;
+  void backward(Stash& stash, const float* dout);
   virtual void copy_input_grad(float* dst, int batch) const = 0;
 
   // The same backward in two halves, for zero-bubble schedules (I and W actions):
   // backward_input makes d(input) (copy_input_grad works after it, as after backward) and
   // keeps in the stash the gradients the weight half needs; backward_weight, later, then
   // accumulates the parameter gradients. Together they give bitwise what backward gives, and
-  // the stash stays in use until backward_weight.
-  virtual void backward_input(Stash& stash, const float* dout) = 0;
-  virtual void backward_weight(Stash& stash) = 0;
+  // the stash stays in use until backward_weight. Out of order (W without its I, I twice, B
+  // between I and W) they throw.
+  void backward_input(Stash& stash, const float* dout);
+  void backward_weight(Stash& stash);
 
   // fp32 gradients in backend memory: all of them (grad_words() words: the device layout
   // may pad between tensors, with zeros), or one tensor by name.
@@ -114,6 +116,11 @@ class StageModel {
   virtual void write_moments(const float* m, const float* v) = 0;
 
  protected:
+  // The backends' halves: the input gradients (and, unless split, each layer's parameter
+  // gradients right after its own), and the parameter gradients of a split backward.
+  virtual void run_backward(Stash& stash, const float* dout, bool split) = 0;
+  virtual void run_weight_grads(Stash& stash) = 0;
+
   GPT2Shape shape_;
   int first_layer_, end_layer_, max_batch_;
   ParamTable table_;
