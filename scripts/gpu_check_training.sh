@@ -13,6 +13,9 @@
 #      when gpu_check.sh measured it ($TORCH_TOKENS_PER_S)
 #   4. several ranks on the one GPU through MPI host staging: 2 and 4 pipeline stages must
 #      match the single-rank GPU run (fp32); needs mpirun ($MPIRUN), else reported NOT RUN
+#   5. zero-bubble on the GPU: 2 ranks of zb-h1 (split backward) against the 2-rank 1f1b run
+#      of check 4, fp32; equal within fp32 round-off (bitwise in the emulated build; cuBLASLt
+#      may pick other algorithms for the kept gradients' buffers), the largest difference shown
 # Env: BUNDLE_LD (the bundle's LD_LIBRARY_PATH), OUT, PPTRAIN (the binary), T_STEP (seconds
 # per run), MPIRUN (optional).
 set -u -o pipefail
@@ -141,13 +144,17 @@ else
     --save-params "$WORK/params_one"
   summary=""
   result=PASS
-  for np in 2 4; do
-    small_config "$WORK/np$np.yaml" 10
+  run_ranks() {  # run_ranks NAME NP OVERRIDES...
+    local name=$1 np=$2; shift 2
+    small_config "$WORK/$name.yaml" 10
     LD_LIBRARY_PATH=$BUNDLE_LD timeout -k 5 "$T_STEP" "$MPIRUN" --allow-run-as-root --oversubscribe -np "$np" \
-      -x LD_LIBRARY_PATH "$PPTRAIN" train "$WORK/np$np.yaml" --set "logging.name=np$np" \
+      -x LD_LIBRARY_PATH "$PPTRAIN" train "$WORK/$name.yaml" --set "logging.name=$name" \
       --set runtime.device=cuda --set runtime.precision=fp32 --set runtime.comm=mpi \
       --set pipeline.stages="$np" --set pipeline.micro_batches=4 --set runtime.threads=2 \
-      --save-params "$WORK/params_np$np" >"$LOGS/train_np$np.txt" 2>&1
+      --save-params "$WORK/params_$name" "$@" >"$LOGS/train_$name.txt" 2>&1
+  }
+  for np in 2 4; do
+    run_ranks "np$np" "$np"
     rc=$?
     if ((rc != 0)); then result=FAIL; summary+="np $np exit $rc; "; continue; fi
     if python3 test/integration/compare_runs.py "$WORK/runs/one_rank" "$WORK/params_one" "$WORK/runs/np$np" \
@@ -158,4 +165,14 @@ else
     fi
   done
   emit "2 and 4 ranks on one GPU (MPI staging) vs 1 rank" "$result" "$summary"
+
+  # ---- 5. zb-h1 against 1f1b, 2 ranks ----
+  if ! run_ranks zb_np2 2 --set pipeline.schedule=zb-h1; then
+    emit "zb-h1 vs 1f1b, 2 ranks, fp32" "FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_zb_np2.txt" | cut -c1-80)"
+  elif python3 test/integration/compare_runs.py "$WORK/runs/np2" "$WORK/params_np2" "$WORK/runs/zb_np2" \
+      "$WORK/params_zb_np2" 1e-6 1e-5 >"$LOGS/parity_zb_np2.txt" 2>&1; then
+    emit "zb-h1 vs 1f1b, 2 ranks, fp32" PASS "$(tail -1 "$LOGS/parity_zb_np2.txt" | cut -c1-100)"
+  else
+    emit "zb-h1 vs 1f1b, 2 ranks, fp32" FAIL "$(tail -1 "$LOGS/parity_zb_np2.txt" | cut -c1-100)"
+  fi
 fi
