@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Pipeline benchmark: the demo model (configs/demo.yaml) on 1, 2 and 4 ranks with GPipe and
-1F1B, m = 4 and 16 micro-batches. Prints a markdown table of tokens/s (median over the timed
-steps), the measured bubble (mean over ranks and timed steps, from metrics.jsonl) and the
-simulated bubble (`pptrain plan`, unit costs F=1, B=2).
+"""Pipeline benchmark: the demo model (configs/demo.yaml) on 1, 2 and 4 ranks with GPipe,
+1F1B and zero-bubble ZB-H1, m = 4 and 16 micro-batches. Prints a markdown table of tokens/s
+(median over the timed steps), the measured bubble (mean over ranks and timed steps, from
+metrics.jsonl) and the simulated bubble (`pptrain plan`, unit costs F=1, B=2, I=W=1).
 
-usage: python3 scripts/bench_pipeline.py [--steps N] [--warmup N]   (after scripts/demo.sh
-or scripts/build.sh + scripts/prepare_demo_data.sh)"""
+usage: python3 scripts/bench_pipeline.py [--steps N] [--warmup N] [--ranks 1,2,4]
+       [--schedules gpipe,1f1b,zb-h1]   (after scripts/demo.sh, or scripts/build.sh and
+       scripts/prepare_demo_data.sh)"""
 import argparse
 import json
 import os
@@ -57,14 +58,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--ranks", default="1,2,4")
+    parser.add_argument("--schedules", default="gpipe,1f1b,zb-h1")
     args = parser.parse_args()
     if not os.path.exists(BIN):
         sys.exit(f"{BIN} not found: run scripts/build.sh first")
     print(f"| ranks | schedule | m | tokens/s | measured bubble % | simulated bubble % |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as run_dir:
-        for ranks in (1, 2, 4):
-            for schedule in ("gpipe", "1f1b"):
+        for ranks in (int(r) for r in args.ranks.split(",")):
+            for schedule in args.schedules.split(","):
                 for m in (4, 16):
                     tps, bubble = measure(ranks, schedule, m, args.steps, args.warmup, run_dir)
                     sim = simulated_bubble(ranks, schedule, m) if ranks > 1 else 0.0
