@@ -19,18 +19,23 @@ Command add_plan_command(CLI::App& app) {
   struct Options {
     std::string config_path;
     std::vector<std::string> overrides;
-    std::string trace_path, csv_path;
+    std::string trace_path, csv_path, costs;
   };
   auto o = std::make_shared<Options>();
   cmd->add_option("config", o->config_path, "the YAML config file")->required();
   cmd->add_option("--set", o->overrides, "override a config key (repeatable)");
   cmd->add_option("--trace", o->trace_path, "write the simulated timeline as a Chrome/Perfetto trace");
   cmd->add_option("--csv", o->csv_path, "write the compute-only schedule as CSV (editable, for schedule: csv:PATH)");
+  cmd->add_option("--costs", o->costs,
+                  "action costs of a rank's layers, e.g. F=7.2,B=10.1,I=8.2,W=2.3,comm=0.1 (ms from a "
+                  "run's trace; default F=1, B=2, I=W=1)");
   return [o](MpiSession& session) {
     if (session.rank() != 0) return 0;
     const Config config = load_config(o->config_path, o->overrides);
     const TrainingPlan plan = make_training_plan(config);
-    fmt::print("{}", describe_training_plan(config, plan));
+    const schedule::ActionCosts per_rank =
+        o->costs.empty() ? schedule::ActionCosts{} : schedule::parse_action_costs(o->costs);
+    fmt::print("{}", describe_training_plan(config, plan, per_rank));
     auto write = [](const std::string& path, const std::string& text) {
       std::ofstream out(path, std::ios::trunc);
       out << text;
@@ -39,7 +44,7 @@ Command add_plan_command(CLI::App& app) {
     };
     if (!o->trace_path.empty()) {
       write(o->trace_path,
-            schedule::to_chrome_trace(schedule::simulate(plan.lowered, plan_costs(config.pipeline))));
+            schedule::to_chrome_trace(schedule::simulate(plan.lowered, plan_costs(config.pipeline, per_rank))));
     }
     if (!o->csv_path.empty()) write(o->csv_path, schedule::to_csv(plan.compute_only));
     return 0;

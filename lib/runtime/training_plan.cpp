@@ -37,17 +37,18 @@ TrainingPlan make_training_plan(const Config& config) {
   return plan;
 }
 
-schedule::ActionCosts plan_costs(const PipelineConfig& pipeline) {
+schedule::ActionCosts plan_costs(const PipelineConfig& pipeline, const schedule::ActionCosts& per_rank) {
   const double chunk = 1.0 / pipeline.virtual_stages;  // a chunk is 1/v of a rank's layers
-  schedule::ActionCosts costs;
-  costs.forward = chunk;
-  costs.backward = 2.0 * chunk;
-  costs.backward_input = chunk;
-  costs.backward_weight = chunk;
+  schedule::ActionCosts costs = per_rank;
+  costs.forward *= chunk;
+  costs.backward *= chunk;
+  costs.backward_input *= chunk;
+  costs.backward_weight *= chunk;
   return costs;
 }
 
-std::string describe_training_plan(const Config& config, const TrainingPlan& plan) {
+std::string describe_training_plan(const Config& config, const TrainingPlan& plan,
+                                   const schedule::ActionCosts& per_rank) {
   const PipelineConfig& p = config.pipeline;
   std::string out = fmt::format(
       "model: {} blocks, {} channels, {} heads, vocab {} (padded {}), seq {}: {:.2f}M parameters\n"
@@ -58,9 +59,9 @@ std::string describe_training_plan(const Config& config, const TrainingPlan& pla
       p.stages, p.virtual_stages, p.stages * p.virtual_stages, p.micro_batches, p.micro_batch_size,
       config.parallel.data, p.stages * config.parallel.data);
   out += "partition (" + p.partition + "):\n" + format_partition(plan.partition, plan.shape, p.stages) + "\n";
-  const schedule::SimResult sim = schedule::simulate(plan.lowered, plan_costs(p));
-  out += "schedule " + schedule::describe(plan.lowered) +
-         ", simulated with F=1, B=2 (I=W=1) per rank's layers:\n";
+  const schedule::SimResult sim = schedule::simulate(plan.lowered, plan_costs(p, per_rank));
+  out += "schedule " + schedule::describe(plan.lowered) + ", simulated with " +
+         schedule::format_action_costs(per_rank) + " per rank's layers:\n";
   out += schedule::format_grid(plan.lowered, &sim);
   return out;
 }

@@ -25,12 +25,13 @@ struct TrainingPlan {
 // validator's step x rank grid for a schedule that cannot run.
 TrainingPlan make_training_plan(const Config& config);
 
-// The costs `pptrain plan` simulates with, per rank's layers: F = 1, B = 2 (I = W = 1 when
-// split); a chunk of an interleaved schedule costs 1/v of that.
-schedule::ActionCosts plan_costs(const PipelineConfig& pipeline);
+// The costs `pptrain plan` simulates with: `per_rank` (default F = 1, B = 2, I = W = 1) is
+// for a rank's layers; a chunk of an interleaved schedule costs 1/v of it.
+schedule::ActionCosts plan_costs(const PipelineConfig& pipeline, const schedule::ActionCosts& per_rank = {});
 
 // The `pptrain plan` report: partition table, schedule grid with the simulated bubble and
-// in-flight counts per stage (plan_costs).
-std::string describe_training_plan(const Config& config, const TrainingPlan& plan);
+// in-flight counts per stage, simulated with plan_costs(per_rank).
+std::string describe_training_plan(const Config& config, const TrainingPlan& plan,
+                                   const schedule::ActionCosts& per_rank = {});
 
 }  // namespace pptrain

@@ -1,6 +1,10 @@
 #include "schedule/simulator.h"
 
 #include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 #include "schedule/lowering.h"
@@ -40,6 +44,45 @@ double ActionCosts::cost(const Action& a) const {
       return per_stage_or(backward_weight_per_stage, backward_weight, a.stage);
     default: return 0.0;
   }
+}
+
+ActionCosts parse_action_costs(std::string_view text, ActionCosts base) {
+  const std::string all(text);
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    const std::string_view entry = text.substr(at, comma - at);
+    at = comma + 1;
+    const std::size_t eq = entry.find('=');
+    PPT_CHECK(eq != std::string_view::npos && eq > 0,
+              "costs '{}': expected NAME=VALUE entries separated by commas, got '{}'", all, entry);
+    const std::string name(entry.substr(0, eq)), value(entry.substr(eq + 1));
+    double* slot = name == "F"      ? &base.forward
+                   : name == "B"    ? &base.backward
+                   : name == "I"    ? &base.backward_input
+                   : name == "W"    ? &base.backward_weight
+                   : name == "comm" ? &base.comm
+                                    : nullptr;
+    PPT_CHECK(slot != nullptr, "costs '{}': unknown name '{}': expected F, B, I, W or comm", all, name);
+    std::size_t used = 0;
+    double x = -1.0;
+    try {
+      x = std::stod(value, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    PPT_CHECK(used == value.size() && used > 0 && std::isfinite(x) && x >= 0.0,
+              "costs '{}': {} must be a number >= 0, got '{}'", all, name, value);
+    *slot = x;
+  }
+  return base;
+}
+
+std::string format_action_costs(const ActionCosts& c) {
+  std::string out = fmt::format("F={:g}, B={:g}, I={:g}, W={:g}", c.forward, c.backward,
+                                c.backward_input, c.backward_weight);
+  if (c.comm > 0.0) out += fmt::format(", comm={:g}", c.comm);
+  return out;
 }
 
 SimResult simulate(const Schedule& schedule, const ActionCosts& costs) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "schedule/schedule.h"
@@ -46,6 +47,13 @@ struct SimResult {
   // W still needs the stashed inputs) not yet done.
   std::vector<int> peak_in_flight;
 };
+
+// Uniform costs from text such as "F=7.2,B=10.1,I=8.2,W=2.3,comm=0.1" (any subset, in any
+// order; the others keep their values in `base`), e.g. median action times in ms read from a
+// training run's trace-rank<N>.json. Throws naming the bad entry.
+ActionCosts parse_action_costs(std::string_view text, ActionCosts base = {});
+// "F=1, B=2, I=1, W=1" (and ", comm=..." when it is not 0).
+std::string format_action_costs(const ActionCosts& costs);
 
 // Validates (throws pptrain::Error with the validator's grid if invalid), lowers a
 // compute-only schedule, and simulates it. Each action starts when its rank reaches it;

@@ -123,3 +123,24 @@ TEST_CASE("Chrome trace: one pid per rank, X events in microseconds", "[schedule
   CHECK(saw_first_forward);
   CHECK(trace.at("otherData").at("schedule") == "1f1b");
 }
+
+TEST_CASE("Action costs from text: measured times into the simulator", "[schedule]") {
+  const ActionCosts c = parse_action_costs("W=2.5,F=7,comm=0.25");
+  CHECK(c.forward == 7.0);
+  CHECK(c.backward == 2.0);  // not given: the default
+  CHECK(c.backward_input == 1.0);
+  CHECK(c.backward_weight == 2.5);
+  CHECK(c.comm == 0.25);
+  CHECK(format_action_costs(c) == "F=7, B=2, I=1, W=2.5, comm=0.25");
+  CHECK(format_action_costs(ActionCosts{}) == "F=1, B=2, I=1, W=1");
+  // zb-h1's bubble is (p-1)(F + I - W) per rank against a busy m(F + I + W) (m >= p).
+  const ActionCosts measured = parse_action_costs("F=3,I=2,W=1");
+  const SimResult sim = simulate(zero_bubble_h1(2, 4), measured);
+  CHECK(sim.makespan == Approx(4 * 6.0 + 1 * (3 + 2 - 1)).epsilon(0).margin(kTimeTolerance));
+  CHECK_THROWS_WITH(parse_action_costs("F=1,X=2"), Contains("unknown name 'X': expected F, B, I, W or comm"));
+  CHECK_THROWS_WITH(parse_action_costs("F=-1"), Contains("F must be a number >= 0, got '-1'"));
+  CHECK_THROWS_WITH(parse_action_costs("F=1e"), Contains("F must be a number >= 0, got '1e'"));
+  CHECK_THROWS_WITH(parse_action_costs("F=nan"), Contains("F must be a number >= 0"));
+  CHECK_THROWS_WITH(parse_action_costs("F=1,"), Contains("expected NAME=VALUE entries"));
+  CHECK_THROWS_WITH(parse_action_costs(""), Contains("expected NAME=VALUE entries"));
+}
