@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -67,6 +69,27 @@ void write_trace(const std::string& run_dir, int rank, const std::vector<Execute
   std::ofstream out(path, std::ios::trunc);
   out << chrome_trace_json(events);
   PPT_CHECK(out.good(), "cannot write trace '{}'", path.string());
+}
+
+// "F=7.25,I=8.17,W=2.31": the median ms of each kind of compute action in `timeline`, in the
+// form `pptrain plan --costs` reads (one rank's layers; v chunks per rank are summed back).
+std::string median_action_times(const std::vector<ExecutedAction>& timeline, int virtual_stages) {
+  std::map<char, std::vector<double>> ms;
+  for (const ExecutedAction& a : timeline) {
+    if (!a.compute) continue;
+    const schedule::Action action = schedule::parse_action(a.name);
+    const std::string_view code = schedule::kind_code(action.kind);
+    ms[code.front()].push_back((a.end_us - a.start_us) / 1000.0 * virtual_stages);
+  }
+  std::string out;
+  for (char kind : std::string("FBIW")) {
+    auto it = ms.find(kind);
+    if (it == ms.end()) continue;
+    std::vector<double>& v = it->second;
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    out += fmt::format("{}{}={:.3g}", out.empty() ? "" : ",", kind, v[v.size() / 2]);
+  }
+  return out;
 }
 
 // One file per stage, tensors under their model names (wte is in both the first and the
@@ -188,6 +211,10 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
     if (!config.logging.trace || step >= kTracedSteps) executor.clear_timeline();
     if (config.logging.trace && step + 1 == std::min(kTracedSteps, tc.steps)) {
       write_trace(summary.run_dir, transport.rank(), executor.timeline());
+      if (reporter) {
+        spdlog::info("action times of rank 0 over the traced steps (median ms): {} (pptrain plan --costs takes them)",
+                     median_action_times(executor.timeline(), config.pipeline.virtual_stages));
+      }
     }
     summary.steps = step + 1;
     summary.final_loss = r.loss;

@@ -51,6 +51,25 @@ for p in 2 4; do
       fail "zb-h1_p${p}_m$m differs from 1f1b_p${p}_m$m"
   done
 done
+# The trace of a zb-h1 run holds every I and W it ran (timed), rank 0 logs their median
+# times, and `pptrain plan --costs` simulates with them.
+run zb_traced 2 --set pipeline.micro_batches=3 --set pipeline.stages=2 --set pipeline.schedule=zb-h1 \
+  --set logging.trace=true
+costs=$(sed -n 's/.*median ms): \([^ ]*\) (pptrain plan --costs.*/\1/p' "$WORK/zb_traced.log")
+[[ $costs == F=*,I=*,W=* ]] || { cat "$WORK/zb_traced.log"; fail "no median action times in the zb-h1 log"; }
+python3 - "$WORK/runs/zb_traced" <<'PY' || fail "the zb-h1 traces miss I or W actions"
+import json, sys
+for rank in (0, 1):
+    events = json.load(open(f"{sys.argv[1]}/trace-rank{rank}.json"))["traceEvents"]
+    names = [e["name"] for e in events if e.get("cat") == "compute" and "dur" in e]
+    counts = {k: sum(1 for n in names if n.rstrip("0123456789").endswith(k)) for k in "FIWB"}
+    # 5 steps x 3 micro-batches of each, and no whole backward.
+    assert counts == {"F": 15, "I": 15, "W": 15, "B": 0}, (rank, counts)
+print("zb-h1 traces: 15 F, 15 I, 15 W per rank, no B")
+PY
+"$PPTRAIN_BIN" plan "$WORK/eq.yaml" --set pipeline.stages=2 --set pipeline.schedule=zb-h1 --costs "$costs" |
+  grep "simulated with" || fail "pptrain plan --costs $costs failed"
+
 # Data parallel: 2 replicas of a 2-stage 1F1B pipeline with m micro-batches each equal one
 # process with 2m micro-batches (the replica's micro-batch index is folded into the global one).
 for m in 2 3; do
