@@ -5,7 +5,7 @@
 metrics.jsonl) and the simulated bubble (`pptrain plan`, unit costs F=1, B=2, I=W=1).
 
 usage: python3 scripts/bench_pipeline.py [--steps N] [--warmup N] [--ranks 1,2,4]
-       [--schedules gpipe,1f1b,zb-h1]   (after scripts/demo.sh, or scripts/build.sh and
+       [--schedules gpipe,1f1b,zb-h1]   (interleaved and interleaved-zb run v=2: 2 ranks at most)   (after scripts/demo.sh, or scripts/build.sh and
        scripts/prepare_demo_data.sh)"""
 import argparse
 import json
@@ -29,7 +29,10 @@ def mpi_env():
 
 
 def overrides(ranks, schedule, m, extra):
-    sets = [f"pipeline.stages={ranks}", f"pipeline.schedule={schedule}", f"pipeline.micro_batches={m}"] + extra
+    # The interleaved schedules run 2 chunks per rank (the demo's 4 blocks allow 2 ranks).
+    v = 2 if schedule.startswith("interleaved") else 1
+    sets = [f"pipeline.stages={ranks}", f"pipeline.schedule={schedule}", f"pipeline.micro_batches={m}",
+            f"pipeline.virtual_stages={v}"] + extra
     return [arg for s in sets for arg in ("--set", s)]
 
 

@@ -1,6 +1,7 @@
 #include "schedule/generators.h"
 
 #include <algorithm>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,27 @@ std::vector<Action> one_f_one_b_list(const std::vector<Action>& forwards,
   return list;
 }
 
+// Each B of `list` becomes I, and its W follows once `hold_back` later I have run (the rest
+// at the end): W keeps the order of the B it came from.
+std::vector<Action> split_backwards(const std::vector<Action>& list, int hold_back) {
+  std::vector<Action> out;
+  std::deque<Action> waiting;  // I done, W not yet
+  for (const Action& a : list) {
+    if (a.kind != ActionKind::Backward) {
+      out.push_back(a);
+      continue;
+    }
+    out.push_back(backward_input(a.stage, a.micro_batch));
+    waiting.push_back(backward_weight(a.stage, a.micro_batch));
+    if (static_cast<int>(waiting.size()) > hold_back) {
+      out.push_back(waiting.front());
+      waiting.pop_front();
+    }
+  }
+  out.insert(out.end(), waiting.begin(), waiting.end());
+  return out;
+}
+
 }  // namespace
 
 Schedule gpipe(int ranks, int micro_batches) {
@@ -77,20 +99,9 @@ Schedule one_f_one_b(int ranks, int micro_batches) {
 // with B = 2 is 3(p-1). Stage r then holds at most p micro-batches (forward done, W not
 // yet): the first stage's 1F1B peak, now on every stage (ZB-H1 of Qi et al., 2023).
 Schedule zero_bubble_h1(int ranks, int micro_batches) {
-  Schedule s = empty_schedule("zb-h1", ranks, 1, micro_batches);
-  const int p = ranks, m = micro_batches;
-  for (int r = 0; r < p; ++r) {
-    std::vector<Action>& list = s.actions[r];
-    const int warmup = std::min(p - 1 - r, m);
-    int next_w = 0;
-    for (int k = 0; k < warmup; ++k) list.push_back(forward(r, k));
-    for (int k = 0; k < m; ++k) {
-      if (k + warmup < m) list.push_back(forward(r, k + warmup));
-      list.push_back(backward_input(r, k));
-      if (k >= r) list.push_back(backward_weight(r, next_w++));
-    }
-    while (next_w < m) list.push_back(backward_weight(r, next_w++));
-  }
+  Schedule s = one_f_one_b(ranks, micro_batches);
+  s.name = "zb-h1";
+  for (int r = 0; r < ranks; ++r) s.actions[r] = split_backwards(s.actions[r], r);
   return s;
 }
 
@@ -137,6 +148,17 @@ Schedule interleaved_1f1b(int ranks, int virtual_stages, int micro_batches) {
   return s;
 }
 
+// zb-h1's rule on the interleaved order: rank r holds back r of its W. Unit tests: with chunk
+// costs F = I = W = 1/v and m a multiple of p the bubble is (p-1)/(3vm+p-1), the lower bound
+// of a synchronous step (every rank idles (p-1)/v), and no rank holds more micro-batch chunks
+// than the interleaved schedule's first rank.
+Schedule interleaved_zero_bubble(int ranks, int virtual_stages, int micro_batches) {
+  Schedule s = interleaved_1f1b(ranks, virtual_stages, micro_batches);
+  s.name = "interleaved-zb";
+  for (int r = 0; r < ranks; ++r) s.actions[r] = split_backwards(s.actions[r], r);
+  return s;
+}
+
 Schedule generate(std::string_view name, int ranks, int virtual_stages, int micro_batches) {
   check_shape(ranks, virtual_stages, micro_batches);
   if (name == "gpipe" || name == "1f1b") {
@@ -147,14 +169,15 @@ Schedule generate(std::string_view name, int ranks, int virtual_stages, int micr
     return name == "gpipe" ? gpipe(ranks, micro_batches) : one_f_one_b(ranks, micro_batches);
   }
   if (name == "interleaved") return interleaved_1f1b(ranks, virtual_stages, micro_batches);
+  if (name == "interleaved-zb") return interleaved_zero_bubble(ranks, virtual_stages, micro_batches);
   if (name == "zb-h1") {
     PPT_CHECK(virtual_stages == 1,
               "schedule zb-h1 runs one stage per rank, but virtual_stages is {}", virtual_stages);
     return zero_bubble_h1(ranks, micro_batches);
   }
   PPT_THROW(
-      "unknown schedule '{}': expected gpipe, 1f1b, interleaved or zb-h1 (or csv:<path> for a "
-      "schedule file)",
+      "unknown schedule '{}': expected gpipe, 1f1b, interleaved, interleaved-zb or zb-h1 (or "
+      "csv:<path> for a schedule file)",
       name);
 }
 

@@ -1,5 +1,5 @@
 // Schedule generators: pure functions (p ranks, v chunks per rank, m micro-batches) ->
-// compute-only schedules (F and B; zb-h1 splits B into I and W).
+// compute-only schedules (F and B; zb-h1 and interleaved-zb split B into I and W).
 // Every result passes validate() for all p, v, m >= 1 (test_schedule_properties.cpp).
 #pragma once
 
@@ -29,7 +29,12 @@ Schedule interleaved_1f1b(int ranks, int virtual_stages, int micro_batches);
 // micro-batches (forward done, W not yet).
 Schedule zero_bubble_h1(int ranks, int micro_batches);
 
-// By name: "gpipe", "1f1b", "interleaved", "zb-h1". Throws for an unknown name or a combination the
+// Interleaved 1F1B with zb-h1's split: each B becomes I and W, rank r holding back r of its
+// W. With chunk costs F = I = W = 1/v and m a multiple of p the bubble is (p-1)/(3vm+p-1);
+// v = 1 gives zb-h1.
+Schedule interleaved_zero_bubble(int ranks, int virtual_stages, int micro_batches);
+
+// By name: "gpipe", "1f1b", "interleaved", "interleaved-zb", "zb-h1". Throws for an unknown name or a combination the
 // schedule cannot run (v > 1 with gpipe, 1f1b or zb-h1). A user CSV goes through load_schedule_csv.
 Schedule generate(std::string_view name, int ranks, int virtual_stages, int micro_batches);
 

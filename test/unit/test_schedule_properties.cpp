@@ -35,7 +35,10 @@ std::vector<Case> small_cases() {
       cases.push_back({"gpipe", p, 1, m});
       cases.push_back({"1f1b", p, 1, m});
       cases.push_back({"zb-h1", p, 1, m});
-      for (int v = 1; v <= 4; ++v) cases.push_back({"interleaved", p, v, m});
+      for (int v = 1; v <= 4; ++v) {
+        cases.push_back({"interleaved", p, v, m});
+        cases.push_back({"interleaved-zb", p, v, m});
+      }
     }
   }
   return cases;
@@ -143,7 +146,7 @@ TEST_CASE("A schedule whose channel order differs between sender and receiver is
         "rank 0 sends its activations to rank 1 in an order rank 1 does not receive them in");
 }
 
-TEST_CASE("Thousands of (p, v, m) validate; interleaved and zb-h1 never worse than 1F1B", "[schedule]") {
+TEST_CASE("Thousands of (p, v, m) validate; interleaved and zb-h1 never worse than 1F1B; interleaved-zb valid", "[schedule]") {
   // DESIGN.md section 4: the validator runs over thousands of triples.
   int checked = 0;
   for (int p = 1; p <= 16; ++p) {
@@ -164,10 +167,12 @@ TEST_CASE("Thousands of (p, v, m) validate; interleaved and zb-h1 never worse th
         costs.forward = 1.0 / v;
         costs.backward = 2.0 / v;
         REQUIRE(simulate(s, costs).bubble <= one_f_one_b_bubble + kBubbleTolerance);
+        require_valid(interleaved_zero_bubble(p, v, m));
+        ++checked;
       }
     }
   }
-  CHECK(checked == 4480);
+  CHECK(checked == 7040);
 }
 
 TEST_CASE("Lowering: sends follow their compute, receives precede it", "[schedule]") {
@@ -206,6 +211,8 @@ TEST_CASE("Large schedules validate", "[schedule]") {
   require_valid(interleaved_1f1b(16, 4, 64));
   require_valid(interleaved_1f1b(16, 4, 67));  // partial last group
   require_valid(zero_bubble_h1(64, 512));
+  require_valid(interleaved_zero_bubble(16, 4, 64));
+  require_valid(interleaved_zero_bubble(16, 4, 67));
   const SimResult sim = simulate(one_f_one_b(64, 512));
   CHECK(sim.bubble == Approx(63.0 / (512 + 63)).epsilon(0).margin(kBubbleTolerance));
   CHECK(simulate(zero_bubble_h1(64, 512)).bubble ==
@@ -286,6 +293,41 @@ TEST_CASE("zb-h1 bubble is (p-1)/(3m+p-1) with F=I=W=1 and m >= p, a third of 1F
         CHECK(sim.bubble <= one_f_one_b_bubble + kBubbleTolerance);
       }
       if (p > 1) CHECK(sim.bubble < one_f_one_b_bubble);
+    }
+  }
+}
+
+TEST_CASE("interleaved-zb bubble is (p-1)/(3vm+p-1) with F=I=W=1/v and m a multiple of p", "[schedule]") {
+  for (int p = 1; p <= 8; ++p) {
+    for (int v = 1; v <= 4; ++v) {
+      for (int m = 1; m <= 16; ++m) {
+        INFO("p=" << p << " v=" << v << " m=" << m);
+        ActionCosts costs;
+        costs.forward = costs.backward_input = costs.backward_weight = 1.0 / v;
+        costs.backward = 2.0 / v;
+        const SimResult zb = simulate(interleaved_zero_bubble(p, v, m), costs);
+        const SimResult il = simulate(interleaved_1f1b(p, v, m), costs);
+        // A synchronous step's lower bound: rank p-1 starts after (p-1)/v, then works 3m.
+        const double lower_bound = double(p - 1) / (3 * v * m + p - 1);
+        CHECK(zb.bubble >= lower_bound - kBubbleTolerance);
+        if (m % p == 0) {
+          CHECK(zb.bubble == Approx(lower_bound).epsilon(0).margin(kBubbleTolerance));
+        }
+        CHECK(zb.bubble <= il.bubble + kBubbleTolerance);
+        // Memory: no rank holds more micro-batch chunks (the sum of its chunks' peaks) than
+        // interleaved's most loaded rank.
+        auto most_held = [&](const SimResult& sim) {
+          int most = 0;
+          for (int r = 0; r < p; ++r) {
+            int held = 0;
+            for (int c = 0; c < v; ++c) held += sim.peak_in_flight[c * p + r];
+            most = std::max(most, held);
+          }
+          return most;
+        };
+        CHECK(most_held(zb) <= most_held(il));
+      }
+      if (v == 1) CHECK(interleaved_zero_bubble(p, 1, 8).actions == zero_bubble_h1(p, 8).actions);
     }
   }
 }

@@ -197,8 +197,9 @@ TEST_CASE("Generator names and impossible combinations", "[schedule]") {
   CHECK(generate("gpipe", 2, 1, 3) == gpipe(2, 3));
   CHECK(generate("interleaved", 2, 2, 3) == interleaved_1f1b(2, 2, 3));
   CHECK(generate("zb-h1", 3, 1, 5) == zero_bubble_h1(3, 5));
+  CHECK(generate("interleaved-zb", 3, 2, 5) == interleaved_zero_bubble(3, 2, 5));
   CHECK_THROWS_WITH(generate("zb", 2, 1, 2),
-                    Contains("unknown schedule 'zb': expected gpipe, 1f1b, interleaved or zb-h1"));
+                    Contains("unknown schedule 'zb': expected gpipe, 1f1b, interleaved, interleaved-zb or zb-h1"));
   CHECK_THROWS_WITH(generate("zb-h1", 2, 2, 2),
                     Contains("schedule zb-h1 runs one stage per rank, but virtual_stages is 2"));
   CHECK_THROWS_WITH(generate("gpipe", 2, 2, 2),
