@@ -16,6 +16,9 @@
 #   5. zero-bubble on the GPU: 2 ranks of zb-h1 (split backward) against the 2-rank 1f1b run
 #      of check 4, fp32; equal within fp32 round-off (bitwise in the emulated build; cuBLASLt
 #      may pick other algorithms for the kept gradients' buffers), the largest difference shown
+#   6. activation recompute on the GPU: check 2's 200 bf16 steps again with
+#      pipeline.recompute: full, bitwise equal to check 2 (the same kernels recompute the same
+#      values), and the activation peaks of both
 # Env: BUNDLE_LD (the bundle's LD_LIBRARY_PATH), OUT, PPTRAIN (the binary), T_STEP (seconds
 # per run), MPIRUN (optional).
 set -u -o pipefail
@@ -95,7 +98,8 @@ else
 fi
 
 # ---- 2. bf16 training: 200 steps, against the GPU fp32 run of the same 200 steps ----
-run_small cuda_bf16 200 --set runtime.device=cuda --set runtime.precision=bf16; rc16=$?
+run_small cuda_bf16 200 --set runtime.device=cuda --set runtime.precision=bf16 \
+  --save-params "$WORK/params_bf16"; rc16=$?
 run_small cuda_fp32_long 200 --set runtime.device=cuda --set runtime.precision=fp32; rc32=$?
 if ((rc16 != 0 || rc32 != 0)); then
   emit "bf16 training run, 200 steps" "FAIL (exit bf16 $rc16, fp32 $rc32)" \
@@ -106,6 +110,22 @@ else
   verdict=$(python3 -c "import math,sys; f,l,r=$first,$last,$ref; ok=math.isfinite(l) and l<0.6*f and abs(l-r)/r<0.05; print('PASS' if ok else 'FAIL')")
   emit "bf16 training run, 200 steps" "$verdict" \
     "$(printf 'loss %.3f -> %.3f; fp32 on the GPU -> %.3f' "$first" "$last" "$ref")"
+fi
+
+# ---- 6. recompute full: check 2 again, bitwise the same run, less activation memory ----
+# (numbered after the MPI checks, which it does not need; it reuses check 2's run)
+peak_of() { sed -n 's/.*GPU memory peaks on rank 0 .*activations \([0-9.]* MiB\).*/\1/p' "$1" | head -1; }
+if ((rc16 == 0)) && run_small cuda_bf16_recompute 200 --set runtime.device=cuda --set runtime.precision=bf16 \
+    --set pipeline.recompute=full --save-params "$WORK/params_bf16_recompute"; then
+  row6_fig="activations $(peak_of "$LOGS/train_cuda_bf16.txt") -> $(peak_of "$LOGS/train_cuda_bf16_recompute.txt")"
+  if python3 test/integration/compare_runs.py "$WORK/runs/cuda_bf16" "$WORK/params_bf16" \
+      "$WORK/runs/cuda_bf16_recompute" "$WORK/params_bf16_recompute" 0 0 >"$LOGS/parity_recompute.txt" 2>&1; then
+    row6=(PASS "bitwise equal; $row6_fig")
+  else
+    row6=(FAIL "$(tail -1 "$LOGS/parity_recompute.txt" | cut -c1-60); $row6_fig")
+  fi
+else
+  row6=("FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_cuda_bf16_recompute.txt" 2>/dev/null | cut -c1-80)")
 fi
 
 # ---- 3. GPT-2 124M throughput, bf16, one rank ----
@@ -176,3 +196,4 @@ else
     emit "zb-h1 vs 1f1b, 2 ranks, fp32" FAIL "$(tail -1 "$LOGS/parity_zb_np2.txt" | cut -c1-100)"
   fi
 fi
+emit "recompute full vs none, bf16, 200 steps" "${row6[0]}" "${row6[1]}"

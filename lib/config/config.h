@@ -29,8 +29,8 @@ struct PipelineConfig {
   int micro_batch_size = 4;       // B sequences per micro-batch
   std::string partition = "uniform";  // uniform | parameters | manual
   std::vector<int> manual_layers;     // layers per stage for partition: manual
-  std::string recompute = "none";     // none | selective | full
-  std::string offload = "none";       // none | cpu
+  std::string recompute = "none";     // none | full (model/stage_model.h: Recompute)
+  std::string offload = "none";       // none (cpu: reserved, refused)
 };
 
 struct ParallelConfig {

@@ -92,8 +92,16 @@ void check_pipeline(const Config& c) {
   at_least(c, "pipeline.micro_batches", p.micro_batches, 1);
   at_least(c, "pipeline.micro_batch_size", p.micro_batch_size, 1);
   one_of(c, "pipeline.partition", p.partition, {"uniform", "parameters", "manual"});
-  one_of(c, "pipeline.recompute", p.recompute, {"none", "selective", "full"});
-  one_of(c, "pipeline.offload", p.offload, {"none", "cpu"});
+  if (p.recompute == "selective") {
+    fail(c, {"pipeline.recompute"}, "selective is not implemented; full recomputes each block's "
+         "forward in its backward (the CUDA attention already keeps no probabilities)");
+  }
+  one_of(c, "pipeline.recompute", p.recompute, {"none", "full"});
+  if (p.offload == "cpu") {
+    fail(c, {"pipeline.offload"}, "cpu is not implemented yet; use none, or pipeline.recompute: "
+         "full to keep only one (B,T,C) tensor per block and micro-batch");
+  }
+  one_of(c, "pipeline.offload", p.offload, {"none"});
   at_least(c, "parallel.data", c.parallel.data, 1);
 }
 
@@ -198,10 +206,6 @@ void check_cross(const Config& c) {
   if (c.runtime.comm == "nccl" && device != "cuda") {
     fail(c, {"runtime.comm", "runtime.device"},
          "nccl needs runtime.device cuda; use mpi or auto on the CPU");
-  }
-  if (p.offload == "cpu" && device != "cuda") {
-    fail(c, {"pipeline.offload", "runtime.device"},
-         "offload cpu needs runtime.device cuda (on the CPU activations are in host memory)");
   }
 }
 

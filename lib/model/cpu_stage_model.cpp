@@ -106,11 +106,13 @@ CpuStageModel::CpuStageModel(const GPT2Shape& shape, int first_layer, int end_la
 
 CpuStageModel::~CpuStageModel() = default;
 
-std::unique_ptr<Stash> CpuStageModel::make_stash(int batch) {
+std::unique_ptr<Stash> CpuStageModel::make_stash(int batch, Recompute recompute) {
   PPT_CHECK(batch >= 1 && batch <= max_batch_, "batch {} outside [1, {}]", batch, max_batch_);
   auto stash = std::make_unique<CpuStash>();
   stash->B = batch;
+  stash->recompute = recompute;
   const std::size_t T = shape_.max_seq_len, C = shape_.channels, N = batch * T;
+  const bool full = recompute == Recompute::Full;
   if (has_embedding()) {
     stash->tokens.resize(N);
   } else {
@@ -120,7 +122,13 @@ std::unique_ptr<Stash> CpuStageModel::make_stash(int batch) {
     std::size_t floats = 0;
     switch (shape_.layer_kind(layer)) {
       case LayerKind::LayerKindEmbedding: floats = N * C; break;
-      case LayerKind::LayerKindBlock: floats = BlockLayout(batch, T, C, shape_.n_head).total; break;
+      case LayerKind::LayerKindBlock:
+        floats = full ? N * C : BlockLayout(batch, T, C, shape_.n_head).total;
+        if (full && recomputed_.size() == 0) {
+          recomputed_ = FloatBuffer(memory_, MemCategory::Workspace,
+                                    BlockLayout(max_batch_, T, C, shape_.n_head).total);
+        }
+        break;
       case LayerKind::LayerKindHead: floats = HeadLayout(N, C, shape_.padded_vocab_size).total; break;
     }
     stash->layer.emplace_back(memory_, MemCategory::Activations, floats);
@@ -151,8 +159,14 @@ void CpuStageModel::forward(Stash& base, const int* tokens, const float* input, 
         x = acts;
         break;
       case LayerKind::LayerKindBlock:
-        forward_block(stash, layer, x);
-        x = acts + BlockLayout(B, T, C, shape_.n_head).out;
+        if (stash.recompute == Recompute::Full) {
+          forward_block(B, layer, x, recomputed_.data());
+          const float* out = recomputed_.data() + BlockLayout(B, T, C, shape_.n_head).out;
+          std::copy(out, out + N * C, acts);
+        } else {
+          forward_block(B, layer, x, acts);
+        }
+        x = block_output(stash, layer);
         break;
       case LayerKind::LayerKindHead: {
         const HeadLayout h(N, C, shape_.padded_vocab_size);
@@ -183,11 +197,11 @@ double CpuStageModel::take_loss_sum() {
   return sum;
 }
 
-void CpuStageModel::forward_block(CpuStash& stash, int layer, const float* x) {
-  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
+// Into `a`, a BlockLayout(B,...) buffer: the stash's, or recomputed_.
+void CpuStageModel::forward_block(int B, int layer, const float* x, float* a) {
+  const int T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
   const BlockLayout l(B, T, C, NH);
-  float* a = stash.layer[layer - first_layer_].data();
   const std::vector<float*>& p = layers_[layer - first_layer_].p;
   // The two projections are not needed by the backward: they live in scratch.
   float* attproj = scratch_.data();
@@ -211,7 +225,11 @@ void CpuStageModel::run_weight_grads(Stash& base) {
     const LayerGradients g = layer_gradients(stash, layer, true);
     switch (shape_.layer_kind(layer)) {
       case LayerKind::LayerKindHead: head_weight_grads(stash, layer, g); break;
-      case LayerKind::LayerKindBlock: block_weight_grads(stash, layer, layer_input(stash, layer), g); break;
+      case LayerKind::LayerKindBlock: {
+        const float* acts = block_activations(stash, layer);
+        block_weight_grads(stash.B, layer, layer_input(stash, layer), acts, g);
+        break;
+      }
       case LayerKind::LayerKindEmbedding: embedding_weight_grads(stash, g); break;
     }
   }
@@ -248,8 +266,9 @@ void CpuStageModel::run_backward(Stash& base, const float* dout, bool split) {
       break;
     }
     const float* x = layer_input(stash, layer);
-    block_input_grad(stash, layer, x, g, next);
-    if (!split) block_weight_grads(stash, layer, x, g);
+    const float* acts = block_activations(stash, layer);
+    block_input_grad(stash.B, layer, x, acts, g, next);
+    if (!split) block_weight_grads(stash.B, layer, x, acts, g);
     std::swap(cur, next);
   }
   input_grad_ = has_embedding() ? nullptr : cur;
@@ -257,14 +276,26 @@ void CpuStageModel::run_backward(Stash& base, const float* dout, bool split) {
 
 const float* CpuStageModel::layer_input(const CpuStash& stash, int layer) const {
   if (layer == first_layer_) return stash.input.data();
-  const float* prev = stash.layer[layer - 1 - first_layer_].data();
   switch (shape_.layer_kind(layer - 1)) {
-    case LayerKind::LayerKindEmbedding: return prev;
-    case LayerKind::LayerKindBlock:
-      return prev + BlockLayout(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head).out;
+    case LayerKind::LayerKindEmbedding: return stash.layer[layer - 1 - first_layer_].data();
+    case LayerKind::LayerKindBlock: return block_output(stash, layer - 1);
     case LayerKind::LayerKindHead: break;
   }
   PPT_THROW("layer {} follows the head", layer);
+}
+
+const float* CpuStageModel::block_output(const CpuStash& stash, int layer) const {
+  const float* a = stash.layer[layer - first_layer_].data();
+  if (stash.recompute == Recompute::Full) return a;
+  return a + BlockLayout(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head).out;
+}
+
+// Recomputing writes the scratch's first two units (the projections), which no backward
+// reads across this call: the layer's gradients are written after it.
+const float* CpuStageModel::block_activations(CpuStash& stash, int layer) {
+  if (stash.recompute == Recompute::None) return stash.layer[layer - first_layer_].data();
+  forward_block(stash.B, layer, layer_input(stash, layer), recomputed_.data());
+  return recomputed_.data();
 }
 
 CpuStageModel::LayerGradients CpuStageModel::layer_gradients(CpuStash& stash, int layer, bool split) {
@@ -312,13 +343,12 @@ void CpuStageModel::embedding_weight_grads(CpuStash& stash, const LayerGradients
                       shape_.max_seq_len, shape_.channels);
 }
 
-void CpuStageModel::block_input_grad(CpuStash& stash, int layer, const float* x,
+void CpuStageModel::block_input_grad(int B, int layer, const float* x, const float* a,
                                      const LayerGradients& g, float* dinp) {
-  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
+  const int T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
   const std::size_t NC = static_cast<std::size_t>(N) * C;
   const BlockLayout l(B, T, C, NH);
-  const float* a = stash.layer[layer - first_layer_].data();
   const std::vector<float*>& p = layers_[layer - first_layer_].p;
   float* none = nullptr;                 // parameter gradients: block_weight_grads
   float* dfch_gelu = scratch_.data() + kScratchDfchGelu * NC;  // (N,4C)
@@ -344,12 +374,11 @@ void CpuStageModel::block_input_grad(CpuStash& stash, int layer, const float* x,
   k::layernorm_backward(dinp, none, none, g.dln1, x, p[LN1W], a + l.ln1_mean, a + l.ln1_rstd, N, C);
 }
 
-void CpuStageModel::block_weight_grads(CpuStash& stash, int layer, const float* x,
+void CpuStageModel::block_weight_grads(int B, int layer, const float* x, const float* a,
                                        const LayerGradients& g) {
-  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels;
+  const int T = shape_.max_seq_len, C = shape_.channels;
   const int N = B * T;
   const BlockLayout l(B, T, C, shape_.n_head);
-  const float* a = stash.layer[layer - first_layer_].data();
   const std::vector<float*>& p = layers_[layer - first_layer_].p;
   const std::vector<float*>& gr = layers_[layer - first_layer_].g;
   float* none = nullptr;  // input gradients: block_input_grad
@@ -367,9 +396,8 @@ const float* CpuStageModel::output(const Stash& base) const {
   const CpuStash& stash = static_cast<const CpuStash&>(base);
   PPT_CHECK(!has_head(), "the last stage has no activation output");
   const int last = end_layer_ - 1;
-  const float* a = stash.layer[last - first_layer_].data();
-  if (shape_.layer_kind(last) == LayerKind::LayerKindEmbedding) return a;
-  return a + BlockLayout(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head).out;
+  if (shape_.layer_kind(last) == LayerKind::LayerKindEmbedding) return stash.layer[0].data();
+  return block_output(stash, last);
 }
 
 const float* CpuStageModel::logits(const Stash& base) const {

@@ -13,7 +13,7 @@ namespace pptrain {
 struct CpuStash final : Stash {
   std::vector<int> tokens;         // (B,T), first stage: the encoder backward needs them
   FloatBuffer input;               // (B,T,C), other stages: the received activations
-  std::vector<FloatBuffer> layer;  // one buffer per layer of the stage
+  std::vector<FloatBuffer> layer;  // one buffer per layer of the stage (a Full block: its output)
   bool has_dlogits = false;        // the head's logits now hold dloss/dlogits
   // Split backward: per layer, the gradients backward_input keeps for backward_weight
   // (model/layer_gradients.h), allocated by the first backward_input.
@@ -26,7 +26,7 @@ class CpuStageModel final : public StageModel {
                 std::uint64_t seed, MemoryTracker& memory);
   ~CpuStageModel() override;
 
-  std::unique_ptr<Stash> make_stash(int batch) override;
+  std::unique_ptr<Stash> make_stash(int batch, Recompute recompute) override;
   std::size_t activation_words(int batch) const override;
   std::unique_ptr<WordBuffer> make_message_buffer(std::size_t words) override;
   void forward(Stash& stash, const int* tokens, const float* input, const int* targets,
@@ -66,14 +66,19 @@ class CpuStageModel final : public StageModel {
     std::vector<float*> p, g;  // in GPT2Shape::layer_params order
   };
   using LayerGradients = pptrain::LayerGradients<float>;  // model/layer_gradients.h
-  void forward_block(CpuStash& stash, int layer, const float* x);
+  void forward_block(int B, int layer, const float* x, float* acts);
+  // A block's activations for its backward: the stash's, or (Recompute::Full) recomputed
+  // into recomputed_.
+  const float* block_activations(CpuStash& stash, int layer);
+  const float* block_output(const CpuStash& stash, int layer) const;
   LayerGradients layer_gradients(CpuStash& stash, int layer, bool split);
   const float* layer_input(const CpuStash& stash, int layer) const;
   void head_input_grad(CpuStash& stash, int layer, const LayerGradients& g, float* dinp);
   void head_weight_grads(CpuStash& stash, int layer, const LayerGradients& g);
   void embedding_weight_grads(CpuStash& stash, const LayerGradients& g);
-  void block_input_grad(CpuStash& stash, int layer, const float* x, const LayerGradients& g, float* dinp);
-  void block_weight_grads(CpuStash& stash, int layer, const float* x, const LayerGradients& g);
+  void block_input_grad(int B, int layer, const float* x, const float* acts, const LayerGradients& g,
+                        float* dinp);
+  void block_weight_grads(int B, int layer, const float* x, const float* acts, const LayerGradients& g);
 
   MemoryTracker& memory_;
   FloatBuffer params_, grads_, adam_m_, adam_v_;
@@ -81,6 +86,9 @@ class CpuStageModel final : public StageModel {
   // Backward scratch shared by all micro-batches (backwards run one at a time), sized for
   // max_batch: gradient ping-pong between layers and per-block intermediates.
   FloatBuffer grad_a_, grad_b_, scratch_;
+  // One block's activations at max_batch, for stashes that keep only block outputs
+  // (Recompute::Full): allocated with the first of them.
+  FloatBuffer recomputed_;
   float* input_grad_ = nullptr;
   double loss_sum_ = 0.0;
 };

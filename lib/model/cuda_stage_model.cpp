@@ -180,11 +180,13 @@ float* CudaStageModel::grad(const std::string& name) {
   PPT_THROW("stage [{}, {}) has no parameter '{}'", first_layer_, end_layer_, name);
 }
 
-std::unique_ptr<Stash> CudaStageModel::make_stash(int batch) {
+std::unique_ptr<Stash> CudaStageModel::make_stash(int batch, Recompute recompute) {
   PPT_CHECK(batch >= 1 && batch <= max_batch_, "batch {} outside [1, {}]", batch, max_batch_);
   auto stash = std::make_unique<CudaStash>();
   stash->B = batch;
+  stash->recompute = recompute;
   const std::size_t T = shape_.max_seq_len, C = shape_.channels, N = batch * T, es = element_bytes();
+  const bool full = recompute == Recompute::Full;
   ByteCarver c;
   if (has_embedding()) {
     stash->tokens = c.take(N * sizeof(int));
@@ -197,7 +199,13 @@ std::unique_ptr<Stash> CudaStageModel::make_stash(int batch) {
     std::size_t bytes = 0;
     switch (shape_.layer_kind(layer)) {
       case LayerKind::LayerKindEmbedding: bytes = N * C * es; break;
-      case LayerKind::LayerKindBlock: bytes = BlockBytes(batch, T, C, shape_.n_head, es).total; break;
+      case LayerKind::LayerKindBlock:
+        bytes = full ? N * C * es : BlockBytes(batch, T, C, shape_.n_head, es).total;
+        if (full && recomputed_.bytes() == 0) {
+          recomputed_ = kc::DeviceBuffer(device_.memory(), MemCategory::Workspace,
+                                         BlockBytes(max_batch_, T, C, shape_.n_head, es).total);
+        }
+        break;
       case LayerKind::LayerKindHead: bytes = HeadBytes(N, C, shape_.padded_vocab_size, es).total; break;
     }
     stash->layer.push_back(c.take(bytes));
@@ -241,8 +249,14 @@ void CudaStageModel::forward(Stash& base, const int* tokens, const float* input,
         x = acts;
         break;
       case LayerKind::LayerKindBlock:
-        forward_block(stash, layer, x);
-        x = acts + BlockBytes(B, T, C, shape_.n_head, es).out;
+        if (stash.recompute == Recompute::Full) {
+          char* a = recomputed_.as<char>();
+          forward_block(B, layer, x, a);
+          kc::copy_async(acts, a + BlockBytes(B, T, C, shape_.n_head, es).out, N * C * es, s);
+        } else {
+          forward_block(B, layer, x, acts);
+        }
+        x = block_output(stash, layer);
         break;
       case LayerKind::LayerKindHead: {
         const HeadBytes h(N, C, shape_.padded_vocab_size, es);
@@ -287,15 +301,15 @@ void CudaStageModel::upload_ids(CudaStash& stash, const int* tokens, const int* 
   h.uploaded.record(s);
 }
 
-void CudaStageModel::forward_block(CudaStash& stash, int layer, const void* x) {
-  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
+// Into `a`, a BlockBytes(B,...) buffer: the stash's, or recomputed_.
+void CudaStageModel::forward_block(int B, int layer, const void* x, char* a) {
+  const int T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
   const std::size_t es = element_bytes(), NC = static_cast<std::size_t>(N) * C;
   const DType dt = device_.dtype();
   const kc::Stream s = device_.stream();
   kc::CublasLtContext& blas = device_.blas();
   const BlockBytes l(B, T, C, NH, es);
-  char* a = stash.at(stash.layer[layer - first_layer_]);
   auto f32 = [&](std::size_t offset) { return reinterpret_cast<float*>(a + offset); };
   auto W = [&](int i) { return weight(layer, i); };
   // The two projections are not needed by the backward: they live in scratch.
@@ -315,15 +329,27 @@ void CudaStageModel::forward_block(CudaStash& stash, int layer, const void* x) {
 
 const void* CudaStageModel::layer_input(const CudaStash& stash, int layer) const {
   if (layer == first_layer_) return stash.at(stash.input);
-  const char* prev = stash.at(stash.layer[layer - 1 - first_layer_]);
   switch (shape_.layer_kind(layer - 1)) {
-    case LayerKind::LayerKindEmbedding: return prev;
-    case LayerKind::LayerKindBlock:
-      return prev + BlockBytes(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head,
-                               element_bytes()).out;
+    case LayerKind::LayerKindEmbedding: return stash.at(stash.layer[layer - 1 - first_layer_]);
+    case LayerKind::LayerKindBlock: return block_output(stash, layer - 1);
     case LayerKind::LayerKindHead: break;
   }
   PPT_THROW("layer {} follows the head", layer);
+}
+
+const void* CudaStageModel::block_output(const CudaStash& stash, int layer) const {
+  const char* a = stash.at(stash.layer[layer - first_layer_]);
+  if (stash.recompute == Recompute::Full) return a;
+  return a + BlockBytes(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head,
+                        element_bytes()).out;
+}
+
+// Recomputing writes the scratch's first two units (the projections), which no backward
+// reads across this call: the layer's gradients are written after it.
+const char* CudaStageModel::block_activations(CudaStash& stash, int layer) {
+  if (stash.recompute == Recompute::None) return stash.at(stash.layer[layer - first_layer_]);
+  forward_block(stash.B, layer, layer_input(stash, layer), recomputed_.as<char>());
+  return recomputed_.as<char>();
 }
 
 void CudaStageModel::run_weight_grads(Stash& base) {
@@ -333,7 +359,11 @@ void CudaStageModel::run_weight_grads(Stash& base) {
     const LayerGradients g = layer_gradients(stash, layer, true);
     switch (shape_.layer_kind(layer)) {
       case LayerKind::LayerKindHead: head_weight_grads(stash, layer, g); break;
-      case LayerKind::LayerKindBlock: block_weight_grads(stash, layer, layer_input(stash, layer), g); break;
+      case LayerKind::LayerKindBlock: {
+        const char* acts = block_activations(stash, layer);
+        block_weight_grads(stash.B, layer, layer_input(stash, layer), acts, g);
+        break;
+      }
       case LayerKind::LayerKindEmbedding: embedding_weight_grads(stash, g); break;
     }
   }
@@ -372,8 +402,9 @@ void CudaStageModel::run_backward(Stash& base, const float* dout, bool split) {
       break;
     }
     const void* x = layer_input(stash, layer);
-    block_input_grad(stash, layer, x, g, next);
-    if (!split) block_weight_grads(stash, layer, x, g);
+    const char* acts = block_activations(stash, layer);
+    block_input_grad(stash.B, layer, x, acts, g, next);
+    if (!split) block_weight_grads(stash.B, layer, x, acts, g);
     std::swap(cur, next);
   }
   input_grad_ = has_embedding() ? nullptr : cur;
@@ -429,16 +460,15 @@ void CudaStageModel::embedding_weight_grads(CudaStash& stash, const LayerGradien
                        encoder_scratch_.data(), encoder_scratch_.bytes(), device_.stream());
 }
 
-void CudaStageModel::block_input_grad(CudaStash& stash, int layer, const void* x,
+void CudaStageModel::block_input_grad(int B, int layer, const void* x, const char* a,
                                       const LayerGradients& g, void* dinp) {
-  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
+  const int T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
   const std::size_t es = element_bytes(), NC = static_cast<std::size_t>(N) * C;
   const DType dt = device_.dtype();
   const kc::Stream s = device_.stream();
   kc::CublasLtContext& blas = device_.blas();
   const BlockBytes l(B, T, C, NH, es);
-  char* a = stash.at(stash.layer[layer - first_layer_]);
   auto f32 = [&](std::size_t offset) { return reinterpret_cast<const float*>(a + offset); };
   auto W = [&](int i) { return weight(layer, i); };
   char* dfch_gelu = scratch_.as<char>() + kScratchDfchGelu * NC * es;  // (N,4C), unfused GELU only
@@ -465,15 +495,14 @@ void CudaStageModel::block_input_grad(CudaStash& stash, int layer, const void* x
                          f32(l.ln1_rstd), N, C, dt, s, /*dinp_base=*/g.dres2);
 }
 
-void CudaStageModel::block_weight_grads(CudaStash& stash, int layer, const void* x,
+void CudaStageModel::block_weight_grads(int B, int layer, const void* x, const char* a,
                                         const LayerGradients& g) {
-  const int B = stash.B, T = shape_.max_seq_len, C = shape_.channels;
+  const int T = shape_.max_seq_len, C = shape_.channels;
   const int N = B * T;
   const DType dt = device_.dtype();
   const kc::Stream s = device_.stream();
   kc::CublasLtContext& blas = device_.blas();
   const BlockBytes l(B, T, C, shape_.n_head, element_bytes());
-  char* a = stash.at(stash.layer[layer - first_layer_]);
   auto f32 = [&](std::size_t offset) { return reinterpret_cast<const float*>(a + offset); };
   auto W = [&](int i) { return weight(layer, i); };
   auto G = [&](int i) { return grad_of(layer, i); };
@@ -493,11 +522,10 @@ const float* CudaStageModel::output(const Stash& base) const {
   const CudaStash& stash = static_cast<const CudaStash&>(base);
   PPT_CHECK(!has_head(), "the last stage has no activation output");
   const int last = end_layer_ - 1;
-  const char* a = stash.at(stash.layer[last - first_layer_]);
   if (shape_.layer_kind(last) == LayerKind::LayerKindBlock) {
-    a += BlockBytes(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head, element_bytes()).out;
+    return static_cast<const float*>(block_output(stash, last));
   }
-  return reinterpret_cast<const float*>(a);
+  return reinterpret_cast<const float*>(stash.at(stash.layer[last - first_layer_]));
 }
 
 void CudaStageModel::copy_logits_row(const Stash& base, int row, std::vector<float>& out) const {

@@ -26,7 +26,7 @@ struct CudaStash final : Stash {
   kernels::cuda::DeviceBuffer data;    // every activation of the micro-batch, carved in bytes
   std::size_t tokens = 0, input = 0;   // byte offsets: token ids (first stage), received input
   std::size_t targets = 0;             // byte offset: target ids (last stage)
-  std::vector<std::size_t> layer;      // byte offset of each layer's activations
+  std::vector<std::size_t> layer;      // byte offset of each layer's activations (a Full block: its output)
   bool has_dlogits = false;
   // Split backward: per layer, the gradients backward_input keeps for backward_weight
   // (model/layer_gradients.h), allocated by the first backward_input.
@@ -45,7 +45,7 @@ class CudaStageModel final : public StageModel {
                  std::uint64_t seed, ComputeDevice& device);
   ~CudaStageModel() override;
 
-  std::unique_ptr<Stash> make_stash(int batch) override;
+  std::unique_ptr<Stash> make_stash(int batch, Recompute recompute) override;
   std::size_t activation_words(int batch) const override;
   std::unique_ptr<WordBuffer> make_message_buffer(std::size_t words) override;
   void forward(Stash& stash, const int* tokens, const float* input, const int* targets,
@@ -74,14 +74,19 @@ class CudaStageModel final : public StageModel {
 
  private:
   struct Block;
-  void forward_block(CudaStash& stash, int layer, const void* x);
+  void forward_block(int B, int layer, const void* x, char* acts);
+  // A block's activations for its backward: the stash's, or (Recompute::Full) recomputed
+  // into recomputed_.
+  const char* block_activations(CudaStash& stash, int layer);
+  const void* block_output(const CudaStash& stash, int layer) const;
   using LayerGradients = pptrain::LayerGradients<char>;  // storage dtype, model/layer_gradients.h
   LayerGradients layer_gradients(CudaStash& stash, int layer, bool split);
   void head_input_grad(CudaStash& stash, int layer, const LayerGradients& g, void* dinp);
   void head_weight_grads(CudaStash& stash, int layer, const LayerGradients& g);
   void embedding_weight_grads(CudaStash& stash, const LayerGradients& g);
-  void block_input_grad(CudaStash& stash, int layer, const void* x, const LayerGradients& g, void* dinp);
-  void block_weight_grads(CudaStash& stash, int layer, const void* x, const LayerGradients& g);
+  void block_input_grad(int B, int layer, const void* x, const char* acts, const LayerGradients& g,
+                        void* dinp);
+  void block_weight_grads(int B, int layer, const void* x, const char* acts, const LayerGradients& g);
   const void* weight(int layer, int index) const;  // in storage dtype
   float* grad_of(int layer, int index);            // fp32
   const void* layer_input(const CudaStash& stash, int layer) const;
@@ -97,6 +102,9 @@ class CudaStageModel final : public StageModel {
   kernels::cuda::DeviceBuffer master_, working_, grads_, adam_m_, adam_v_;
   void upload_ids(CudaStash& stash, const int* tokens, const int* targets);
   kernels::cuda::DeviceBuffer scratch_, grad_a_, grad_b_, encoder_scratch_;
+  // One block's activations at max_batch, for stashes that keep only block outputs
+  // (Recompute::Full): allocated with the first of them.
+  kernels::cuda::DeviceBuffer recomputed_;
   kernels::cuda::DeviceBuffer reduce_scratch_, sums_;  // sums_: [loss sum, sq, sq of wte] doubles
   void* input_grad_ = nullptr;
   kernels::cuda::AttentionTiling attention_tiling_;  // the fastest on this GPU (ComputeDevice)

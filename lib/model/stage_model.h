@@ -26,11 +26,22 @@ namespace pptrain {
 
 class ComputeDevice;
 
+// What a stash keeps of each transformer block (the embedding and the head always keep all):
+//   None: every activation its backward reads (per block about 16 (N,C) tensors, plus the
+//         (B,NH,T,T) attention probabilities on the CPU), N = B*T rows;
+//   Full: only the block's output, one (N,C) tensor; the backward first recomputes the
+//         block's forward from its input into one workspace that all micro-batches share
+//         (a split backward recomputes it for I and again for W). Same results, bitwise:
+//         the recomputation runs the same kernels on the same inputs.
+// A forward-only stash (evaluation, sampling) is best made Full: it never runs a backward.
+enum class Recompute { None, Full };
+
 // Activations of one micro-batch on one stage, made by make_stash; only the backend that
 // made it reads it.
 struct Stash {
   virtual ~Stash() = default;
   int B = 0;
+  Recompute recompute = Recompute::None;
   bool weight_grads_pending = false;  // backward_input ran, backward_weight not yet
 };
 
@@ -56,7 +67,7 @@ class StageModel {
   const ParamTable& table() const { return table_; }
   std::size_t num_params() const { return table_.total_floats(); }
 
-  virtual std::unique_ptr<Stash> make_stash(int batch) = 0;
+  virtual std::unique_ptr<Stash> make_stash(int batch, Recompute recompute) = 0;
   // 4-byte words of one (batch,T,C) activation message in backend memory.
   virtual std::size_t activation_words(int batch) const = 0;
   virtual std::unique_ptr<WordBuffer> make_message_buffer(std::size_t words) = 0;

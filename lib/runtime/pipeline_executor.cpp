@@ -229,7 +229,8 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
       }
       std::unique_ptr<Stash> stash;
       if (c.free.empty()) {
-        stash = c.model->make_stash(B);
+        stash = c.model->make_stash(B, config_.pipeline.recompute == "full" ? Recompute::Full
+                                                                             : Recompute::None);
       } else {
         stash = std::move(c.free.back());
         c.free.pop_back();
@@ -351,7 +352,7 @@ void PipelineExecutor::forward_only(int B, const int* inputs, const int* targets
   for (auto& c : chunks_) {  // ascending stages: data flows forward, sends never block
     const int s = c->stage;
     auto& stash = c->forward_only[B];
-    if (!stash) stash = c->model->make_stash(B);
+    if (!stash) stash = c->model->make_stash(B, Recompute::Full);  // no backward: outputs only
     const float* input = nullptr;
     if (s > 0 && layout_.holds_stage(s - 1)) {
       Chunk& prev = chunk_of_stage(s - 1);

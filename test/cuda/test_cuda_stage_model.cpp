@@ -46,14 +46,16 @@ struct Result {
 // Forward + backward of one micro-batch through `stages` (consecutive, same backend), then
 // one AdamW step; gradients gathered in whole-model table order (wte summed over copies).
 // split: every stage's I top down, then every W (zero-bubble order), instead of B.
+// recompute: what the stashes keep (model/stage_model.h).
 Result run(std::vector<std::unique_ptr<StageModel>>& stages, const GPT2Shape& s, const Batch& b,
-           const StageModel& whole_table, float lr = 1e-3f, int t = 1, bool split = false) {
+           const StageModel& whole_table, float lr = 1e-3f, int t = 1, bool split = false,
+           Recompute recompute = Recompute::None) {
   const float scale = 1.0f / static_cast<float>(b.B * s.max_seq_len);
   std::vector<std::unique_ptr<Stash>> stashes;
   const float* x = nullptr;
   Result r;
   for (auto& st : stages) {
-    stashes.push_back(st->make_stash(b.B));
+    stashes.push_back(st->make_stash(b.B, recompute));
     st->zero_grads();
     st->forward(*stashes.back(), b.tokens.data(), x, b.targets.data(), scale, true);
     if (!st->has_head()) x = st->output(*stashes.back());
@@ -138,7 +140,7 @@ TEST_CASE("CUDA stage model tracks the CPU backend: loss, gradients, AdamW, pipe
   }
 }
 
-TEST_CASE("CUDA stage model: a backward split into I and W gives bitwise the whole one", "[cuda]") {
+TEST_CASE("CUDA stage model: a split backward, or recomputing, gives bitwise the whole one", "[cuda]") {
   const GPT2Shape s = small_shape();
   const Batch b = make_batch(s, 9);
   MemoryTracker host;
@@ -146,13 +148,19 @@ TEST_CASE("CUDA stage model: a backward split into I and W gives bitwise the who
   for (const std::string precision : {"fp32", "bf16"}) {
     ComputeDevice device(0, precision);
     for (const std::vector<int>& cuts : {std::vector<int>{}, std::vector<int>{1, 3}}) {
-      INFO(precision << ", " << cuts.size() + 1 << " stage(s)");
-      auto once = make_stages(s, cuts, host, &device), halves = make_stages(s, cuts, host, &device);
+      auto once = make_stages(s, cuts, host, &device);
       const Result ref = run(once, s, b, whole);
-      const Result got = run(halves, s, b, whole, 1e-3f, 1, /*split=*/true);
-      CHECK(got.loss == ref.loss);
-      CHECK(relative_error(got.grads, ref.grads) == 0.0);
-      CHECK(relative_error(got.params_after_step, ref.params_after_step) == 0.0);
+      for (int variant = 1; variant < 4; ++variant) {  // bit 0: split, bit 1: Recompute::Full
+        const bool split = variant & 1;
+        const Recompute recompute = variant & 2 ? Recompute::Full : Recompute::None;
+        INFO(precision << ", " << cuts.size() + 1 << " stage(s), split " << split << ", recompute full "
+                       << (variant >> 1));
+        auto stages = make_stages(s, cuts, host, &device);
+        const Result got = run(stages, s, b, whole, 1e-3f, 1, split, recompute);
+        CHECK(got.loss == ref.loss);
+        CHECK(relative_error(got.grads, ref.grads) == 0.0);
+        CHECK(relative_error(got.params_after_step, ref.params_after_step) == 0.0);
+      }
     }
   }
 }

@@ -65,6 +65,18 @@ run gpu_bf16_p2_zb 2 --set runtime.device=cuda --set runtime.precision=bf16 --se
 echo -n "emulated GPU bf16, 2-stage zb-h1 vs 1f1b, bitwise: "
 $compare "$WORK/runs/gpu_bf16_p2" "$WORK/params/gpu_bf16_p2" "$WORK/runs/gpu_bf16_p2_zb" "$WORK/params/gpu_bf16_p2_zb" 0 0 ||
   fail "zb-h1 on the GPU path in bf16 differs from 1f1b"
+# Recompute: a bf16 stash that keeps only block outputs, recomputed for the backward (for I and
+# again for W under zb-h1), gives bitwise the run that keeps every activation.
+run gpu_bf16_p2_recompute 2 --set runtime.device=cuda --set runtime.precision=bf16 \
+  --set pipeline.stages=2 --set pipeline.micro_batches=3 --set pipeline.recompute=full
+run gpu_bf16_p2_zb_recompute 2 --set runtime.device=cuda --set runtime.precision=bf16 \
+  --set pipeline.stages=2 --set pipeline.micro_batches=3 --set pipeline.schedule=zb-h1 \
+  --set pipeline.recompute=full
+for name in gpu_bf16_p2 gpu_bf16_p2_zb; do
+  echo -n "emulated GPU bf16, $name with recompute full vs without, bitwise: "
+  $compare "$WORK/runs/$name" "$WORK/params/$name" "$WORK/runs/${name}_recompute" "$WORK/params/${name}_recompute" 0 0 ||
+    fail "$name with pipeline.recompute full differs on the GPU path"
+done
 
 run gpu_bf16 1 --set runtime.device=cuda --set runtime.precision=bf16
 # bf16 times the attention kernels' tile shapes at start-up and logs what it kept.

@@ -3,7 +3,7 @@
 # ranks with m = p and 2p+1 micro-batches, and 1F1B with 2 data-parallel replicas; the loss
 # at every step and every parameter after 5 steps, within fp32 round-off. The zero-bubble
 # schedules also equal 1f1b and interleaved bitwise: the same kernels in the same order per
-# parameter, only the W halves run later.
+# parameter, only the W halves run later; so does pipeline.recompute: full.
 #
 # Tolerance, and why: each stage runs the same kernels on the same data in the same order
 # as the single process (micro-batches are accumulated in increasing order by every
@@ -53,6 +53,18 @@ for p in 2 4; do
         fail "$zb differs from $whole"
     done
   done
+done
+# pipeline.recompute: full keeps only each block's output and recomputes the block in its
+# backward (twice under a split backward: for I and for W): bitwise the same run.
+for spec in 1f1b:4:9 zb-h1:2:5 interleaved:2:5; do
+  IFS=: read -r schedule p m <<< "$spec"
+  v=1; [[ $schedule == interleaved* ]] && v=2
+  base="${schedule}_p${p}_m${m}"
+  run "${base}_recompute" "$p" --set "pipeline.micro_batches=$m" --set "pipeline.stages=$p" \
+    --set "pipeline.schedule=$schedule" --set "pipeline.virtual_stages=$v" --set pipeline.recompute=full
+  echo -n "${base} with recompute full vs without, bitwise: "
+  $compare "$WORK/runs/$base" "$WORK/params/$base" "$WORK/runs/${base}_recompute" "$WORK/params/${base}_recompute" 0 0 ||
+    fail "${base} with pipeline.recompute full differs"
 done
 # The trace of a zb-h1 run holds every I and W it ran (timed), rank 0 logs their median
 # times, and `pptrain plan --costs` simulates with them.

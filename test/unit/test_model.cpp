@@ -45,7 +45,7 @@ Gradients run_split(const GPT2Shape& s, const std::vector<int>& cuts, const std:
   std::vector<std::unique_ptr<Stash>> stashes;
   for (std::size_t i = 0; i + 1 < bounds.size(); ++i) {
     stages.push_back(std::make_unique<CpuStageModel>(s, bounds[i], bounds[i + 1], B, 42, memory));
-    stashes.push_back(stages.back()->make_stash(B));
+    stashes.push_back(stages.back()->make_stash(B, Recompute::None));
   }
   Gradients out;
   const float scale = 1.0f / static_cast<float>(B * s.max_seq_len);
@@ -125,9 +125,10 @@ TEST_CASE("A split into stages equals the whole model", "[model]") {
   }
 }
 
-TEST_CASE("A backward split into I and W gives bitwise the whole backward's gradients", "[model]") {
+TEST_CASE("A backward split into I and W, or recomputing, gives bitwise the whole backward's gradients", "[model]") {
   // Two micro-batches on one stage, as 1F1B and zb-h1 order them: F0 F1 B0 B1 against
-  // F0 F1 I0 I1 W0 W1 (each W after both I: the kept gradients must not share memory).
+  // F0 F1 I0 I1 W0 W1 (each W after both I: the kept gradients must not share memory). With
+  // Recompute::Full both micro-batches recompute into one shared buffer, in turn.
   const GPT2Shape s = tiny_shape();
   const int B = 2, N = B * s.max_seq_len, C = s.channels;
   const std::vector<int> tokens = random_tokens(N, s.vocab_size, 3);
@@ -138,28 +139,44 @@ TEST_CASE("A backward split into I and W gives bitwise the whole backward's grad
   for (float& x : dout) x = static_cast<float>(rng.normal());
   for (const auto& [first, end] : std::vector<std::pair<int, int>>{{0, 5}, {0, 2}, {1, 4}, {3, 5}, {4, 5}}) {
     INFO("layers [" << first << ", " << end << ")");
-    MemoryTracker memory;
-    std::vector<float> grads[2], input_grads[2][2];
-    for (int split = 0; split < 2; ++split) {
+    // variant: bit 0 = split backward, bit 1 = Recompute::Full
+    std::vector<float> grads[4], input_grads[4][2];
+    std::size_t stash_bytes[4] = {};
+    for (int variant = 0; variant < 4; ++variant) {
+      INFO("split " << (variant & 1) << ", recompute full " << (variant >> 1));
+      const bool split = variant & 1;
+      const Recompute recompute = variant & 2 ? Recompute::Full : Recompute::None;
+      MemoryTracker memory;
       CpuStageModel model(s, first, end, B, 42, memory);
-      std::unique_ptr<Stash> stash[2] = {model.make_stash(B), model.make_stash(B)};
+      std::unique_ptr<Stash> stash[2] = {model.make_stash(B, recompute), model.make_stash(B, recompute)};
+      stash_bytes[variant] = memory.current(MemCategory::Activations);
       for (int mb = 0; mb < 2; ++mb) {
         model.forward(*stash[mb], tokens.data(), input.data(), targets.data(), 0.5f, true);
       }
       for (int mb = 0; mb < 2; ++mb) {
         if (split) model.backward_input(*stash[mb], dout.data()); else model.backward(*stash[mb], dout.data());
-        if (!model.has_embedding()) input_grads[split][mb].assign(model.input_grad(), model.input_grad() + N * C);
+        if (!model.has_embedding()) input_grads[variant][mb].assign(model.input_grad(), model.input_grad() + N * C);
       }
       if (split) {
         CHECK(model.grad_sum_of_squares(false) == 0.0);  // I leaves the parameter gradients alone
         for (int mb = 0; mb < 2; ++mb) model.backward_weight(*stash[mb]);
       }
-      grads[split].resize(model.num_params());
-      model.read_grads(grads[split].data());
+      grads[variant].resize(model.num_params());
+      model.read_grads(grads[variant].data());
+      CHECK(test::relative_error(grads[variant], grads[0]) == 0.0);
+      for (int mb = 0; mb < 2; ++mb) CHECK(input_grads[variant][mb] == input_grads[0][mb]);
     }
-    CHECK(test::relative_error(grads[1], grads[0]) == 0.0);
     CHECK(std::any_of(grads[0].begin(), grads[0].end(), [](float g) { return g != 0.0f; }));
-    for (int mb = 0; mb < 2; ++mb) CHECK(input_grads[1][mb] == input_grads[0][mb]);
+    // Blocks in the stage: a Full stash keeps one (N,C) tensor of each, instead of 16 and the
+    // attention probabilities.
+    const int blocks = std::min(end, 4) - std::max(first, 1);
+    if (blocks > 0) {
+      const std::size_t NC = sizeof(float) * N * C;
+      const std::size_t saved_per_stash = blocks * (16 * NC + sizeof(float) * (4 * N + B * s.n_head * s.max_seq_len * s.max_seq_len) - NC);
+      CHECK(stash_bytes[0] - stash_bytes[2] == 2 * saved_per_stash);
+    } else {
+      CHECK(stash_bytes[2] == stash_bytes[0]);
+    }
   }
 }
 
@@ -169,7 +186,7 @@ TEST_CASE("A split backward out of order is refused", "[model]") {
   const std::vector<int> tokens = random_tokens(N, s.vocab_size, 6);
   MemoryTracker memory;
   CpuStageModel model(s, 0, s.num_layers(), B, 42, memory);
-  auto stash = model.make_stash(B);
+  auto stash = model.make_stash(B, Recompute::None);
   model.forward(*stash, tokens.data(), nullptr, tokens.data(), 1.0f, true);
   CHECK_THROWS_WITH(model.backward_weight(*stash), Catch::Contains("needs the backward_input"));
   model.backward_input(*stash, nullptr);
@@ -186,7 +203,7 @@ TEST_CASE("Training the whole model lowers the loss on a fixed batch", "[model]"
   targets.push_back(tokens.front());
   MemoryTracker memory;
   CpuStageModel model(s, 0, s.num_layers(), B, 5, memory);
-  auto stash = model.make_stash(B);
+  auto stash = model.make_stash(B, Recompute::None);
   float first = 0.0f, last = 0.0f;
   for (int step = 0; step < 60; ++step) {
     model.zero_grads();
