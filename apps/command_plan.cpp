@@ -1,5 +1,6 @@
-// `pptrain plan CONFIG`: the partition, the schedule grid, the simulated bubble and the
-// in-flight micro-batches per stage, without launching ranks or reading data.
+// `pptrain plan CONFIG`: the partition, the schedule grid, the simulated bubble, the
+// in-flight micro-batches per stage and the memory each rank will allocate, without
+// launching ranks or reading data.
 #include <fmt/format.h>
 
 #include <fstream>
@@ -7,6 +8,7 @@
 #include "apps/commands.h"
 #include "config/config_loader.h"
 #include "core/error.h"
+#include "runtime/memory_plan.h"
 #include "runtime/training_plan.h"
 #include "schedule/schedule_io.h"
 #include "schedule/simulator.h"
@@ -20,6 +22,7 @@ Command add_plan_command(CLI::App& app) {
     std::string config_path;
     std::vector<std::string> overrides;
     std::string trace_path, csv_path, costs;
+    double fit_gib = 0.0;
   };
   auto o = std::make_shared<Options>();
   cmd->add_option("config", o->config_path, "the YAML config file")->required();
@@ -29,6 +32,10 @@ Command add_plan_command(CLI::App& app) {
   cmd->add_option("--costs", o->costs,
                   "action costs of a rank's layers, e.g. F=7.2,B=10.1,I=8.2,W=2.3,comm=0.1 (ms from a "
                   "run's trace; default F=1, B=2, I=W=1)");
+  cmd->add_option("--fit", o->fit_gib,
+                  "fail unless every rank's planned memory fits in this many GiB (e.g. 80 for an "
+                  "80 GB GPU, less what the CUDA context and NCCL take)")
+      ->check(CLI::PositiveNumber);
   return [o](MpiSession& session) {
     if (session.rank() != 0) return 0;
     const Config config = load_config(o->config_path, o->overrides);
@@ -36,6 +43,8 @@ Command add_plan_command(CLI::App& app) {
     const schedule::ActionCosts per_rank =
         o->costs.empty() ? schedule::ActionCosts{} : schedule::parse_action_costs(o->costs);
     fmt::print("{}", describe_training_plan(config, plan, per_rank));
+    const MemoryPlan memory = plan_memory(config, plan);
+    fmt::print("\n{}", describe_memory_plan(memory));
     auto write = [](const std::string& path, const std::string& text) {
       std::ofstream out(path, std::ios::trunc);
       out << text;
@@ -47,6 +56,16 @@ Command add_plan_command(CLI::App& app) {
             schedule::to_chrome_trace(schedule::simulate(plan.lowered, plan_costs(config.pipeline, per_rank))));
     }
     if (!o->csv_path.empty()) write(o->csv_path, schedule::to_csv(plan.compute_only));
+    if (o->fit_gib > 0.0) {
+      const double limit = o->fit_gib * 1024.0 * 1024.0 * 1024.0;
+      std::string over;
+      for (const RankMemoryPlan& r : memory.ranks) {
+        if (r.total() > limit) over += fmt::format("{}rank {} ({:.2f} GiB)", over.empty() ? "" : ", ", r.pp_rank, r.total() / (1024.0 * 1024.0 * 1024.0));
+      }
+      PPT_CHECK(over.empty(), "{}: does not fit in {} GiB per rank: {}; try pipeline.recompute: full, "
+                "a smaller pipeline.micro_batch_size or more pipeline.stages", o->config_path, o->fit_gib, over);
+      fmt::print("fits: every rank's planned memory is under {} GiB\n", o->fit_gib);
+    }
     return 0;
   };
 }

@@ -1,6 +1,7 @@
 // What the CUDA backend can see. Declared for every build; without CUDA the count is 0.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace pptrain::kernels::cuda {
@@ -12,6 +13,10 @@ int device_count();
 std::string device_description(int device);
 // The PCI bus id of `device` ("0000:17:00.0"): two ranks share a GPU when theirs are equal.
 std::string device_bus_id(int device);
+// Bytes of `device`'s memory free now (cudaMemGetInfo). The emulated build reports
+// PPTRAIN_EMULATED_GPU_GIB GiB if that is set (for tests of a run that does not fit), else
+// no limit; without CUDA, 0.
+std::size_t device_free_bytes(int device);
 // Makes `device` current for the calling host thread (cudaSetDevice) and keeps its
 // stream-ordered memory pool's freed blocks for reuse; throws without CUDA.
 void use_device(int device);

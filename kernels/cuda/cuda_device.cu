@@ -31,6 +31,16 @@ std::string device_bus_id(int device) {
   return id;
 }
 
+std::size_t device_free_bytes(int device) {
+  int current = 0;
+  CUDA_CHECK(cudaGetDevice(&current));
+  CUDA_CHECK(cudaSetDevice(device));
+  std::size_t free = 0, total = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  CUDA_CHECK(cudaSetDevice(current));
+  return free;
+}
+
 void use_device(int device) {
   CUDA_CHECK(cudaSetDevice(device));
   // Stream-ordered scratch (cudaMallocAsync, e.g. in layernorm_backward) stays in the pool

@@ -99,7 +99,7 @@ void classifier_forward_backward(void* logits, float* losses, const int* targets
 // (no TF32); bf16 mode reads bf16 and accumulates in fp32.
 class CublasLtContext {
  public:
-  explicit CublasLtContext(MemoryTracker& tracker, std::size_t workspace_bytes = 32u << 20);
+  explicit CublasLtContext(MemoryTracker& tracker, std::size_t workspace_bytes = kCublasLtWorkspaceBytes);
   ~CublasLtContext();
   CublasLtContext(const CublasLtContext&) = delete;
   CublasLtContext& operator=(const CublasLtContext&) = delete;
@@ -158,7 +158,7 @@ void adamw_update_bf16(float* params, std::uint16_t* params_bf16, const float* g
 
 // ---- global gradient norm (kernels/grad_norm.h) ----
 // Bytes of device scratch sum_of_squares needs (independent of n).
-std::size_t sum_of_squares_scratch_bytes();
+inline std::size_t sum_of_squares_scratch_bytes() { return kSumOfSquaresScratchBytes; }
 // *acc (one device double) += sum_i x_i^2, summed in double in a fixed order that depends on n
 // only. Zero *acc first; call once per tensor or flat gradient array, then read it back.
 void sum_of_squares(double* acc, const float* x, std::size_t n, void* scratch,

@@ -15,6 +15,12 @@ enum class DType { F32, BF16 };
 inline std::size_t dtype_size(DType dt) { return dt == DType::F32 ? 4 : 2; }
 inline const char* dtype_name(DType dt) { return dt == DType::F32 ? "fp32" : "bf16"; }
 
+// Fixed device allocations, here so that the memory plan (model/stage_footprint.h) counts
+// them in builds without CUDA: the cuBLASLt workspace of a ComputeDevice, and the partial
+// sums of sum_of_squares (one double per block of its first pass).
+inline constexpr std::size_t kCublasLtWorkspaceBytes = 32u << 20;
+inline constexpr std::size_t kSumOfSquaresScratchBytes = 1024 * sizeof(double);
+
 // A cudaStream_t, opaque to g++ code. The default value is the legacy default stream.
 struct Stream {
   void* handle = nullptr;

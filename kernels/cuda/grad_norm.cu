@@ -58,7 +58,7 @@ __global__ void scale_kernel(float* x, std::size_t n, float factor) {
 
 }  // namespace
 
-std::size_t sum_of_squares_scratch_bytes() { return kMaxBlocks * sizeof(double); }
+static_assert(kMaxBlocks * sizeof(double) == kSumOfSquaresScratchBytes, "one partial per block");
 
 void sum_of_squares(double* acc, const float* x, std::size_t n, void* scratch,
                     std::size_t scratch_bytes, Stream stream) {

@@ -1,4 +1,6 @@
 // The device query of an emulated build: one "GPU", which is host memory and the CPU twins.
+#include <cstdlib>
+#include <limits>
 #include <string>
 
 #include <fmt/format.h>
@@ -24,6 +26,13 @@ std::string device_description(int device) {
 }
 
 std::string device_bus_id(int device) { return fmt::format("emulated:{}", device); }
+
+std::size_t device_free_bytes(int device) {
+  check_device(device);
+  const char* gib = std::getenv("PPTRAIN_EMULATED_GPU_GIB");
+  if (gib == nullptr || *gib == '\0') return std::numeric_limits<std::size_t>::max();
+  return static_cast<std::size_t>(std::strtod(gib, nullptr) * (1ull << 30));
+}
 
 void use_device(int device) { check_device(device); }
 

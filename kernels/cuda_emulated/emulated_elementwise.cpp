@@ -84,7 +84,7 @@ void adamw_update_bf16(float* params, std::uint16_t* params_bf16, const float* g
 namespace {
 
 // The real reduction's scratch holds 1024 double partials (kernels/cuda/grad_norm.cu).
-constexpr std::size_t kScratchBytes = 1024 * sizeof(double);
+constexpr std::size_t kScratchBytes = kSumOfSquaresScratchBytes;
 
 void check_scratch(const void* scratch, std::size_t scratch_bytes, const char* name) {
   checks::reduce_scratch(scratch, scratch_bytes, kScratchBytes, name);
@@ -92,7 +92,6 @@ void check_scratch(const void* scratch, std::size_t scratch_bytes, const char* n
 
 }  // namespace
 
-std::size_t sum_of_squares_scratch_bytes() { return kScratchBytes; }
 
 void sum_of_squares(double* acc, const float* x, std::size_t n, void* scratch,
                     std::size_t scratch_bytes, Stream) {

@@ -12,6 +12,7 @@
 #include "kernels/grad_norm.h"
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
+#include "model/stash_layout.h"
 
 namespace pptrain {
 
@@ -23,54 +24,6 @@ namespace {
 enum BlockParam { LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW, FCPROJB };
 enum EmbeddingParam { EMB_WTE, EMB_WPE };
 enum HeadParam { HEAD_LNFW, HEAD_LNFB, HEAD_WTE };
-
-// Carves one flat buffer into named pieces; sizes in floats.
-struct Carver {
-  std::size_t used = 0;
-  std::size_t take(std::size_t n) {
-    const std::size_t at = used;
-    used += n;
-    return at;
-  }
-};
-
-// What a block keeps per micro-batch for its backward. N = B*T rows.
-struct BlockLayout {
-  std::size_t ln1, ln1_mean, ln1_rstd, qkv, att, atty, res2, ln2, ln2_mean, ln2_rstd, fch,
-      fch_gelu, out, total;
-  BlockLayout(std::size_t B, std::size_t T, std::size_t C, std::size_t NH) {
-    const std::size_t N = B * T;
-    Carver c;
-    ln1 = c.take(N * C);
-    ln1_mean = c.take(N);
-    ln1_rstd = c.take(N);
-    qkv = c.take(N * 3 * C);
-    att = c.take(B * NH * T * T);
-    atty = c.take(N * C);
-    res2 = c.take(N * C);
-    ln2 = c.take(N * C);
-    ln2_mean = c.take(N);
-    ln2_rstd = c.take(N);
-    fch = c.take(N * 4 * C);
-    fch_gelu = c.take(N * 4 * C);
-    out = c.take(N * C);
-    total = c.used;
-  }
-};
-
-struct HeadLayout {
-  std::size_t lnf, lnf_mean, lnf_rstd, logits, losses, total;
-  HeadLayout(std::size_t N, std::size_t C, std::size_t Vp) {
-    Carver c;
-    lnf = c.take(N * C);
-    lnf_mean = c.take(N);
-    lnf_rstd = c.take(N);
-    logits = c.take(N * Vp);  // becomes dlogits when the forward computes the gradient
-    losses = c.take(N);
-    total = c.used;
-  }
-};
-
 
 void add_into(float* out, const float* a, const float* b, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
@@ -123,13 +76,13 @@ std::unique_ptr<Stash> CpuStageModel::make_stash(int batch, Recompute recompute)
     switch (shape_.layer_kind(layer)) {
       case LayerKind::LayerKindEmbedding: floats = N * C; break;
       case LayerKind::LayerKindBlock:
-        floats = full ? N * C : BlockLayout(batch, T, C, shape_.n_head).total;
+        floats = full ? N * C : CpuBlockLayout(batch, T, C, shape_.n_head).total;
         if (full && recomputed_.size() == 0) {
           recomputed_ = FloatBuffer(memory_, MemCategory::Workspace,
-                                    BlockLayout(max_batch_, T, C, shape_.n_head).total);
+                                    CpuBlockLayout(max_batch_, T, C, shape_.n_head).total);
         }
         break;
-      case LayerKind::LayerKindHead: floats = HeadLayout(N, C, shape_.padded_vocab_size).total; break;
+      case LayerKind::LayerKindHead: floats = CpuHeadLayout(N, C, shape_.padded_vocab_size).total; break;
     }
     stash->layer.emplace_back(memory_, MemCategory::Activations, floats);
   }
@@ -161,7 +114,7 @@ void CpuStageModel::forward(Stash& base, const int* tokens, const float* input, 
       case LayerKind::LayerKindBlock:
         if (stash.recompute == Recompute::Full) {
           forward_block(B, layer, x, recomputed_.data());
-          const float* out = recomputed_.data() + BlockLayout(B, T, C, shape_.n_head).out;
+          const float* out = recomputed_.data() + CpuBlockLayout(B, T, C, shape_.n_head).out;
           std::copy(out, out + N * C, acts);
         } else {
           forward_block(B, layer, x, acts);
@@ -169,7 +122,7 @@ void CpuStageModel::forward(Stash& base, const int* tokens, const float* input, 
         x = block_output(stash, layer);
         break;
       case LayerKind::LayerKindHead: {
-        const HeadLayout h(N, C, shape_.padded_vocab_size);
+        const CpuHeadLayout h(N, C, shape_.padded_vocab_size);
         const int Vp = shape_.padded_vocab_size;
         k::layernorm_forward(acts + h.lnf, acts + h.lnf_mean, acts + h.lnf_rstd, x,
                              t.p[HEAD_LNFW], t.p[HEAD_LNFB], static_cast<int>(N), C);
@@ -197,11 +150,11 @@ double CpuStageModel::take_loss_sum() {
   return sum;
 }
 
-// Into `a`, a BlockLayout(B,...) buffer: the stash's, or recomputed_.
+// Into `a`, a CpuBlockLayout(B,...) buffer: the stash's, or recomputed_.
 void CpuStageModel::forward_block(int B, int layer, const float* x, float* a) {
   const int T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
-  const BlockLayout l(B, T, C, NH);
+  const CpuBlockLayout l(B, T, C, NH);
   const std::vector<float*>& p = layers_[layer - first_layer_].p;
   // The two projections are not needed by the backward: they live in scratch.
   float* attproj = scratch_.data();
@@ -287,7 +240,7 @@ const float* CpuStageModel::layer_input(const CpuStash& stash, int layer) const 
 const float* CpuStageModel::block_output(const CpuStash& stash, int layer) const {
   const float* a = stash.layer[layer - first_layer_].data();
   if (stash.recompute == Recompute::Full) return a;
-  return a + BlockLayout(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head).out;
+  return a + CpuBlockLayout(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head).out;
 }
 
 // Recomputing writes the scratch's first two units (the projections), which no backward
@@ -314,7 +267,7 @@ CpuStageModel::LayerGradients CpuStageModel::layer_gradients(CpuStash& stash, in
 
 void CpuStageModel::head_input_grad(CpuStash& stash, int layer, const LayerGradients& g, float* dinp) {
   const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
-  const HeadLayout h(N, C, shape_.padded_vocab_size);
+  const CpuHeadLayout h(N, C, shape_.padded_vocab_size);
   const float* a = stash.layer[layer - first_layer_].data();
   const LayerTensors& t = layers_[layer - first_layer_];
   const std::size_t NC = static_cast<std::size_t>(N) * C;
@@ -328,7 +281,7 @@ void CpuStageModel::head_input_grad(CpuStash& stash, int layer, const LayerGradi
 
 void CpuStageModel::head_weight_grads(CpuStash& stash, int layer, const LayerGradients& g) {
   const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
-  const HeadLayout h(N, C, shape_.padded_vocab_size);
+  const CpuHeadLayout h(N, C, shape_.padded_vocab_size);
   const float* a = stash.layer[layer - first_layer_].data();
   const LayerTensors& t = layers_[layer - first_layer_];
   k::matmul_backward(static_cast<float*>(nullptr), t.g[HEAD_WTE], static_cast<float*>(nullptr),
@@ -348,7 +301,7 @@ void CpuStageModel::block_input_grad(int B, int layer, const float* x, const flo
   const int T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
   const std::size_t NC = static_cast<std::size_t>(N) * C;
-  const BlockLayout l(B, T, C, NH);
+  const CpuBlockLayout l(B, T, C, NH);
   const std::vector<float*>& p = layers_[layer - first_layer_].p;
   float* none = nullptr;                 // parameter gradients: block_weight_grads
   float* dfch_gelu = scratch_.data() + kScratchDfchGelu * NC;  // (N,4C)
@@ -378,7 +331,7 @@ void CpuStageModel::block_weight_grads(int B, int layer, const float* x, const f
                                        const LayerGradients& g) {
   const int T = shape_.max_seq_len, C = shape_.channels;
   const int N = B * T;
-  const BlockLayout l(B, T, C, shape_.n_head);
+  const CpuBlockLayout l(B, T, C, shape_.n_head);
   const std::vector<float*>& p = layers_[layer - first_layer_].p;
   const std::vector<float*>& gr = layers_[layer - first_layer_].g;
   float* none = nullptr;  // input gradients: block_input_grad
@@ -403,7 +356,7 @@ const float* CpuStageModel::output(const Stash& base) const {
 const float* CpuStageModel::logits(const Stash& base) const {
   const CpuStash& stash = static_cast<const CpuStash&>(base);
   PPT_CHECK(has_head() && !stash.has_dlogits, "logits are only kept by a last-stage forward without gradient");
-  const HeadLayout h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels,
+  const CpuHeadLayout h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels,
                      shape_.padded_vocab_size);
   return stash.layer.back().data() + h.logits;
 }
@@ -411,7 +364,7 @@ const float* CpuStageModel::logits(const Stash& base) const {
 const float* CpuStageModel::losses(const Stash& base) const {
   const CpuStash& stash = static_cast<const CpuStash&>(base);
   PPT_CHECK(has_head(), "only the last stage computes losses");
-  const HeadLayout h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels,
+  const CpuHeadLayout h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels,
                      shape_.padded_vocab_size);
   return stash.layer.back().data() + h.losses;
 }

@@ -9,6 +9,7 @@
 #include "core/rng.h"
 #include "kernels/cuda/bf16_host.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "model/stash_layout.h"
 
 namespace pptrain {
 
@@ -21,58 +22,6 @@ namespace {
 enum BlockParam { LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW, FCPROJB };
 enum EmbeddingParam { EMB_WTE, EMB_WPE };
 enum HeadParam { HEAD_LNFW, HEAD_LNFB, HEAD_WTE };
-
-constexpr std::size_t kAlignBytes = 256;
-// Parameter tensors start every 128 elements: 256 bytes in the bf16 working copy too.
-constexpr std::size_t kAlignFloats = 128;
-
-// Carves one device allocation into byte ranges, each starting on a 256-byte boundary.
-struct ByteCarver {
-  std::size_t used = 0;
-  std::size_t take(std::size_t bytes) {
-    const std::size_t at = used;
-    used += (bytes + kAlignBytes - 1) / kAlignBytes * kAlignBytes;
-    return at;
-  }
-};
-
-// Byte offsets of what a block keeps per micro-batch for its backward; es = bytes per stored
-// element, N = B*T rows. Statistics (mean, rstd, lse) are fp32.
-struct BlockBytes {
-  std::size_t ln1, ln1_mean, ln1_rstd, qkv, atty, lse, res2, ln2, ln2_mean, ln2_rstd, fch,
-      fch_gelu, out, total;
-  BlockBytes(std::size_t B, std::size_t T, std::size_t C, std::size_t NH, std::size_t es) {
-    const std::size_t N = B * T;
-    ByteCarver c;
-    ln1 = c.take(N * C * es);
-    ln1_mean = c.take(N * 4);
-    ln1_rstd = c.take(N * 4);
-    qkv = c.take(N * 3 * C * es);
-    atty = c.take(N * C * es);
-    lse = c.take(B * NH * T * 4);
-    res2 = c.take(N * C * es);
-    ln2 = c.take(N * C * es);
-    ln2_mean = c.take(N * 4);
-    ln2_rstd = c.take(N * 4);
-    fch = c.take(N * 4 * C * es);       // GELU's input (the fc pre-activation)
-    fch_gelu = c.take(N * 4 * C * es);  // GELU's output
-    out = c.take(N * C * es);
-    total = c.used;
-  }
-};
-
-struct HeadBytes {
-  std::size_t lnf, lnf_mean, lnf_rstd, logits, losses, total;
-  HeadBytes(std::size_t N, std::size_t C, std::size_t Vp, std::size_t es) {
-    ByteCarver c;
-    lnf = c.take(N * C * es);
-    lnf_mean = c.take(N * 4);
-    lnf_rstd = c.take(N * 4);
-    logits = c.take(N * Vp * es);  // dlogits after a forward with need_grad
-    losses = c.take(N * 4);
-    total = c.used;
-  }
-};
 
 }  // namespace
 
@@ -105,7 +54,7 @@ CudaStageModel::CudaStageModel(const GPT2Shape& shape, int first_layer, int end_
   // Device layout: each table entry on a 256-byte boundary.
   for (const ParamEntry& e : table_.entries()) {
     device_offset_.push_back(device_words_);
-    device_words_ += (e.spec.numel() + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+    device_words_ += device_tensor_words(e.spec.numel());
   }
   // By name, as the CPU backend does: a stage holding both the embedding and the head has one
   // "wte" entry, which the head's layer_params lists again.
@@ -200,13 +149,13 @@ std::unique_ptr<Stash> CudaStageModel::make_stash(int batch, Recompute recompute
     switch (shape_.layer_kind(layer)) {
       case LayerKind::LayerKindEmbedding: bytes = N * C * es; break;
       case LayerKind::LayerKindBlock:
-        bytes = full ? N * C * es : BlockBytes(batch, T, C, shape_.n_head, es).total;
+        bytes = full ? N * C * es : CudaBlockLayout(batch, T, C, shape_.n_head, es).total;
         if (full && recomputed_.bytes() == 0) {
           recomputed_ = kc::DeviceBuffer(device_.memory(), MemCategory::Workspace,
-                                         BlockBytes(max_batch_, T, C, shape_.n_head, es).total);
+                                         CudaBlockLayout(max_batch_, T, C, shape_.n_head, es).total);
         }
         break;
-      case LayerKind::LayerKindHead: bytes = HeadBytes(N, C, shape_.padded_vocab_size, es).total; break;
+      case LayerKind::LayerKindHead: bytes = CudaHeadLayout(N, C, shape_.padded_vocab_size, es).total; break;
     }
     stash->layer.push_back(c.take(bytes));
   }
@@ -252,14 +201,14 @@ void CudaStageModel::forward(Stash& base, const int* tokens, const float* input,
         if (stash.recompute == Recompute::Full) {
           char* a = recomputed_.as<char>();
           forward_block(B, layer, x, a);
-          kc::copy_async(acts, a + BlockBytes(B, T, C, shape_.n_head, es).out, N * C * es, s);
+          kc::copy_async(acts, a + CudaBlockLayout(B, T, C, shape_.n_head, es).out, N * C * es, s);
         } else {
           forward_block(B, layer, x, acts);
         }
         x = block_output(stash, layer);
         break;
       case LayerKind::LayerKindHead: {
-        const HeadBytes h(N, C, shape_.padded_vocab_size, es);
+        const CudaHeadLayout h(N, C, shape_.padded_vocab_size, es);
         const int n = static_cast<int>(N), Vp = shape_.padded_vocab_size;
         float* losses = reinterpret_cast<float*>(acts + h.losses);
         kc::layernorm_forward(acts + h.lnf, reinterpret_cast<float*>(acts + h.lnf_mean),
@@ -301,7 +250,7 @@ void CudaStageModel::upload_ids(CudaStash& stash, const int* tokens, const int* 
   h.uploaded.record(s);
 }
 
-// Into `a`, a BlockBytes(B,...) buffer: the stash's, or recomputed_.
+// Into `a`, a CudaBlockLayout(B,...) buffer: the stash's, or recomputed_.
 void CudaStageModel::forward_block(int B, int layer, const void* x, char* a) {
   const int T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
@@ -309,7 +258,7 @@ void CudaStageModel::forward_block(int B, int layer, const void* x, char* a) {
   const DType dt = device_.dtype();
   const kc::Stream s = device_.stream();
   kc::CublasLtContext& blas = device_.blas();
-  const BlockBytes l(B, T, C, NH, es);
+  const CudaBlockLayout l(B, T, C, NH, es);
   auto f32 = [&](std::size_t offset) { return reinterpret_cast<float*>(a + offset); };
   auto W = [&](int i) { return weight(layer, i); };
   // The two projections are not needed by the backward: they live in scratch.
@@ -340,7 +289,7 @@ const void* CudaStageModel::layer_input(const CudaStash& stash, int layer) const
 const void* CudaStageModel::block_output(const CudaStash& stash, int layer) const {
   const char* a = stash.at(stash.layer[layer - first_layer_]);
   if (stash.recompute == Recompute::Full) return a;
-  return a + BlockBytes(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head,
+  return a + CudaBlockLayout(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head,
                         element_bytes()).out;
 }
 
@@ -427,7 +376,7 @@ CudaStageModel::LayerGradients CudaStageModel::layer_gradients(CudaStash& stash,
 
 void CudaStageModel::head_input_grad(CudaStash& stash, int layer, const LayerGradients& g, void* dinp) {
   const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
-  const HeadBytes h(N, C, shape_.padded_vocab_size, element_bytes());
+  const CudaHeadLayout h(N, C, shape_.padded_vocab_size, element_bytes());
   const char* a = stash.at(stash.layer[layer - first_layer_]);
   const kc::Stream s = device_.stream();
   kc::matmul_backward(device_.blas(), g.dlnf, nullptr, nullptr, a + h.logits, a + h.lnf,
@@ -441,7 +390,7 @@ void CudaStageModel::head_input_grad(CudaStash& stash, int layer, const LayerGra
 
 void CudaStageModel::head_weight_grads(CudaStash& stash, int layer, const LayerGradients& g) {
   const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
-  const HeadBytes h(N, C, shape_.padded_vocab_size, element_bytes());
+  const CudaHeadLayout h(N, C, shape_.padded_vocab_size, element_bytes());
   const char* a = stash.at(stash.layer[layer - first_layer_]);
   const kc::Stream s = device_.stream();
   kc::matmul_backward(device_.blas(), nullptr, grad_of(layer, HEAD_WTE), nullptr, a + h.logits,
@@ -468,7 +417,7 @@ void CudaStageModel::block_input_grad(int B, int layer, const void* x, const cha
   const DType dt = device_.dtype();
   const kc::Stream s = device_.stream();
   kc::CublasLtContext& blas = device_.blas();
-  const BlockBytes l(B, T, C, NH, es);
+  const CudaBlockLayout l(B, T, C, NH, es);
   auto f32 = [&](std::size_t offset) { return reinterpret_cast<const float*>(a + offset); };
   auto W = [&](int i) { return weight(layer, i); };
   char* dfch_gelu = scratch_.as<char>() + kScratchDfchGelu * NC * es;  // (N,4C), unfused GELU only
@@ -502,7 +451,7 @@ void CudaStageModel::block_weight_grads(int B, int layer, const void* x, const c
   const DType dt = device_.dtype();
   const kc::Stream s = device_.stream();
   kc::CublasLtContext& blas = device_.blas();
-  const BlockBytes l(B, T, C, shape_.n_head, element_bytes());
+  const CudaBlockLayout l(B, T, C, shape_.n_head, element_bytes());
   auto f32 = [&](std::size_t offset) { return reinterpret_cast<const float*>(a + offset); };
   auto W = [&](int i) { return weight(layer, i); };
   auto G = [&](int i) { return grad_of(layer, i); };
@@ -533,7 +482,7 @@ void CudaStageModel::copy_logits_row(const Stash& base, int row, std::vector<flo
   PPT_CHECK(has_head() && !stash.has_dlogits, "logits are only kept by a last-stage forward without gradient");
   PPT_CHECK(row >= 0 && row < stash.B * shape_.max_seq_len, "logits row {} outside the batch", row);
   const std::size_t Vp = shape_.padded_vocab_size, es = element_bytes();
-  const HeadBytes h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels, Vp, es);
+  const CudaHeadLayout h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels, Vp, es);
   const char* src = stash.at(stash.layer.back() + h.logits) + row * Vp * es;
   out.resize(Vp);
   if (device_.dtype() == DType::F32) {

@@ -14,6 +14,8 @@
 #include "core/error.h"
 #include "data/prepare.h"
 #include "io/model_files.h"
+#include "kernels/cuda_device.h"
+#include "model/compute_device.h"
 #include "io/run_directory.h"
 #include "io/safetensors.h"
 #include "metrics/chrome_trace.h"
@@ -23,6 +25,7 @@
 #include "metrics/throughput.h"
 #include "runtime/checkpointing.h"
 #include "runtime/cpu_threads.h"
+#include "runtime/memory_plan.h"
 #include "runtime/pipeline_executor.h"
 #include "runtime/stop_signal.h"
 
@@ -124,6 +127,39 @@ TrainingData open_training_data(const Config& config, const GPT2Shape& shape) {
   return data;
 }
 
+namespace {
+
+// Every rank's measured peaks (the backend's tracker) against the memory plan, reported by
+// rank 0: one line when all agree, one per rank that does not.
+void report_memory_against_plan(PipelineExecutor& executor, const MemoryPlan& plan,
+                                const MemoryTracker& tracked, const PipelineLayout& layout, bool reporter) {
+  const int world = layout.pp * layout.dp;
+  std::vector<double> peaks(static_cast<std::size_t>(world) * kMemCategories, 0.0);
+  for (std::size_t c = 0; c < kMemCategories; ++c) {
+    peaks[layout.world_rank * kMemCategories + c] = static_cast<double>(tracked.peak(static_cast<MemCategory>(c)));
+  }
+  executor.sum_over_world(peaks, "the memory report");  // bytes, exact in a double below 2^53
+  if (!reporter) return;
+  int differing = 0;
+  for (int w = 0; w < world; ++w) {
+    CategoryBytes measured{};
+    for (std::size_t c = 0; c < kMemCategories; ++c) {
+      measured[c] = static_cast<std::size_t>(peaks[w * kMemCategories + c]);
+    }
+    const int pp_rank = w / layout.dp;
+    const std::string diff = memory_plan_difference(plan, pp_rank, measured);
+    if (diff.empty()) continue;
+    ++differing;
+    spdlog::info("memory: rank {} (pipeline rank {}) differs from the plan: {}", w, pp_rank, diff);
+  }
+  if (differing == 0) {
+    spdlog::info("memory: every rank's {} memory peaks are as planned (`pptrain plan` lists them)",
+                 plan.gpu ? "GPU" : "host");
+  }
+}
+
+}  // namespace
+
 TrainSummary train(const Config& config, const TrainingPlan& plan, const TrainingData& data,
                    Transport& transport, int local_ranks, ComputeDevice* device,
                    const std::string& save_params_dir) {
@@ -139,6 +175,18 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   const bool reporter = transport.rank() == 0;
   install_stop_signal_handlers();
 
+  // Before anything is allocated: a rank whose plan exceeds its GPU's free memory stops here
+  // with the figures, instead of failing in cudaMalloc halfway through its first step.
+  const MemoryPlan memory_plan = plan_memory(config, plan);
+  const RankMemoryPlan& mine = memory_plan.ranks.at(layout.pp_rank);
+  if (device != nullptr) {
+    const std::size_t free = kernels::cuda::device_free_bytes(device->index());
+    PPT_CHECK(mine.total() <= free,
+              "{}: pipeline rank {} needs {:.2f} GiB of GPU memory by the memory plan (`pptrain plan` "
+              "breaks it down), but GPU {} has {:.2f} GiB free; try pipeline.recompute: full, a smaller "
+              "pipeline.micro_batch_size or more pipeline.stages", config.source_path, layout.pp_rank,
+              mine.total() / double(1ull << 30), device->index(), free / double(1ull << 30));
+  }
   MemoryTracker memory;
   PipelineExecutor executor(config, shape, plan.lowered, plan.partition, layout, transport, memory, device);
   std::optional<std::string> resume_from;
@@ -170,6 +218,12 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   spdlog::info("pipeline: {} on {} rank(s) x {} replica(s); {} thread(s) per rank",
                schedule::describe(plan.lowered), layout.pp, layout.dp, threads);
   spdlog::info("compute: {}", device ? device->description() : std::string("cpu fp32"));
+  const RankMemoryPlan& largest = *std::max_element(
+      memory_plan.ranks.begin(), memory_plan.ranks.end(),
+      [](const RankMemoryPlan& a, const RankMemoryPlan& b) { return a.total() < b.total(); });
+  spdlog::info("memory plan: {:.1f} MiB of {} memory on the largest rank (pipeline rank {}); "
+               "`pptrain plan` breaks it down", largest.total() / (1024.0 * 1024.0),
+               memory_plan.gpu ? "GPU" : "host", largest.pp_rank);
   if (device) {
     for (const std::string& line : device->tuning_report()) spdlog::info("{}", line);
   }
@@ -294,6 +348,8 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
     spdlog::info("GPU memory peaks on rank 0 ({}): {}", device->description(),
                  describe_memory_peaks(device->memory()));
   }
+  report_memory_against_plan(executor, memory_plan, device ? device->memory() : memory,
+                             layout, reporter);
 
   // Replicas hold identical parameters: the first one writes them.
   if (!save_params_dir.empty() && layout.dp_rank == 0) save_stage_parameters(executor, save_params_dir);

@@ -9,6 +9,7 @@
 #include "model/compute_device.h"
 #include "model/cpu_stage_model.h"
 #include "model/cuda_stage_model.h"
+#include "model/stage_footprint.h"
 
 namespace {
 
@@ -185,4 +186,53 @@ TEST_CASE("CUDA stage model trains in bf16, reproducibly", "[cuda]") {
   // Compared at step 10, while the loss is still large: by step 30 the CPU's is below 0.1
   // and falling ~18% a step, so any lag would read as a large relative difference.
   CHECK(std::abs(first[9] - cpu[9]) / cpu[9] < 0.1);
+}
+
+TEST_CASE("CUDA stage footprint is what the model allocates, piece by piece", "[cuda]") {
+  // The memory plan (runtime/memory_plan.h) sizes GPU runs from these figures, also on
+  // machines without a GPU; only the encoder's sort scratch is CUB's to size at run time.
+  namespace kc = pptrain::kernels::cuda;
+  const GPT2Shape s = small_shape();
+  const Batch b = make_batch(s, 13);
+  const int N = b.B * s.max_seq_len;
+  for (const std::string precision : {"fp32", "bf16"}) {
+    ComputeDevice device(0, precision);
+    MemoryTracker& mem = device.memory();
+    auto current = [&](MemCategory c) { return mem.current(c); };
+    CHECK(current(MemCategory::Workspace) == compute_device_footprint());
+    const StageBackend backend{true, precision == "bf16" ? std::size_t{2} : std::size_t{4}};
+    for (const auto& [first, end] : std::vector<std::pair<int, int>>{{0, 5}, {0, 2}, {1, 4}, {3, 5}, {4, 5}}) {
+      INFO(precision << ", layers [" << first << ", " << end << ")");
+      StageFootprint f = stage_footprint(backend, s, first, end, b.B);
+      if (first == 0) {
+        f.workspace += kc::encoder_backward_scratch_bytes(b.B, s.max_seq_len, s.padded_vocab_size) -
+                       planned_encoder_scratch_bytes(b.B, s.max_seq_len);
+      }
+      const std::size_t ws0 = current(MemCategory::Workspace);
+      MemoryTracker host;
+      CudaStageModel model(s, first, end, b.B, 42, device);
+      CHECK(current(MemCategory::Params) == f.params);
+      CHECK(current(MemCategory::Grads) == f.grads);
+      CHECK(current(MemCategory::Optimizer) == f.optimizer);
+      CHECK(current(MemCategory::Workspace) - ws0 == f.workspace);
+      CHECK(current(MemCategory::Activations) == 0);
+      std::unique_ptr<Stash> stash = model.make_stash(b.B, Recompute::None);
+      CHECK(current(MemCategory::Activations) == f.stash);
+      std::vector<float> input(model.activation_words(b.B), 0.0f);
+      kc::DeviceBuffer x(host, MemCategory::Activations, input.size() * sizeof(float));
+      kc::DeviceBuffer dout(host, MemCategory::Activations, input.size() * sizeof(float));
+      x.zero(device.stream());
+      dout.zero(device.stream());
+      model.forward(*stash, b.tokens.data(), x.as<float>(), b.targets.data(), 1.0f / N, true);
+      model.backward_input(*stash, dout.as<float>());
+      CHECK(current(MemCategory::Activations) == f.stash + f.kept_gradients);
+      model.backward_weight(*stash);
+      std::unique_ptr<Stash> full = model.make_stash(b.B, Recompute::Full);
+      CHECK(current(MemCategory::Activations) == f.stash + f.kept_gradients + f.full_stash);
+      CHECK(current(MemCategory::Workspace) - ws0 == f.workspace + f.recompute_workspace);
+      std::unique_ptr<WordBuffer> message = model.make_message_buffer(model.activation_words(b.B));
+      CHECK(current(MemCategory::Activations) == f.stash + f.kept_gradients + f.full_stash + f.message);
+      device.synchronize();
+    }
+  }
 }

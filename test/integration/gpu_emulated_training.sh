@@ -12,6 +12,9 @@ run() {  # run NAME NP OVERRIDES...
   "$MPIEXEC" -np "$np" "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set "logging.name=$name" \
     --set training.steps=8 --set logging.every=1 --save-params "$WORK/params/$name" "$@" \
     > "$WORK/$name.log" 2>&1 || { cat "$WORK/$name.log"; fail "run $name failed"; }
+  # Every rank's GPU (or, for the CPU run, host) memory peaks are the memory plan's.
+  grep -q "peaks are as planned" "$WORK/$name.log" ||
+    { grep "memory" "$WORK/$name.log"; fail "run $name: memory peaks differ from the plan"; }
 }
 run cpu 1
 run gpu_fp32 1 --set runtime.device=cuda --set runtime.precision=fp32
@@ -91,4 +94,9 @@ assert all(math.isfinite(x) for x in bf16), "non-finite loss"
 assert bf16[-1] < bf16[0] - 0.5, "the loss did not fall"
 assert abs(bf16[-1] - fp32[-1]) / fp32[-1] < 0.05, "bf16 and fp32 disagree by more than 5%"
 PY
+# A run whose memory plan exceeds the GPU's free memory stops before allocating, naming the
+# rank and the figures (the emulated GPU reports PPTRAIN_EMULATED_GPU_GIB free).
+PPTRAIN_EMULATED_GPU_GIB=0.0001 check_error "pipeline rank 0 needs" \
+  "$MPIEXEC" -np 1 "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set runtime.device=cuda --set logging.name=too_big
+grep -q "GPU 0 has 0.00 GiB free" "$WORK/stderr.txt" || fail "the error does not say how much the GPU has free"
 echo "the GPU path trains: fp32 equals the CPU backend, 2- and 4-rank GPU pipelines through host staging equal 1 rank, zb-h1 equals 1f1b, bf16 follows fp32"

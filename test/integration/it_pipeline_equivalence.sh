@@ -3,7 +3,8 @@
 # ranks with m = p and 2p+1 micro-batches, and 1F1B with 2 data-parallel replicas; the loss
 # at every step and every parameter after 5 steps, within fp32 round-off. The zero-bubble
 # schedules also equal 1f1b and interleaved bitwise: the same kernels in the same order per
-# parameter, only the W halves run later; so does pipeline.recompute: full.
+# parameter, only the W halves run later; so does pipeline.recompute: full. Every run's
+# memory peaks, on every rank, are exactly what the memory plan said.
 #
 # Tolerance, and why: each stage runs the same kernels on the same data in the same order
 # as the single process (micro-batches are accumulated in increasing order by every
@@ -31,6 +32,9 @@ run() {  # run NAME NP OVERRIDES...
   "$MPIEXEC" -np "$np" "$PPTRAIN_BIN" train "$WORK/eq.yaml" --set "logging.name=$name" \
     --save-params "$WORK/params/$name" "$@" > "$WORK/$name.log" 2>&1 ||
     { cat "$WORK/$name.log"; fail "run $name failed"; }
+  # Every rank's measured memory peaks equal `pptrain plan`'s (runtime/memory_plan.h).
+  grep -q "peaks are as planned" "$WORK/$name.log" ||
+    { grep "memory" "$WORK/$name.log"; fail "run $name: memory peaks differ from the plan"; }
 }
 checked=0
 for p in 2 4; do

@@ -1,0 +1,203 @@
+#include "runtime/memory_plan.h"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "model/stage_footprint.h"
+#include "schedule/action.h"
+
+namespace pptrain {
+
+namespace {
+
+using schedule::Action;
+using schedule::ActionKind;
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+std::size_t& at(CategoryBytes& b, MemCategory c) { return b[static_cast<std::size_t>(c)]; }
+
+// The pools of one pipeline rank, grown as PipelineExecutor::run_schedule grows its own:
+// a stage's stash pool (taken at F when none is free, returned after B or W), the kept
+// gradients a stash gets at its first I, and the rank's message buffers (a receive's at its
+// post, a gradient's at the B or I that makes it; the gradients to send return only when
+// the step's sends are flushed). Two steps: pools warm up in the first.
+struct PoolWalk {
+  struct StagePool {
+    std::vector<int> free;       // stash ids, used as a stack like the executor's
+    std::map<int, int> live;     // micro-batch -> stash id
+    std::vector<bool> has_kept;  // by stash id
+  };
+  enum Role { kReceivedActivation, kOutputGrad, kGradToSend };
+  using Key = std::tuple<int, int, int>;  // (role, stage, micro-batch)
+
+  std::map<int, StagePool> stages;
+  std::set<Key> in_use;
+  int messages = 0;
+
+  void acquire(Role role, int stage, int mb) {
+    in_use.insert({role, stage, mb});
+    messages = std::max(messages, static_cast<int>(in_use.size()));
+  }
+  void release(Role role, int stage, int mb) { in_use.erase({role, stage, mb}); }
+
+  void forward(int stage, int mb) {
+    StagePool& p = stages[stage];
+    int id;
+    if (p.free.empty()) {
+      id = static_cast<int>(p.has_kept.size());
+      p.has_kept.push_back(false);
+    } else {
+      id = p.free.back();
+      p.free.pop_back();
+    }
+    p.live[mb] = id;
+    release(kReceivedActivation, stage, mb);
+  }
+  void retire(int stage, int mb) {
+    StagePool& p = stages[stage];
+    p.free.push_back(p.live.at(mb));
+    p.live.erase(mb);
+  }
+
+  void run_step(const std::vector<Action>& list, int pp) {
+    auto local = [&](int stage) { return stage >= 0 && stage % pp == list_rank; };
+    std::set<std::tuple<int, int, int>> posted;
+    auto post = [&](const Action& a) {
+      if (!posted.insert({static_cast<int>(a.kind), a.stage, a.micro_batch}).second) return;
+      if (a.kind == ActionKind::RecvF) acquire(kReceivedActivation, a.stage, a.micro_batch);
+      if (a.kind == ActionKind::RecvB) acquire(kOutputGrad, a.stage, a.micro_batch);
+    };
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const Action& a = list[i];
+      if (schedule::is_comm(a.kind)) {
+        post(a);
+        continue;
+      }
+      for (std::size_t j = i + 1; j < list.size() && schedule::is_comm(list[j].kind); ++j) {
+        if (schedule::is_recv(list[j].kind)) post(list[j]);
+      }
+      const int s = a.stage, mb = a.micro_batch;
+      switch (a.kind) {
+        case ActionKind::Forward: forward(s, mb); break;
+        case ActionKind::Backward:
+        case ActionKind::BackwardInput:
+          if (s > 0) {
+            if (local(s - 1)) acquire(kOutputGrad, s - 1, mb);
+            else acquire(kGradToSend, s, mb);
+          }
+          release(kOutputGrad, s, mb);
+          if (a.kind == ActionKind::Backward) {
+            retire(s, mb);
+          } else {
+            StagePool& p = stages[s];
+            p.has_kept[p.live.at(mb)] = true;
+          }
+          break;
+        case ActionKind::BackwardWeight: retire(s, mb); break;
+        default: break;
+      }
+    }
+    for (auto it = in_use.begin(); it != in_use.end();) {  // the flush: sends have landed
+      it = std::get<0>(*it) == kGradToSend ? in_use.erase(it) : std::next(it);
+    }
+  }
+  int list_rank = 0;
+};
+
+}  // namespace
+
+std::size_t RankMemoryPlan::total() const {
+  std::size_t sum = 0;
+  for (std::size_t b : bytes) sum += b;
+  return sum;
+}
+
+MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan) {
+  MemoryPlan out;
+  out.gpu = config.runtime.device == "cuda";
+  out.storage = out.gpu ? config.runtime.precision : "fp32";
+  const StageBackend backend{out.gpu, out.storage == "bf16" ? std::size_t{2} : std::size_t{4}};
+  const PipelineConfig& p = config.pipeline;
+  const bool full = p.recompute == "full";
+  const bool validation = !config.data.val.empty() && config.training.val_batches > 0;
+  for (int rank = 0; rank < p.stages; ++rank) {
+    RankMemoryPlan r;
+    r.pp_rank = rank;
+    r.validation = validation;
+    PoolWalk walk;
+    walk.list_rank = rank;
+    for (int step = 0; step < 2; ++step) walk.run_step(plan.lowered.actions[rank], p.stages);
+    std::size_t message = 0;
+    for (int stage = rank; stage < plan.lowered.stages(); stage += p.stages) {
+      r.stages.push_back(stage);
+      const StageRange& range = plan.partition[stage];
+      const StageFootprint f =
+          stage_footprint(backend, plan.shape, range.first_layer, range.end_layer, p.micro_batch_size);
+      if (message == 0) message = f.message;  // the executor sizes them by its first stage
+      const PoolWalk::StagePool& pool = walk.stages[stage];
+      const int stashes = static_cast<int>(pool.has_kept.size());
+      int kept = 0;
+      for (bool k : pool.has_kept) kept += k ? 1 : 0;
+      r.stashes += stashes;
+      r.kept_gradients += kept;
+      at(r.bytes, MemCategory::Params) += f.params;
+      at(r.bytes, MemCategory::Grads) += f.grads;
+      at(r.bytes, MemCategory::Optimizer) += f.optimizer;
+      at(r.bytes, MemCategory::Workspace) += f.workspace + ((full || validation) ? f.recompute_workspace : 0);
+      at(r.bytes, MemCategory::Activations) += stashes * (full ? f.full_stash : f.stash) +
+                                               kept * f.kept_gradients + (validation ? f.full_stash : 0);
+    }
+    r.messages = walk.messages;
+    at(r.bytes, MemCategory::Activations) += (r.messages + (validation ? 1 : 0)) * message;
+    if (out.gpu) at(r.bytes, MemCategory::Workspace) += compute_device_footprint();
+    out.ranks.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::string describe_memory_plan(const MemoryPlan& plan) {
+  std::string out = fmt::format("memory per pipeline rank ({} memory, {}; MiB):\n",
+                                plan.gpu ? "GPU" : "host", plan.storage);
+  out += "  rank | stages       |     params |      grads |  optimizer | activations |  workspace |      total\n";
+  std::size_t largest = 0;
+  for (const RankMemoryPlan& r : plan.ranks) {
+    std::string stages;
+    for (int s : r.stages) stages += fmt::format("{}{}", stages.empty() ? "" : ",", s);
+    out += fmt::format("  {:>4} | {:<12} |", r.pp_rank, stages);
+    for (std::size_t c = 0; c < kMemCategories; ++c) {
+      const int width = c == static_cast<std::size_t>(MemCategory::Activations) ? 11 : 10;
+      out += fmt::format(" {:>{}.1f} |", r.bytes[c] / kMiB, width);
+    }
+    out += fmt::format(" {:>10.1f}\n", r.total() / kMiB);
+    if (r.total() > plan.ranks[largest].total()) largest = &r - plan.ranks.data();
+  }
+  for (const RankMemoryPlan& r : plan.ranks) {
+    out += fmt::format("  rank {} activations: {} stash(es){}, {} message buffer(s){}\n", r.pp_rank,
+                       r.stashes,
+                       r.kept_gradients > 0 ? fmt::format(" ({} keeping split-backward gradients)", r.kept_gradients) : "",
+                       r.messages, r.validation ? ", plus validation's forward-only stash per stage and buffer" : "");
+  }
+  out += fmt::format("largest: rank {} with {:.1f} MiB", plan.ranks[largest].pp_rank,
+                     plan.ranks[largest].total() / kMiB);
+  out += plan.gpu ? "; not counted: the CUDA context, NCCL's buffers, the kernels' stream-ordered scratch\n"
+                  : "; not counted: the memory-mapped data, sampling\n";
+  return out;
+}
+
+std::string memory_plan_difference(const MemoryPlan& plan, int pp_rank, const CategoryBytes& measured) {
+  const RankMemoryPlan& r = plan.ranks.at(pp_rank);
+  std::string out;
+  for (std::size_t c = 0; c < kMemCategories; ++c) {
+    if (measured[c] == r.bytes[c]) continue;
+    const long long off = static_cast<long long>(measured[c]) - static_cast<long long>(r.bytes[c]);
+    out += fmt::format("{}{} {:.3f} MiB ({:+} bytes against the plan's {:.3f} MiB)", out.empty() ? "" : ", ",
+                       mem_category_name(static_cast<MemCategory>(c)), measured[c] / kMiB, off, r.bytes[c] / kMiB);
+  }
+  return out;
+}
+
+}  // namespace pptrain

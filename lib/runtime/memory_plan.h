@@ -1,0 +1,55 @@
+// What each pipeline rank will allocate, per memory category, before anything is allocated:
+// the stage footprints (model/stage_footprint.h) times how many stashes and message buffers
+// the rank's lowered schedule keeps at once, walked with the executor's pooling rules
+// (runtime/pipeline_executor.cpp). Pure, so `pptrain plan` prints it on a login node, and the
+// trainer compares it with the measured peaks at the end of a run.
+//
+// Counted: everything the backend's MemoryTracker counts (host memory for runtime.device cpu,
+// GPU memory for cuda). Not counted: the CUDA context, NCCL's buffers, the kernels'
+// stream-ordered scratch, pinned staging buffers, the data shards (memory-mapped) and
+// sampling at the end of a run.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/memory.h"
+#include "runtime/training_plan.h"
+
+namespace pptrain {
+
+inline constexpr std::size_t kMemCategories = static_cast<std::size_t>(MemCategory::Count);
+using CategoryBytes = std::array<std::size_t, kMemCategories>;  // indexed by MemCategory
+
+struct RankMemoryPlan {
+  int pp_rank = 0;
+  std::vector<int> stages;     // ascending
+  CategoryBytes bytes{};       // the peak of each category (nothing is freed during a run)
+  int stashes = 0;             // training stashes over the rank's stages
+  int kept_gradients = 0;      // of those, how many keep a split backward's gradients
+  int messages = 0;            // activation-sized message buffers
+  bool validation = false;     // plus one forward-only stash per stage and one message buffer
+  std::size_t total() const;
+};
+
+struct MemoryPlan {
+  bool gpu = false;           // GPU memory (runtime.device cuda) or host memory
+  std::string storage;        // "fp32" | "bf16"
+  std::vector<RankMemoryPlan> ranks;  // by pipeline rank; every replica of it holds the same
+};
+
+MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan);
+
+// The table `pptrain plan` prints: one row per pipeline rank, the peak of each category and
+// the total, then how activations break down and what is not counted.
+std::string describe_memory_plan(const MemoryPlan& plan);
+
+// "" when `measured` (a tracker's per-category peaks) equals the plan of pipeline rank
+// `pp_rank`; otherwise the categories that differ:
+// "workspace 4.000 MiB (+2097152 bytes against the plan's 2.000 MiB)".
+std::string memory_plan_difference(const MemoryPlan& plan, int pp_rank, const CategoryBytes& measured);
+
+}  // namespace pptrain

@@ -1,0 +1,125 @@
+// The memory plan: each stage footprint equals what a real CPU stage model counts in its
+// tracker, piece by piece, and the plan of a schedule counts the stashes and message buffers
+// the executor keeps (the end-to-end check against measured peaks of every rank is
+// it_pipeline_equivalence.sh's "as planned").
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "config/config_loader.h"
+#include "core/rng.h"
+#include "model/cpu_stage_model.h"
+#include "model/stage_footprint.h"
+#include "runtime/memory_plan.h"
+#include "runtime/training_plan.h"
+
+using namespace pptrain;
+
+namespace {
+
+std::size_t current(const MemoryTracker& m, MemCategory c) { return m.current(c); }
+
+Config pipeline_config(int stages, const std::string& schedule, int v, int m, const std::string& recompute) {
+  Config c;
+  c.model.vocab_size = 64;
+  c.model.seq_len = 8;
+  c.model.n_layer = 4;
+  c.model.n_head = 2;
+  c.model.channels = 16;
+  c.pipeline.stages = stages;
+  c.pipeline.schedule = schedule;
+  c.pipeline.virtual_stages = v;
+  c.pipeline.micro_batches = m;
+  c.pipeline.micro_batch_size = 2;
+  c.pipeline.recompute = recompute;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("A stage footprint is what a CPU stage model allocates, piece by piece", "[model][memory]") {
+  const GPT2Shape s{11, 16, 7, 3, 2, 6};  // 5 layers: embedding, 3 blocks, head
+  const int B = 2, N = B * s.max_seq_len;
+  std::vector<int> tokens(N, 1), targets(N, 2);
+  std::vector<float> input(static_cast<std::size_t>(N) * s.channels, 0.5f), dout(input.size(), 0.25f);
+  for (const auto& [first, end] : std::vector<std::pair<int, int>>{{0, 5}, {0, 2}, {1, 4}, {3, 5}, {4, 5}, {0, 1}}) {
+    INFO("layers [" << first << ", " << end << ")");
+    const StageFootprint f = stage_footprint(StageBackend{}, s, first, end, B);
+    MemoryTracker memory;
+    CpuStageModel model(s, first, end, B, 42, memory);
+    CHECK(current(memory, MemCategory::Params) == f.params);
+    CHECK(current(memory, MemCategory::Grads) == f.grads);
+    CHECK(current(memory, MemCategory::Optimizer) == f.optimizer);
+    CHECK(current(memory, MemCategory::Workspace) == f.workspace);
+    CHECK(current(memory, MemCategory::Activations) == 0);
+
+    std::unique_ptr<Stash> stash = model.make_stash(B, Recompute::None);
+    CHECK(current(memory, MemCategory::Activations) == f.stash);
+    model.forward(*stash, tokens.data(), input.data(), targets.data(), 0.5f, true);
+    model.backward_input(*stash, dout.data());
+    CHECK(current(memory, MemCategory::Activations) == f.stash + f.kept_gradients);
+    model.backward_weight(*stash);
+
+    std::unique_ptr<Stash> full = model.make_stash(B, Recompute::Full);
+    CHECK(current(memory, MemCategory::Activations) == f.stash + f.kept_gradients + f.full_stash);
+    CHECK(current(memory, MemCategory::Workspace) == f.workspace + f.recompute_workspace);
+    std::unique_ptr<WordBuffer> message = model.make_message_buffer(model.activation_words(B));
+    CHECK(current(memory, MemCategory::Activations) == f.stash + f.kept_gradients + f.full_stash + f.message);
+  }
+}
+
+TEST_CASE("The memory plan counts the stashes and message buffers each schedule keeps", "[memory]") {
+  struct Case {
+    int stages;
+    std::string schedule;
+    int v, m;
+    std::vector<int> stashes, messages;  // by pipeline rank
+  };
+  // 1F1B keeps p - r micro-batches on rank r, GPipe all m. Message buffers: the gradients a
+  // rank sends stay until the step's flush, one per micro-batch on every rank but the first;
+  // middle ranks hold a received message besides; rank 0 two received gradients (the next
+  // receive is posted while it computes with the current one).
+  const std::vector<Case> cases = {
+      {1, "1f1b", 1, 3, {1}, {0}},
+      {2, "1f1b", 1, 4, {2, 1}, {2, 4}},
+      {2, "gpipe", 1, 4, {4, 4}, {2, 4}},
+      {4, "1f1b", 1, 6, {4, 3, 2, 1}, {2, 7, 7, 6}},
+      {2, "zb-h1", 1, 4, {2, 2}, {1, 4}},
+      {2, "interleaved", 2, 4, {6, 4}, {6, 9}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.schedule << " on " << c.stages << " ranks, m " << c.m);
+    const Config config = pipeline_config(c.stages, c.schedule, c.v, c.m, "none");
+    const MemoryPlan plan = plan_memory(config, make_training_plan(config));
+    REQUIRE(plan.ranks.size() == c.stashes.size());
+    for (std::size_t r = 0; r < plan.ranks.size(); ++r) {
+      INFO("rank " << r);
+      CHECK(plan.ranks[r].stashes == c.stashes[r]);
+      CHECK(plan.ranks[r].messages == c.messages[r]);
+      CHECK(plan.ranks[r].kept_gradients == (c.schedule == "zb-h1" ? c.stashes[r] : 0));
+    }
+  }
+}
+
+TEST_CASE("The memory plan: recompute full shrinks activations and adds one block's workspace", "[memory]") {
+  const Config none = pipeline_config(2, "1f1b", 1, 4, "none");
+  const Config full = pipeline_config(2, "1f1b", 1, 4, "full");
+  const TrainingPlan tp = make_training_plan(none);
+  const MemoryPlan a = plan_memory(none, tp), b = plan_memory(full, tp);
+  for (std::size_t r = 0; r < a.ranks.size(); ++r) {
+    const auto act = static_cast<std::size_t>(MemCategory::Activations);
+    const auto ws = static_cast<std::size_t>(MemCategory::Workspace);
+    CHECK(b.ranks[r].bytes[act] < a.ranks[r].bytes[act]);
+    CHECK(b.ranks[r].bytes[ws] > a.ranks[r].bytes[ws]);
+    CHECK(b.ranks[r].stashes == a.ranks[r].stashes);
+  }
+  const std::string table = describe_memory_plan(a);
+  CHECK_THAT(table, Catch::Contains("memory per pipeline rank (host memory, fp32; MiB)"));
+  CHECK_THAT(table, Catch::Contains("largest: rank 0"));
+  CHECK(memory_plan_difference(a, 1, a.ranks[1].bytes).empty());
+  CategoryBytes off = a.ranks[1].bytes;
+  off[static_cast<std::size_t>(MemCategory::Workspace)] += 1024 * 1024;
+  CHECK_THAT(memory_plan_difference(a, 1, off), Catch::Contains("workspace"));
+}
