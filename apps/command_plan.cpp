@@ -9,6 +9,7 @@
 #include "config/config_loader.h"
 #include "core/error.h"
 #include "runtime/memory_plan.h"
+#include "runtime/schedule_comparison.h"
 #include "runtime/training_plan.h"
 #include "schedule/schedule_io.h"
 #include "schedule/simulator.h"
@@ -23,6 +24,7 @@ Command add_plan_command(CLI::App& app) {
     std::vector<std::string> overrides;
     std::string trace_path, csv_path, costs;
     double fit_gib = 0.0;
+    bool compare = false;
   };
   auto o = std::make_shared<Options>();
   cmd->add_option("config", o->config_path, "the YAML config file")->required();
@@ -36,6 +38,9 @@ Command add_plan_command(CLI::App& app) {
                   "fail unless every rank's planned memory fits in this many GiB (e.g. 80 for an "
                   "80 GB GPU, less what the CUDA context and NCCL take)")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--compare", o->compare,
+                "also simulate every built-in schedule on this config and print step time, bubble, "
+                "in-flight micro-batches and the largest rank's memory side by side");
   return [o](MpiSession& session) {
     if (session.rank() != 0) return 0;
     const Config config = load_config(o->config_path, o->overrides);
@@ -45,6 +50,7 @@ Command add_plan_command(CLI::App& app) {
     fmt::print("{}", describe_training_plan(config, plan, per_rank));
     const MemoryPlan memory = plan_memory(config, plan);
     fmt::print("\n{}", describe_memory_plan(memory));
+    if (o->compare) fmt::print("\n{}", compare_schedules(o->config_path, o->overrides, per_rank));
     auto write = [](const std::string& path, const std::string& text) {
       std::ofstream out(path, std::ios::trunc);
       out << text;

@@ -4,6 +4,7 @@
 // it_pipeline_equivalence.sh's "as planned").
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -13,7 +14,9 @@
 #include "model/cpu_stage_model.h"
 #include "model/stage_footprint.h"
 #include "runtime/memory_plan.h"
+#include "runtime/schedule_comparison.h"
 #include "runtime/training_plan.h"
+#include "support/temp_dir.h"
 
 using namespace pptrain;
 
@@ -122,4 +125,29 @@ TEST_CASE("The memory plan: recompute full shrinks activations and adds one bloc
   CategoryBytes off = a.ranks[1].bytes;
   off[static_cast<std::size_t>(MemCategory::Workspace)] += 1024 * 1024;
   CHECK_THAT(memory_plan_difference(a, 1, off), Catch::Contains("workspace"));
+}
+
+TEST_CASE("pptrain plan --compare puts every schedule side by side", "[memory][schedule]") {
+  test::TempDir dir;
+  const std::string path = dir / "c.yaml";
+  std::ofstream(path) << "model: {vocab_size: 64, seq_len: 8, n_layer: 6, n_head: 2, channels: 16}\n"
+                         "pipeline: {stages: 3, micro_batches: 6, micro_batch_size: 2}\n"
+                         "data: {train: \"unused_*.bin\"}\n";
+  const std::string table = compare_schedules(path, {}, schedule::ActionCosts{});
+  INFO(table);
+  // With F = I = W = 1 (B = 2): gpipe and 1f1b (p-1)/(m+p-1) = 25%, zb-h1 a third of the
+  // idle time: 2 / (18 + 2) = 10%; gpipe holds all 6 micro-batches, 1f1b p = 3.
+  CHECK_THAT(table, Catch::Contains("  gpipe                | 1 |         24 |  25.00% |         6 |"));
+  CHECK_THAT(table, Catch::Contains("  1f1b                 | 1 |         24 |  25.00% |         3 |"));
+  CHECK_THAT(table, Catch::Contains("  zb-h1                | 1 |         20 |  10.00% |         3 |"));
+  CHECK_THAT(table, Catch::Contains("  interleaved          | 2 |"));
+  CHECK_THAT(table, Catch::Contains("  interleaved-zb       | 2 |"));
+  // With 4 blocks, 3 ranks x 2 chunks do not fit: the row says why instead of failing the table.
+  std::ofstream(path) << "model: {vocab_size: 64, seq_len: 8, n_layer: 4, n_head: 2, channels: 16}\n"
+                         "pipeline: {stages: 3, micro_batches: 6, micro_batch_size: 2}\n"
+                         "data: {train: \"unused_*.bin\"}\n";
+  const std::string small = compare_schedules(path, {}, schedule::ActionCosts{});
+  CHECK_THAT(small, Catch::Contains("  interleaved          | 2 | cannot run: "));
+  CHECK_THAT(small, Catch::Contains("each model chunk needs at least one transformer block"));
+  CHECK_THAT(small, Catch::Contains("  1f1b                 | 1 |         24 |"));
 }

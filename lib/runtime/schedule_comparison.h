@@ -1,0 +1,20 @@
+// `pptrain plan --compare`: the config under every built-in schedule side by side, so the
+// choice between them is a table, not a guess: simulated step time and bubble (the costs
+// `pptrain plan` simulates with), the most micro-batches a stage holds, and the largest
+// rank's memory plan. Pure: loads the config once per schedule, launches nothing.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "schedule/simulator.h"
+
+namespace pptrain {
+
+// One row per schedule: gpipe, 1f1b, zb-h1 (v = 1) and interleaved, interleaved-zb (the
+// config's virtual_stages, or 2 when it is 1), plus the config's own if it is a CSV. A
+// schedule the config cannot run gets its row with the reason (the config error's text).
+std::string compare_schedules(const std::string& config_path, const std::vector<std::string>& overrides,
+                              const schedule::ActionCosts& per_rank);
+
+}  // namespace pptrain
