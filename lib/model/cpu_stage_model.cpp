@@ -186,6 +186,8 @@ void CpuStageModel::run_weight_grads(Stash& base) {
       case LayerKind::LayerKindEmbedding: embedding_weight_grads(stash, g); break;
     }
   }
+  kept_pool_.push_back(std::move(stash.kept_gradients));
+  stash.kept_gradients.clear();
 }
 
 // The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_. A whole
@@ -256,7 +258,7 @@ CpuStageModel::LayerGradients CpuStageModel::layer_gradients(CpuStash& stash, in
   const LayerKind kind = shape_.layer_kind(layer);
   float* base = scratch_.data();
   if (split) {
-    if (stash.kept_gradients.empty()) stash.kept_gradients.resize(end_layer_ - first_layer_);
+    if (stash.kept_gradients.empty()) take_kept_gradients(kept_pool_, stash.kept_gradients, end_layer_ - first_layer_);
     FloatBuffer& kept = stash.kept_gradients[layer - first_layer_];
     const std::size_t floats = kept_gradient_units(kind) * NC;
     if (kept.size() != floats) kept = FloatBuffer(memory_, MemCategory::Activations, floats);

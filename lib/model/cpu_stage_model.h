@@ -16,7 +16,7 @@ struct CpuStash final : Stash {
   std::vector<FloatBuffer> layer;  // one buffer per layer of the stage (a Full block: its output)
   bool has_dlogits = false;        // the head's logits now hold dloss/dlogits
   // Split backward: per layer, the gradients backward_input keeps for backward_weight
-  // (model/layer_gradients.h), allocated by the first backward_input.
+  // (model/layer_gradients.h); from the model's pool, back to it after backward_weight.
   std::vector<FloatBuffer> kept_gradients;
 };
 
@@ -89,6 +89,9 @@ class CpuStageModel final : public StageModel {
   // One block's activations at max_batch, for stashes that keep only block outputs
   // (Recompute::Full): allocated with the first of them.
   FloatBuffer recomputed_;
+  // Kept-gradient sets no stash holds: a set serves one micro-batch from its I to its W, so a
+  // rank allocates as many as it has micro-batches between the two at once, not one per stash.
+  std::vector<std::vector<FloatBuffer>> kept_pool_;
   float* input_grad_ = nullptr;
   double loss_sum_ = 0.0;
 };

@@ -316,6 +316,9 @@ void CudaStageModel::run_weight_grads(Stash& base) {
       case LayerKind::LayerKindEmbedding: embedding_weight_grads(stash, g); break;
     }
   }
+  // Stream order makes the reuse safe: the next backward_input writes them after these reads.
+  kept_pool_.push_back(std::move(stash.kept_gradients));
+  stash.kept_gradients.clear();
 }
 
 // The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_. A whole
@@ -365,7 +368,7 @@ CudaStageModel::LayerGradients CudaStageModel::layer_gradients(CudaStash& stash,
   const LayerKind kind = shape_.layer_kind(layer);
   char* base = scratch_.as<char>();
   if (split) {
-    if (stash.kept_gradients.empty()) stash.kept_gradients.resize(end_layer_ - first_layer_);
+    if (stash.kept_gradients.empty()) take_kept_gradients(kept_pool_, stash.kept_gradients, end_layer_ - first_layer_);
     kc::DeviceBuffer& kept = stash.kept_gradients[layer - first_layer_];
     const std::size_t bytes = kept_gradient_units(kind) * unit;
     if (kept.bytes() != bytes) kept = kc::DeviceBuffer(device_.memory(), MemCategory::Activations, bytes);

@@ -29,7 +29,7 @@ struct CudaStash final : Stash {
   std::vector<std::size_t> layer;      // byte offset of each layer's activations (a Full block: its output)
   bool has_dlogits = false;
   // Split backward: per layer, the gradients backward_input keeps for backward_weight
-  // (model/layer_gradients.h), allocated by the first backward_input.
+  // (model/layer_gradients.h); from the model's pool, back to it after backward_weight.
   std::vector<kernels::cuda::DeviceBuffer> kept_gradients;
   // Page-locked host copy of the ids and an event recorded after their upload: a copy from
   // pageable memory would make the host wait for the whole stream first. Defined in the .cpp.
@@ -105,6 +105,9 @@ class CudaStageModel final : public StageModel {
   // One block's activations at max_batch, for stashes that keep only block outputs
   // (Recompute::Full): allocated with the first of them.
   kernels::cuda::DeviceBuffer recomputed_;
+  // Kept-gradient sets no stash holds (as in CpuStageModel): one per micro-batch between its
+  // I and its W at once, not one per stash.
+  std::vector<std::vector<kernels::cuda::DeviceBuffer>> kept_pool_;
   kernels::cuda::DeviceBuffer reduce_scratch_, sums_;  // sums_: [loss sum, sq, sq of wte] doubles
   void* input_grad_ = nullptr;
   kernels::cuda::AttentionTiling attention_tiling_;  // the fastest on this GPU (ComputeDevice)

@@ -13,6 +13,8 @@
 #pragma once
 
 #include <cstddef>
+#include <utility>
+#include <vector>
 
 #include "model/gpt2_shape.h"
 
@@ -35,6 +37,18 @@ struct LayerGradients {
 // Units of the stash buffer a split backward keeps for a layer.
 inline std::size_t kept_gradient_units(LayerKind kind) {
   return kind == LayerKind::LayerKindBlock ? 11 : 1;
+}
+
+// A set of per-layer kept buffers for a stash's split backward: one from `pool` when it has
+// one, else `layers` empty buffers that the caller sizes on first use.
+template <typename Buffer>
+void take_kept_gradients(std::vector<std::vector<Buffer>>& pool, std::vector<Buffer>& set, int layers) {
+  if (pool.empty()) {
+    set.resize(layers);
+    return;
+  }
+  set = std::move(pool.back());
+  pool.pop_back();
 }
 
 // The pointers into `base`: the block scratch (split false) or the layer's kept buffer.

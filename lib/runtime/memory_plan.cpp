@@ -20,16 +20,15 @@ constexpr double kMiB = 1024.0 * 1024.0;
 
 std::size_t& at(CategoryBytes& b, MemCategory c) { return b[static_cast<std::size_t>(c)]; }
 
-// The pools of one pipeline rank, grown as PipelineExecutor::run_schedule grows its own:
-// a stage's stash pool (taken at F when none is free, returned after B or W), the kept
-// gradients a stash gets at its first I, and the rank's message buffers (a receive's at its
+// The pools of one pipeline rank, grown as PipelineExecutor::run_schedule and the stage
+// models grow their own: a stage's stash pool (taken at F when none is free, returned after B
+// or W), its kept-gradient sets (taken at I, returned after W), and the rank's message buffers (a receive's at its
 // post, a gradient's at the B or I that makes it; the gradients to send return only when
 // the step's sends are flushed). Two steps: pools warm up in the first.
 struct PoolWalk {
   struct StagePool {
-    std::vector<int> free;       // stash ids, used as a stack like the executor's
-    std::map<int, int> live;     // micro-batch -> stash id
-    std::vector<bool> has_kept;  // by stash id
+    int stashes = 0, free_stashes = 0;
+    int kept_sets = 0, free_kept_sets = 0;
   };
   enum Role { kReceivedActivation, kOutputGrad, kGradToSend };
   using Key = std::tuple<int, int, int>;  // (role, stage, micro-batch)
@@ -45,22 +44,11 @@ struct PoolWalk {
   void release(Role role, int stage, int mb) { in_use.erase({role, stage, mb}); }
 
   void forward(int stage, int mb) {
-    StagePool& p = stages[stage];
-    int id;
-    if (p.free.empty()) {
-      id = static_cast<int>(p.has_kept.size());
-      p.has_kept.push_back(false);
-    } else {
-      id = p.free.back();
-      p.free.pop_back();
-    }
-    p.live[mb] = id;
+    take(stages[stage].stashes, stages[stage].free_stashes);
     release(kReceivedActivation, stage, mb);
   }
-  void retire(int stage, int mb) {
-    StagePool& p = stages[stage];
-    p.free.push_back(p.live.at(mb));
-    p.live.erase(mb);
+  static void take(int& made, int& free) {
+    if (free > 0) --free; else ++made;
   }
 
   void run_step(const std::vector<Action>& list, int pp) {
@@ -91,13 +79,15 @@ struct PoolWalk {
           }
           release(kOutputGrad, s, mb);
           if (a.kind == ActionKind::Backward) {
-            retire(s, mb);
+            ++stages[s].free_stashes;
           } else {
-            StagePool& p = stages[s];
-            p.has_kept[p.live.at(mb)] = true;
+            take(stages[s].kept_sets, stages[s].free_kept_sets);
           }
           break;
-        case ActionKind::BackwardWeight: retire(s, mb); break;
+        case ActionKind::BackwardWeight:
+          ++stages[s].free_stashes;
+          ++stages[s].free_kept_sets;
+          break;
         default: break;
       }
     }
@@ -139,9 +129,7 @@ MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan) {
           stage_footprint(backend, plan.shape, range.first_layer, range.end_layer, p.micro_batch_size);
       if (message == 0) message = f.message;  // the executor sizes them by its first stage
       const PoolWalk::StagePool& pool = walk.stages[stage];
-      const int stashes = static_cast<int>(pool.has_kept.size());
-      int kept = 0;
-      for (bool k : pool.has_kept) kept += k ? 1 : 0;
+      const int stashes = pool.stashes, kept = pool.kept_sets;
       r.stashes += stashes;
       r.kept_gradients += kept;
       at(r.bytes, MemCategory::Params) += f.params;
@@ -178,7 +166,7 @@ std::string describe_memory_plan(const MemoryPlan& plan) {
   for (const RankMemoryPlan& r : plan.ranks) {
     out += fmt::format("  rank {} activations: {} stash(es){}, {} message buffer(s){}\n", r.pp_rank,
                        r.stashes,
-                       r.kept_gradients > 0 ? fmt::format(" ({} keeping split-backward gradients)", r.kept_gradients) : "",
+                       r.kept_gradients > 0 ? fmt::format(", {} set(s) of split-backward gradients", r.kept_gradients) : "",
                        r.messages, r.validation ? ", plus validation's forward-only stash per stage and buffer" : "");
   }
   out += fmt::format("largest: rank {} with {:.1f} MiB", plan.ranks[largest].pp_rank,

@@ -29,7 +29,7 @@ struct RankMemoryPlan {
   std::vector<int> stages;     // ascending
   CategoryBytes bytes{};       // the peak of each category (nothing is freed during a run)
   int stashes = 0;             // training stashes over the rank's stages
-  int kept_gradients = 0;      // of those, how many keep a split backward's gradients
+  int kept_gradients = 0;      // kept-gradient sets of split backwards (I done, W not yet)
   int messages = 0;            // activation-sized message buffers
   bool validation = false;     // plus one forward-only stash per stage and one message buffer
   std::size_t total() const;

@@ -232,6 +232,12 @@ TEST_CASE("CUDA stage footprint is what the model allocates, piece by piece", "[
       CHECK(current(MemCategory::Workspace) - ws0 == f.workspace + f.recompute_workspace);
       std::unique_ptr<WordBuffer> message = model.make_message_buffer(model.activation_words(b.B));
       CHECK(current(MemCategory::Activations) == f.stash + f.kept_gradients + f.full_stash + f.message);
+      // The kept set went back to the model's pool at W: the next micro-batch's I reuses it.
+      std::unique_ptr<Stash> next = model.make_stash(b.B, Recompute::None);
+      model.forward(*next, b.tokens.data(), x.as<float>(), b.targets.data(), 1.0f / N, true);
+      model.backward_input(*next, dout.as<float>());
+      CHECK(current(MemCategory::Activations) == 2 * f.stash + f.kept_gradients + f.full_stash + f.message);
+      model.backward_weight(*next);
       device.synchronize();
     }
   }
