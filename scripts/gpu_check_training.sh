@@ -152,6 +152,10 @@ if pptrain train "$WORK/gpt2.yaml" >"$LOGS/train_gpt2_124m.txt" 2>&1; then
   # The attention tile shapes training timed at start-up and kept (bitwise-equal shapes).
   shapes=$(grep -m1 -o 'attention tile shapes (.*' "$LOGS/train_gpt2_124m.txt" || true)
   if [[ -n $shapes ]]; then emit "124M: attention tile shapes kept" "-" "${shapes#attention tile shapes }"; fi
+  # The memory plan (`pptrain plan`) against the GPU's measured peaks: equal but for the
+  # encoder's sort scratch, which CUB sizes at run time (docs/architecture.md).
+  mem=$(grep -m1 -o 'memory: \(every rank.*as planned\|rank 0 .*differs from the plan: .*\)' "$LOGS/train_gpt2_124m.txt" || true)
+  emit "124M: memory plan vs measured GPU peaks" "-" "${mem:-no memory line in the log}"
 else
   emit "GPT-2 124M training, B=16 T=1024 bf16" "FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_gpt2_124m.txt" | cut -c1-80)"
 fi

@@ -55,6 +55,7 @@ CpuStageModel::CpuStageModel(const GPT2Shape& shape, int first_layer, int end_la
   grad_a_ = FloatBuffer(memory, MemCategory::Workspace, NC);
   grad_b_ = FloatBuffer(memory, MemCategory::Workspace, NC);
   scratch_ = FloatBuffer(memory, MemCategory::Workspace, kBlockScratchUnits * NC);
+  if (has_head()) logits_ = FloatBuffer(memory, MemCategory::Workspace, NC / shape.channels * shape.padded_vocab_size);
 }
 
 CpuStageModel::~CpuStageModel() = default;
@@ -82,7 +83,7 @@ std::unique_ptr<Stash> CpuStageModel::make_stash(int batch, Recompute recompute)
                                     CpuBlockLayout(max_batch_, T, C, shape_.n_head).total);
         }
         break;
-      case LayerKind::LayerKindHead: floats = CpuHeadLayout(N, C, shape_.padded_vocab_size).total; break;
+      case LayerKind::LayerKindHead: floats = CpuHeadLayout(N, C).total; break;
     }
     stash->layer.emplace_back(memory_, MemCategory::Activations, floats);
   }
@@ -122,21 +123,31 @@ void CpuStageModel::forward(Stash& base, const int* tokens, const float* input, 
         x = block_output(stash, layer);
         break;
       case LayerKind::LayerKindHead: {
-        const CpuHeadLayout h(N, C, shape_.padded_vocab_size);
-        const int Vp = shape_.padded_vocab_size;
+        const CpuHeadLayout h(N, C);
+        const int Vp = shape_.padded_vocab_size, n = static_cast<int>(N);
+        float* logits = logits_.data();
         k::layernorm_forward(acts + h.lnf, acts + h.lnf_mean, acts + h.lnf_rstd, x,
-                             t.p[HEAD_LNFW], t.p[HEAD_LNFB], static_cast<int>(N), C);
-        k::matmul_forward(acts + h.logits, acts + h.lnf, t.p[HEAD_WTE], static_cast<const float*>(nullptr),
-                          static_cast<int>(N), C, Vp);
-        stash.has_dlogits = false;
+                             t.p[HEAD_LNFW], t.p[HEAD_LNFB], n, C);
+        k::matmul_forward(logits, acts + h.lnf, t.p[HEAD_WTE], static_cast<const float*>(nullptr), n, C, Vp);
+        logits_owner_ = &stash;
+        stash.head_grads = false;
         if (targets != nullptr) {
-          k::classifier_forward_backward(acts + h.logits, acts + h.losses, targets,
-                                         static_cast<int>(N), shape_.vocab_size, Vp, dloss_scale,
-                                         need_grad);
-          stash.has_dlogits = need_grad;
+          k::classifier_forward_backward(logits, acts + h.losses, targets, n, shape_.vocab_size, Vp,
+                                         dloss_scale, need_grad);
           double sum = 0.0;
           for (std::size_t i = 0; i < N; ++i) sum += acts[h.losses + i];
           loss_sum_ += sum / static_cast<double>(N);
+          if (need_grad) {
+            // The head's backward through its matmul, now, while the dlogits exist: dlnf for
+            // backward and the LM head's weight gradient (accumulated in micro-batch order,
+            // as every schedule runs the forwards and backwards of a stage).
+            zero(acts + h.dlnf, N * C);
+            k::matmul_backward(acts + h.dlnf, static_cast<float*>(nullptr), static_cast<float*>(nullptr),
+                               logits, acts + h.lnf, t.p[HEAD_WTE], n, C, Vp);
+            k::matmul_backward(static_cast<float*>(nullptr), t.g[HEAD_WTE], static_cast<float*>(nullptr),
+                               logits, acts + h.lnf, t.p[HEAD_WTE], n, C, Vp);
+            stash.head_grads = true;
+          }
         }
         break;
       }
@@ -200,7 +211,7 @@ void CpuStageModel::run_backward(Stash& base, const float* dout, bool split) {
   float* next = grad_b_.data();
   int layer = end_layer_ - 1;
   if (has_head()) {
-    PPT_CHECK(stash.has_dlogits, "backward on the last stage needs a forward with targets and need_grad");
+    PPT_CHECK(stash.head_grads, "backward on the last stage needs a forward with targets and need_grad");
     const LayerGradients g = layer_gradients(stash, layer, split);
     head_input_grad(stash, layer, g, cur);
     if (!split) head_weight_grads(stash, layer, g);
@@ -264,30 +275,29 @@ CpuStageModel::LayerGradients CpuStageModel::layer_gradients(CpuStash& stash, in
     if (kept.size() != floats) kept = FloatBuffer(memory_, MemCategory::Activations, floats);
     base = kept.data();
   }
-  return carve_layer_gradients(base, NC, kind, split);
+  LayerGradients g = carve_layer_gradients(base, NC, kind, split);
+  if (kind == LayerKind::LayerKindHead) {
+    g.dlnf = stash.layer[layer - first_layer_].data() + CpuHeadLayout(stash.B * shape_.max_seq_len, shape_.channels).dlnf;
+  }
+  return g;
 }
 
+// The rest of the head's backward: its forward made dlnf and the LM head's weight gradient.
 void CpuStageModel::head_input_grad(CpuStash& stash, int layer, const LayerGradients& g, float* dinp) {
   const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
-  const CpuHeadLayout h(N, C, shape_.padded_vocab_size);
+  const CpuHeadLayout h(N, C);
   const float* a = stash.layer[layer - first_layer_].data();
   const LayerTensors& t = layers_[layer - first_layer_];
-  const std::size_t NC = static_cast<std::size_t>(N) * C;
-  zero(g.dlnf, NC);
-  k::matmul_backward(g.dlnf, static_cast<float*>(nullptr), static_cast<float*>(nullptr), a + h.logits,
-                     a + h.lnf, t.p[HEAD_WTE], N, C, shape_.padded_vocab_size);
-  zero(dinp, NC);
+  zero(dinp, static_cast<std::size_t>(N) * C);
   k::layernorm_backward(dinp, static_cast<float*>(nullptr), static_cast<float*>(nullptr), g.dlnf,
                         layer_input(stash, layer), t.p[HEAD_LNFW], a + h.lnf_mean, a + h.lnf_rstd, N, C);
 }
 
 void CpuStageModel::head_weight_grads(CpuStash& stash, int layer, const LayerGradients& g) {
   const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
-  const CpuHeadLayout h(N, C, shape_.padded_vocab_size);
+  const CpuHeadLayout h(N, C);
   const float* a = stash.layer[layer - first_layer_].data();
   const LayerTensors& t = layers_[layer - first_layer_];
-  k::matmul_backward(static_cast<float*>(nullptr), t.g[HEAD_WTE], static_cast<float*>(nullptr),
-                     a + h.logits, a + h.lnf, t.p[HEAD_WTE], N, C, shape_.padded_vocab_size);
   k::layernorm_backward(static_cast<float*>(nullptr), t.g[HEAD_LNFW], t.g[HEAD_LNFB], g.dlnf,
                         layer_input(stash, layer), t.p[HEAD_LNFW], a + h.lnf_mean, a + h.lnf_rstd, N, C);
 }
@@ -357,17 +367,15 @@ const float* CpuStageModel::output(const Stash& base) const {
 
 const float* CpuStageModel::logits(const Stash& base) const {
   const CpuStash& stash = static_cast<const CpuStash&>(base);
-  PPT_CHECK(has_head() && !stash.has_dlogits, "logits are only kept by a last-stage forward without gradient");
-  const CpuHeadLayout h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels,
-                     shape_.padded_vocab_size);
-  return stash.layer.back().data() + h.logits;
+  PPT_CHECK(has_head() && logits_owner_ == &stash && !stash.head_grads,
+            "logits are kept only for the last stage's latest forward, and only one without gradient");
+  return logits_.data();
 }
 
 const float* CpuStageModel::losses(const Stash& base) const {
   const CpuStash& stash = static_cast<const CpuStash&>(base);
   PPT_CHECK(has_head(), "only the last stage computes losses");
-  const CpuHeadLayout h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels,
-                     shape_.padded_vocab_size);
+  const CpuHeadLayout h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels);
   return stash.layer.back().data() + h.losses;
 }
 

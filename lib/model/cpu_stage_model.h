@@ -14,7 +14,7 @@ struct CpuStash final : Stash {
   std::vector<int> tokens;         // (B,T), first stage: the encoder backward needs them
   FloatBuffer input;               // (B,T,C), other stages: the received activations
   std::vector<FloatBuffer> layer;  // one buffer per layer of the stage (a Full block: its output)
-  bool has_dlogits = false;        // the head's logits now hold dloss/dlogits
+  bool head_grads = false;         // its forward made the head's dlnf and LM-head weight gradient
   // Split backward: per layer, the gradients backward_input keeps for backward_weight
   // (model/layer_gradients.h); from the model's pool, back to it after backward_weight.
   std::vector<FloatBuffer> kept_gradients;
@@ -53,7 +53,8 @@ class CpuStageModel final : public StageModel {
   float* params() { return params_.data(); }
   const float* params() const { return params_.data(); }
   float* param(const std::string& name) { return params_.data() + table_.find(name).offset; }
-  const float* logits(const Stash& stash) const;  // (B,T,Vp), last stage, no targets
+  // (B,T,Vp), last stage: of its latest forward, which ran without gradient.
+  const float* logits(const Stash& stash) const;
   const float* losses(const Stash& stash) const;  // (B,T), last stage with targets
   const float* input_grad() const;                // (B,T,C) after backward, not the first stage
 
@@ -89,6 +90,10 @@ class CpuStageModel final : public StageModel {
   // One block's activations at max_batch, for stashes that keep only block outputs
   // (Recompute::Full): allocated with the first of them.
   FloatBuffer recomputed_;
+  // Last stage: the logits (max_batch*T, Vp) of its latest forward, dlogits after one with
+  // gradient; shared by all micro-batches (the forward consumes them at once).
+  FloatBuffer logits_;
+  const Stash* logits_owner_ = nullptr;
   // Kept-gradient sets no stash holds: a set serves one micro-batch from its I to its W, so a
   // rank allocates as many as it has micro-batches between the two at once, not one per stash.
   std::vector<std::vector<FloatBuffer>> kept_pool_;

@@ -83,6 +83,7 @@ CudaStageModel::CudaStageModel(const GPT2Shape& shape, int first_layer, int end_
   scratch_ = kc::DeviceBuffer(mem, MemCategory::Workspace, kBlockScratchUnits * N * C * es);
   grad_a_ = kc::DeviceBuffer(mem, MemCategory::Workspace, N * C * es);
   grad_b_ = kc::DeviceBuffer(mem, MemCategory::Workspace, N * C * es);
+  if (has_head()) logits_ = kc::DeviceBuffer(mem, MemCategory::Workspace, N * shape.padded_vocab_size * es);
   if (has_embedding()) {
     const std::size_t n = kc::encoder_backward_scratch_bytes(max_batch, static_cast<int>(T),
                                                              shape.padded_vocab_size);
@@ -155,7 +156,7 @@ std::unique_ptr<Stash> CudaStageModel::make_stash(int batch, Recompute recompute
                                          CudaBlockLayout(max_batch_, T, C, shape_.n_head, es).total);
         }
         break;
-      case LayerKind::LayerKindHead: bytes = CudaHeadLayout(N, C, shape_.padded_vocab_size, es).total; break;
+      case LayerKind::LayerKindHead: bytes = CudaHeadLayout(N, C, es).total; break;
     }
     stash->layer.push_back(c.take(bytes));
   }
@@ -208,22 +209,32 @@ void CudaStageModel::forward(Stash& base, const int* tokens, const float* input,
         x = block_output(stash, layer);
         break;
       case LayerKind::LayerKindHead: {
-        const CudaHeadLayout h(N, C, shape_.padded_vocab_size, es);
+        const CudaHeadLayout h(N, C, es);
         const int n = static_cast<int>(N), Vp = shape_.padded_vocab_size;
         float* losses = reinterpret_cast<float*>(acts + h.losses);
+        char* logits = logits_.as<char>();
         kc::layernorm_forward(acts + h.lnf, reinterpret_cast<float*>(acts + h.lnf_mean),
                               reinterpret_cast<float*>(acts + h.lnf_rstd), x,
                               weight(layer, HEAD_LNFW), weight(layer, HEAD_LNFB), n, C, dt, s);
-        kc::matmul_forward(device_.blas(), acts + h.logits, acts + h.lnf, weight(layer, HEAD_WTE),
-                           nullptr, n, C, Vp, dt, s);
-        stash.has_dlogits = false;
+        kc::matmul_forward(device_.blas(), logits, acts + h.lnf, weight(layer, HEAD_WTE), nullptr, n,
+                           C, Vp, dt, s);
+        logits_owner_ = &stash;
+        stash.head_grads = false;
         if (targets != nullptr) {
-          kc::classifier_forward_backward(acts + h.logits, losses,
+          kc::classifier_forward_backward(logits, losses,
                                           reinterpret_cast<const int*>(stash.at(stash.targets)), n,
                                           shape_.vocab_size, Vp, dloss_scale, need_grad, dt, s);
-          stash.has_dlogits = need_grad;
           kc::add_scaled_sum(sums_.as<double>(), losses, N, 1.0 / static_cast<double>(N),
                              reduce_scratch_.data(), reduce_scratch_.bytes(), s);
+          if (need_grad) {
+            // The head's backward through its matmul, now, while the dlogits exist (as in
+            // CpuStageModel::forward): dlnf for backward, and the LM head's weight gradient.
+            kc::matmul_backward(device_.blas(), acts + h.dlnf, nullptr, nullptr, logits, acts + h.lnf,
+                                weight(layer, HEAD_WTE), n, C, Vp, dt, s, /*accumulate_dinp=*/false);
+            kc::matmul_backward(device_.blas(), nullptr, grad_of(layer, HEAD_WTE), nullptr, logits,
+                                acts + h.lnf, weight(layer, HEAD_WTE), n, C, Vp, dt, s);
+            stash.head_grads = true;
+          }
         }
         break;
       }
@@ -333,7 +344,7 @@ void CudaStageModel::run_backward(Stash& base, const float* dout, bool split) {
   void* next = grad_b_.data();
   int layer = end_layer_ - 1;
   if (has_head()) {
-    PPT_CHECK(stash.has_dlogits, "backward on the last stage needs a forward with targets and need_grad");
+    PPT_CHECK(stash.head_grads, "backward on the last stage needs a forward with targets and need_grad");
     const LayerGradients g = layer_gradients(stash, layer, split);
     head_input_grad(stash, layer, g, cur);
     if (!split) head_weight_grads(stash, layer, g);
@@ -374,17 +385,20 @@ CudaStageModel::LayerGradients CudaStageModel::layer_gradients(CudaStash& stash,
     if (kept.bytes() != bytes) kept = kc::DeviceBuffer(device_.memory(), MemCategory::Activations, bytes);
     base = kept.as<char>();
   }
-  return carve_layer_gradients(base, unit, kind, split);
+  LayerGradients g = carve_layer_gradients(base, unit, kind, split);
+  if (kind == LayerKind::LayerKindHead) {
+    g.dlnf = stash.at(stash.layer[layer - first_layer_]) +
+             CudaHeadLayout(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels, element_bytes()).dlnf;
+  }
+  return g;
 }
 
+// The rest of the head's backward: its forward made dlnf and the LM head's weight gradient.
 void CudaStageModel::head_input_grad(CudaStash& stash, int layer, const LayerGradients& g, void* dinp) {
   const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
-  const CudaHeadLayout h(N, C, shape_.padded_vocab_size, element_bytes());
+  const CudaHeadLayout h(N, C, element_bytes());
   const char* a = stash.at(stash.layer[layer - first_layer_]);
   const kc::Stream s = device_.stream();
-  kc::matmul_backward(device_.blas(), g.dlnf, nullptr, nullptr, a + h.logits, a + h.lnf,
-                      weight(layer, HEAD_WTE), N, C, shape_.padded_vocab_size, device_.dtype(), s,
-                      /*accumulate_dinp=*/false);
   kc::zero_async(dinp, static_cast<std::size_t>(N) * C * element_bytes(), s);
   kc::layernorm_backward(dinp, nullptr, nullptr, g.dlnf, layer_input(stash, layer),
                          weight(layer, HEAD_LNFW), reinterpret_cast<const float*>(a + h.lnf_mean),
@@ -393,12 +407,9 @@ void CudaStageModel::head_input_grad(CudaStash& stash, int layer, const LayerGra
 
 void CudaStageModel::head_weight_grads(CudaStash& stash, int layer, const LayerGradients& g) {
   const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
-  const CudaHeadLayout h(N, C, shape_.padded_vocab_size, element_bytes());
+  const CudaHeadLayout h(N, C, element_bytes());
   const char* a = stash.at(stash.layer[layer - first_layer_]);
   const kc::Stream s = device_.stream();
-  kc::matmul_backward(device_.blas(), nullptr, grad_of(layer, HEAD_WTE), nullptr, a + h.logits,
-                      a + h.lnf, weight(layer, HEAD_WTE), N, C, shape_.padded_vocab_size,
-                      device_.dtype(), s);
   kc::layernorm_backward(nullptr, grad_of(layer, HEAD_LNFW), grad_of(layer, HEAD_LNFB), g.dlnf,
                          layer_input(stash, layer), weight(layer, HEAD_LNFW),
                          reinterpret_cast<const float*>(a + h.lnf_mean),
@@ -482,11 +493,11 @@ const float* CudaStageModel::output(const Stash& base) const {
 
 void CudaStageModel::copy_logits_row(const Stash& base, int row, std::vector<float>& out) const {
   const CudaStash& stash = static_cast<const CudaStash&>(base);
-  PPT_CHECK(has_head() && !stash.has_dlogits, "logits are only kept by a last-stage forward without gradient");
+  PPT_CHECK(has_head() && logits_owner_ == &stash && !stash.head_grads,
+            "logits are kept only for the last stage's latest forward, and only one without gradient");
   PPT_CHECK(row >= 0 && row < stash.B * shape_.max_seq_len, "logits row {} outside the batch", row);
   const std::size_t Vp = shape_.padded_vocab_size, es = element_bytes();
-  const CudaHeadLayout h(static_cast<std::size_t>(stash.B) * shape_.max_seq_len, shape_.channels, Vp, es);
-  const char* src = stash.at(stash.layer.back() + h.logits) + row * Vp * es;
+  const char* src = logits_.as<char>() + row * Vp * es;
   out.resize(Vp);
   if (device_.dtype() == DType::F32) {
     kc::copy_async(out.data(), src, Vp * sizeof(float), device_.stream());

@@ -27,7 +27,7 @@ struct CudaStash final : Stash {
   std::size_t tokens = 0, input = 0;   // byte offsets: token ids (first stage), received input
   std::size_t targets = 0;             // byte offset: target ids (last stage)
   std::vector<std::size_t> layer;      // byte offset of each layer's activations (a Full block: its output)
-  bool has_dlogits = false;
+  bool head_grads = false;  // its forward made the head's dlnf and LM-head weight gradient
   // Split backward: per layer, the gradients backward_input keeps for backward_weight
   // (model/layer_gradients.h); from the model's pool, back to it after backward_weight.
   std::vector<kernels::cuda::DeviceBuffer> kept_gradients;
@@ -105,6 +105,10 @@ class CudaStageModel final : public StageModel {
   // One block's activations at max_batch, for stashes that keep only block outputs
   // (Recompute::Full): allocated with the first of them.
   kernels::cuda::DeviceBuffer recomputed_;
+  // Last stage: the logits (max_batch*T, Vp) of its latest forward, dlogits after one with
+  // gradient (as in CpuStageModel).
+  kernels::cuda::DeviceBuffer logits_;
+  const Stash* logits_owner_ = nullptr;
   // Kept-gradient sets no stash holds (as in CpuStageModel): one per micro-batch between its
   // I and its W at once, not one per stash.
   std::vector<std::vector<kernels::cuda::DeviceBuffer>> kept_pool_;

@@ -6,10 +6,10 @@
 //
 // A whole backward keeps them in the block scratch (14 units): dfch_gelu [0,4) (the product
 // before GELU's derivative), dfch [4,8), dln2 [8,9), dres2 [9,10), datty [10,11), dqkv [11,14);
-// dln1 reuses [0,1), dead once GELU's backward has run; the head's dlnf is [0,1) too and its
-// weight half runs before the blocks reuse it. A split backward keeps them in the stash, one
-// buffer per layer: 11 units a block (dout, dfch, dln2, dres2, dqkv, dln1), 1 for the head
-// (dlnf; its dlogits stay in the stash's logits) and 1 for the embedding (dout).
+// dln1 reuses [0,1), dead once GELU's backward has run. A split backward keeps them in a
+// kept set, one buffer per layer: 11 units a block (dout, dfch, dln2, dres2, dqkv, dln1) and
+// 1 for the embedding (dout). The head keeps none: its forward already made dlnf, in the
+// stash (model/stash_layout.h), and the LM head's weight gradient.
 #pragma once
 
 #include <cstddef>
@@ -31,12 +31,17 @@ struct LayerGradients {
   T* dres2 = nullptr;  // (N,C) of the attention residual
   T* dqkv = nullptr;   // (N,3C)
   T* dln1 = nullptr;   // (N,C) of ln1's output
-  T* dlnf = nullptr;   // (N,C) of the final layernorm's output
+  T* dlnf = nullptr;   // (N,C) of the final layernorm's output: the head's, in its stash
 };
 
 // Units of the stash buffer a split backward keeps for a layer.
 inline std::size_t kept_gradient_units(LayerKind kind) {
-  return kind == LayerKind::LayerKindBlock ? 11 : 1;
+  switch (kind) {
+    case LayerKind::LayerKindBlock: return 11;
+    case LayerKind::LayerKindEmbedding: return 1;
+    case LayerKind::LayerKindHead: break;
+  }
+  return 0;
 }
 
 // A set of per-layer kept buffers for a stash's split backward: one from `pool` when it has
@@ -56,7 +61,7 @@ template <typename T>
 LayerGradients<T> carve_layer_gradients(T* base, std::size_t unit, LayerKind kind, bool split) {
   LayerGradients<T> g;
   switch (kind) {
-    case LayerKind::LayerKindHead: g.dlnf = base; break;
+    case LayerKind::LayerKindHead: break;  // the caller points dlnf into the stash
     case LayerKind::LayerKindEmbedding: g.dout = split ? base : nullptr; break;
     case LayerKind::LayerKindBlock:
       if (split) {

@@ -19,7 +19,7 @@ std::size_t cpu_stash_bytes(const GPT2Shape& shape, int first, int end, std::siz
     switch (shape.layer_kind(layer)) {
       case LayerKind::LayerKindEmbedding: floats += N * C; break;
       case LayerKind::LayerKindBlock: floats += full ? N * C : CpuBlockLayout(B, T, C, shape.n_head).total; break;
-      case LayerKind::LayerKindHead: floats += CpuHeadLayout(N, C, shape.padded_vocab_size).total; break;
+      case LayerKind::LayerKindHead: floats += CpuHeadLayout(N, C).total; break;
     }
   }
   return floats * sizeof(float);
@@ -37,7 +37,7 @@ std::size_t cuda_stash_bytes(const GPT2Shape& shape, int first, int end, std::si
       case LayerKind::LayerKindBlock:
         c.take(full ? N * C * es : CudaBlockLayout(B, T, C, shape.n_head, es).total);
         break;
-      case LayerKind::LayerKindHead: c.take(CudaHeadLayout(N, C, shape.padded_vocab_size, es).total); break;
+      case LayerKind::LayerKindHead: c.take(CudaHeadLayout(N, C, es).total); break;
     }
   }
   return c.used;
@@ -60,6 +60,8 @@ StageFootprint stage_footprint(const StageBackend& backend, const GPT2Shape& sha
     has_block = has_block || shape.layer_kind(layer) == LayerKind::LayerKindBlock;
   }
   const std::size_t B = batch, T = shape.max_seq_len, C = shape.channels, NC = B * T * C;
+  const bool has_head = end_layer == shape.num_layers();
+  const std::size_t logits = has_head ? B * T * shape.padded_vocab_size : 0;  // the logits workspace
   std::size_t kept_units = 0;
   for (int layer = first_layer; layer < end_layer; ++layer) kept_units += kept_gradient_units(shape.layer_kind(layer));
 
@@ -69,7 +71,7 @@ StageFootprint stage_footprint(const StageBackend& backend, const GPT2Shape& sha
     f.params = bytes;
     f.grads = bytes;
     f.optimizer = 2 * bytes;
-    f.workspace = (2 + kBlockScratchUnits) * NC * sizeof(float);  // grad ping-pong + block scratch
+    f.workspace = ((2 + kBlockScratchUnits) * NC + logits) * sizeof(float);  // grad ping-pong, block scratch
     if (has_block) f.recompute_workspace = CpuBlockLayout(B, T, C, shape.n_head).total * sizeof(float);
     f.stash = cpu_stash_bytes(shape, first_layer, end_layer, B, false);
     f.full_stash = cpu_stash_bytes(shape, first_layer, end_layer, B, true);
@@ -83,7 +85,7 @@ StageFootprint stage_footprint(const StageBackend& backend, const GPT2Shape& sha
   f.params = words * sizeof(float) + (es == 2 ? words * 2 : 0);  // fp32 master (+ bf16 working copy)
   f.grads = words * sizeof(float);
   f.optimizer = 2 * words * sizeof(float);
-  f.workspace = (2 + kBlockScratchUnits) * NC * es + kernels::cuda::kSumOfSquaresScratchBytes +
+  f.workspace = ((2 + kBlockScratchUnits) * NC + logits) * es + kernels::cuda::kSumOfSquaresScratchBytes +
                 3 * sizeof(double);  // + the loss and norm sums
   if (first_layer == 0) f.workspace += planned_encoder_scratch_bytes(batch, static_cast<int>(T));
   if (has_block) f.recompute_workspace = CudaBlockLayout(B, T, C, shape.n_head, es).total;

@@ -43,14 +43,17 @@ struct CpuBlockLayout {
   }
 };
 
+// The head keeps no logits: its forward makes them in the model's one logits workspace and,
+// with a gradient, turns them at once into dlnf (N,C) and the LM head's weight gradient, so
+// a stage holding several micro-batches pays N x Vp once, not per micro-batch.
 struct CpuHeadLayout {
-  std::size_t lnf, lnf_mean, lnf_rstd, logits, losses, total;
-  CpuHeadLayout(std::size_t N, std::size_t C, std::size_t Vp) {
+  std::size_t lnf, lnf_mean, lnf_rstd, dlnf, losses, total;
+  CpuHeadLayout(std::size_t N, std::size_t C) {
     FloatCarver c;
     lnf = c.take(N * C);
     lnf_mean = c.take(N);
     lnf_rstd = c.take(N);
-    logits = c.take(N * Vp);  // becomes dlogits when the forward computes the gradient
+    dlnf = c.take(N * C);
     losses = c.take(N);
     total = c.used;
   }
@@ -99,14 +102,14 @@ struct CudaBlockLayout {
   }
 };
 
-struct CudaHeadLayout {
-  std::size_t lnf, lnf_mean, lnf_rstd, logits, losses, total;
-  CudaHeadLayout(std::size_t N, std::size_t C, std::size_t Vp, std::size_t es) {
+struct CudaHeadLayout {  // as CpuHeadLayout: the logits live in the model's workspace
+  std::size_t lnf, lnf_mean, lnf_rstd, dlnf, losses, total;
+  CudaHeadLayout(std::size_t N, std::size_t C, std::size_t es) {
     ByteCarver c;
     lnf = c.take(N * C * es);
     lnf_mean = c.take(N * 4);
     lnf_rstd = c.take(N * 4);
-    logits = c.take(N * Vp * es);  // dlogits after a forward with need_grad
+    dlnf = c.take(N * C * es);
     losses = c.take(N * 4);
     total = c.used;
   }
