@@ -22,8 +22,8 @@ struct StageBackend {
 struct StageFootprint {
   // Made by the constructor.
   std::size_t params = 0, grads = 0, optimizer = 0, workspace = 0;
-  // Made with the first stash that keeps block outputs only (Recompute::Full, which every
-  // forward-only stash is): one block's activations at max_batch; 0 for a stage without blocks.
+  // Made with the first stash that keeps block outputs only (Recompute::Full): one block's
+  // activations at max_batch; 0 for a stage without blocks.
   std::size_t recompute_workspace = 0;
   // One make_stash(batch, Recompute::None) and one make_stash(batch, Recompute::Full).
   std::size_t stash = 0, full_stash = 0;

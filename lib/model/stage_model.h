@@ -33,7 +33,6 @@ class ComputeDevice;
 //         block's forward from its input into one workspace that all micro-batches share
 //         (a split backward recomputes it for I and again for W). Same results, bitwise:
 //         the recomputation runs the same kernels on the same inputs.
-// A forward-only stash (evaluation, sampling) is best made Full: it never runs a backward.
 enum class Recompute { None, Full };
 
 // Activations of one micro-batch on one stage, made by make_stash; only the backend that

@@ -135,11 +135,12 @@ MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan) {
       at(r.bytes, MemCategory::Params) += f.params;
       at(r.bytes, MemCategory::Grads) += f.grads;
       at(r.bytes, MemCategory::Optimizer) += f.optimizer;
-      at(r.bytes, MemCategory::Workspace) += f.workspace + ((full || validation) ? f.recompute_workspace : 0);
-      at(r.bytes, MemCategory::Activations) += stashes * (full ? f.full_stash : f.stash) +
-                                               kept * f.kept_gradients + (validation ? f.full_stash : 0);
+      at(r.bytes, MemCategory::Workspace) += f.workspace + (full ? f.recompute_workspace : 0);
+      at(r.bytes, MemCategory::Activations) += stashes * (full ? f.full_stash : f.stash) + kept * f.kept_gradients;
     }
     r.messages = walk.messages;
+    // Validation borrows a training stash per stage (it runs between steps) and receives
+    // into one message buffer of its own.
     at(r.bytes, MemCategory::Activations) += (r.messages + (validation ? 1 : 0)) * message;
     if (out.gpu) at(r.bytes, MemCategory::Workspace) += compute_device_footprint();
     out.ranks.push_back(std::move(r));
@@ -167,7 +168,7 @@ std::string describe_memory_plan(const MemoryPlan& plan) {
     out += fmt::format("  rank {} activations: {} stash(es){}, {} message buffer(s){}\n", r.pp_rank,
                        r.stashes,
                        r.kept_gradients > 0 ? fmt::format(", {} set(s) of split-backward gradients", r.kept_gradients) : "",
-                       r.messages, r.validation ? ", plus validation's forward-only stash per stage and buffer" : "");
+                       r.messages, r.validation ? ", plus validation's receive buffer" : "");
   }
   out += fmt::format("largest: rank {} with {:.1f} MiB", plan.ranks[largest].pp_rank,
                      plan.ranks[largest].total() / kMiB);

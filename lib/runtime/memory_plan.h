@@ -31,7 +31,7 @@ struct RankMemoryPlan {
   int stashes = 0;             // training stashes over the rank's stages
   int kept_gradients = 0;      // kept-gradient sets of split backwards (I done, W not yet)
   int messages = 0;            // activation-sized message buffers
-  bool validation = false;     // plus one forward-only stash per stage and one message buffer
+  bool validation = false;     // plus validation's receive buffer (it borrows training stashes)
   std::size_t total() const;
 };
 

@@ -21,7 +21,9 @@ struct PipelineExecutor::Chunk {
   std::unique_ptr<StageModel> model;
   std::vector<std::unique_ptr<Stash>> free;       // stash pool: peak in-flight micro-batches
   std::map<int, std::unique_ptr<Stash>> live;     // micro-batch -> its stash
-  std::map<int, std::unique_ptr<Stash>> forward_only;  // batch size -> stash for eval/sampling
+  // Forward-only passes of another batch size than training's (sampling: 1), by size.
+  // Evaluation borrows a training stash: it runs between steps, when all are free.
+  std::map<int, std::unique_ptr<Stash>> forward_only;
 };
 
 // Activation-sized (B,T,C) buffers in the backend's memory for messages and local gradient
@@ -109,6 +111,10 @@ PipelineExecutor::PipelineExecutor(const Config& config, const GPT2Shape& shape,
 }
 
 PipelineExecutor::~PipelineExecutor() = default;
+
+Recompute PipelineExecutor::training_recompute() const {
+  return config_.pipeline.recompute == "full" ? Recompute::Full : Recompute::None;
+}
 
 StageModel& PipelineExecutor::chunk_model(int i) { return *chunks_.at(i)->model; }
 int PipelineExecutor::chunk_stage(int i) const { return chunks_.at(i)->stage; }
@@ -229,8 +235,7 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
       }
       std::unique_ptr<Stash> stash;
       if (c.free.empty()) {
-        stash = c.model->make_stash(B, config_.pipeline.recompute == "full" ? Recompute::Full
-                                                                             : Recompute::None);
+        stash = c.model->make_stash(B, training_recompute());
       } else {
         stash = std::move(c.free.back());
         c.free.pop_back();
@@ -349,14 +354,23 @@ void PipelineExecutor::forward_only(int B, const int* inputs, const int* targets
   std::unique_ptr<WordBuffer>& received = forward_only_received_[B];
   if (!received) received = chunks_.front()->model->make_message_buffer(count);
   double local_loss = 0.0;
+  std::map<int, Stash*> stashes;  // by stage
   for (auto& c : chunks_) {  // ascending stages: data flows forward, sends never block
     const int s = c->stage;
-    auto& stash = c->forward_only[B];
-    if (!stash) stash = c->model->make_stash(B, Recompute::Full);  // no backward: outputs only
+    Stash* stash = nullptr;
+    if (B == config_.pipeline.micro_batch_size) {
+      PPT_CHECK(c->live.empty(), "a forward-only pass while stage {} has micro-batches in flight", s);
+      if (c->free.empty()) c->free.push_back(c->model->make_stash(B, training_recompute()));
+      stash = c->free.back().get();
+    } else {
+      auto& own = c->forward_only[B];
+      if (!own) own = c->model->make_stash(B, training_recompute());
+      stash = own.get();
+    }
+    stashes[s] = stash;
     const float* input = nullptr;
     if (s > 0 && layout_.holds_stage(s - 1)) {
-      Chunk& prev = chunk_of_stage(s - 1);
-      input = prev.model->output(*prev.forward_only.at(B));
+      input = chunk_of_stage(s - 1).model->output(*stashes.at(s - 1));
     } else if (s > 0) {
       const int peer = layout_.world_rank_of(layout_.rank_of_stage(s - 1), layout_.dp_rank);
       transport_.wait(transport_.irecv(received->data(), count, peer, tag_base + s),

@@ -89,6 +89,7 @@ class PipelineExecutor {
   struct Buffers;
 
   Chunk& chunk_of_stage(int stage);
+  Recompute training_recompute() const;  // pipeline.recompute, for every stash the executor makes
   void run_schedule(const BatchFiller& fill, double* loss_sum);
   void reduce_and_update(int step, double loss_sum, StepReport& report);
   void forward_only(int B, const int* inputs, const int* targets, double* loss, std::vector<float>* last_logits_row, int row);
