@@ -1,29 +1,12 @@
 #include "data/token_dataset.h"
 
 #include <algorithm>
-#include <initializer_list>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/window_permutation.h"
 
 namespace pptrain {
-
-namespace {
-
-// One 64-bit stream index per (step, replica, micro-batch, sequence): each field is folded
-// through splitmix64, so neighbouring tuples land on unrelated indices and two distinct
-// tuples collide with probability ~2^-64.
-std::uint64_t train_stream_index(std::int64_t step, int replica, int micro_batch, int sequence) {
-  std::uint64_t h = 0;
-  for (std::int64_t v : std::initializer_list<std::int64_t>{step, replica, micro_batch,
-                                                            sequence}) {
-    std::uint64_t state = h ^ static_cast<std::uint64_t>(v);
-    h = splitmix64(state);
-  }
-  return h;
-}
-
-}  // namespace
 
 TokenDataset TokenDataset::open(const std::string& pattern, int vocab_size,
                                 const std::string& what) {
@@ -73,18 +56,28 @@ void TokenDataset::fill_sequence(std::int64_t start, int T, int* inputs, int* ta
   copy_tokens(start + 1, T, targets);
 }
 
-void TokenDataset::fill_train_batch(std::uint64_t seed, std::int64_t step, int replica,
-                                    int micro_batch, int B, int T, int* inputs,
-                                    int* targets) const {
+std::int64_t TokenDataset::num_windows(int T) const {
+  check_seq_len(T);
+  return (total_ - 1) / T;  // the last window's last target is still in the stream
+}
+
+void TokenDataset::fill_train_batch(std::uint64_t seed, std::int64_t step,
+                                    std::int64_t sequences_per_step, std::int64_t first_sequence,
+                                    int B, int T, int* inputs, int* targets) const {
   check_batch_shape(B, T);
-  PPT_CHECK(step >= 0 && replica >= 0 && micro_batch >= 0,
-            "{}: step, replica and micro-batch must be >= 0, got {}, {}, {}", what_, step,
-            replica, micro_batch);
-  // Starts in [0, total - T - 1]: the last target, at start + T, is still in the stream.
-  const auto num_starts = static_cast<std::uint64_t>(total_ - T);
+  PPT_CHECK(step >= 0 && first_sequence >= 0 && first_sequence + B <= sequences_per_step,
+            "{}: sequences [{}, {}) of step {} outside its {} sequences", what_, first_sequence,
+            first_sequence + B, step, sequences_per_step);
+  const auto windows = static_cast<std::uint64_t>(num_windows(T));
+  std::uint64_t epoch = ~std::uint64_t{0};
+  WindowPermutation order(1, 0);
   for (int i = 0; i < B; ++i) {
-    Rng rng(stream_key(seed, "train-batch", train_stream_index(step, replica, micro_batch, i)));
-    const auto start = static_cast<std::int64_t>(rng.below(num_starts));
+    const auto g = static_cast<std::uint64_t>(step * sequences_per_step + first_sequence + i);
+    if (g / windows != epoch) {  // a batch may straddle two epochs
+      epoch = g / windows;
+      order = WindowPermutation(windows, stream_key(seed, "train-epoch", epoch));
+    }
+    const auto start = static_cast<std::int64_t>(order(g % windows)) * T;
     const std::size_t row = static_cast<std::size_t>(i) * static_cast<std::size_t>(T);
     fill_sequence(start, T, inputs + row, targets + row);
   }
@@ -92,7 +85,7 @@ void TokenDataset::fill_train_batch(std::uint64_t seed, std::int64_t step, int r
 
 std::int64_t TokenDataset::num_eval_batches(int B, int T) const {
   check_batch_shape(B, T);
-  const std::int64_t windows = (total_ - 1) / T;
+  const std::int64_t windows = num_windows(T);
   return (windows + B - 1) / B;
 }
 

@@ -227,10 +227,15 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   if (device) {
     for (const std::string& line : device->tuning_report()) spdlog::info("{}", line);
   }
-  spdlog::info("train: {} tokens in {} shard(s){}; global batch {} x {} x {} x {} tokens",
+  // Every replica's every micro-batch reads distinct windows of one shuffled epoch order
+  // (TokenDataset::fill_train_batch).
+  const std::int64_t sequences_per_step = static_cast<std::int64_t>(layout.dp) * m * B;
+  spdlog::info("train: {} tokens in {} shard(s){}; global batch {} x {} x {} x {} tokens; "
+               "an epoch ({} windows of {}) is {:.1f} steps",
                data.train.num_tokens(), data.train.shards().size(),
                data.val ? fmt::format(", val: {} tokens", data.val->num_tokens()) : std::string(),
-               layout.dp, m, B, T);
+               layout.dp, m, B, T, data.train.num_windows(T), T,
+               static_cast<double>(data.train.num_windows(T)) / sequences_per_step);
   spdlog::info("run directory: {}", summary.run_dir);
   if (resume_from) spdlog::info("resumed from {} after step {}", *resume_from, first_step);
   if (!resume_from && !config.model.init_from.empty()) {
@@ -259,7 +264,8 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   for (int step = first_step; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
     const StepReport r = executor.run_step(step, [&](int global_mb, int* inputs, int* targets) {
-      data.train.fill_train_batch(tc.seed, step, 0, global_mb, B, T, inputs, targets);
+      data.train.fill_train_batch(tc.seed, step, sequences_per_step, std::int64_t{global_mb} * B, B, T,
+                                  inputs, targets);
     });
     const double step_s = seconds_since(t0);
     if (!config.logging.trace || step >= kTracedSteps) executor.clear_timeline();

@@ -58,10 +58,17 @@ import json, sys
 ref = {json.loads(l)["step"]: json.loads(l)["loss"] for l in open(sys.argv[1])}
 got = {json.loads(l)["step"]: json.loads(l)["loss"] for l in open(sys.argv[2])}
 worst = max(abs(got[s] - ref[s]) / abs(ref[s]) for s in got)
-print(f"p=4 checkpoint resumed on this layout: {len(got)} steps, max relative loss difference {worst:.1e}")
+first = min(got)
+at_first = abs(got[first] - ref[first]) / abs(ref[first])
+print(f"p=4 checkpoint resumed on this layout: {len(got)} steps, relative loss difference "
+      f"{at_first:.1e} at the first resumed step, at most {worst:.1e}")
 # Same arithmetic except the order of the tied-embedding and norm sums (see
-# it_pipeline_equivalence.sh): round-off of ~1e-7, growing slowly over the steps.
-assert worst < 1e-4, worst
+# it_pipeline_equivalence.sh): round-off of ~1e-7 at the first resumed step. Over 90 steps at
+# lr 1e-2 it grows, and passing a loss spike (near step 38 with this data: 2.7e-4 on p=1,
+# whose one stage sums both tied copies in one buffer) amplifies it for a while; so 1e-3
+# over the run. A checkpoint missing or misplacing state is off by far more at once.
+assert at_first < 1e-5, at_first
+assert worst < 1e-3, worst
 PY
 done
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "data/prepare.h"
 #include "data/token_dataset.h"
 #include "data/token_shard.h"
+#include "data/window_permutation.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -166,7 +168,25 @@ TEST_CASE("shard glob: sorted matches, and a clear error when nothing matches", 
                     Contains("data.train: no file matches"));
 }
 
-TEST_CASE("dataset: shards form one stream; the train sampler is a pure function", "[data]") {
+TEST_CASE("window permutation: a bijection for every size, seeded", "[data]") {
+  for (std::uint64_t n : {1u, 2u, 3u, 4u, 5u, 16u, 17u, 100u, 1000u, 4097u}) {
+    INFO("n = " << n);
+    const WindowPermutation p(n, 42), q(n, 43);
+    std::set<std::uint64_t> seen;
+    bool differs = false;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      const std::uint64_t x = p(i);
+      REQUIRE(x < n);
+      seen.insert(x);
+      differs = differs || x != q(i);
+    }
+    CHECK(seen.size() == n);
+    if (n >= 5) CHECK(differs);  // another key, another order
+  }
+  REQUIRE_THROWS_WITH(WindowPermutation(10, 0)(10), Contains("window 10 outside [0, 10)"));
+}
+
+TEST_CASE("dataset: shards form one stream; training reads each window once per epoch", "[data]") {
   TempDir dir;
   // Token value == stream position, so a sequence reveals where it was cut from.
   write_token_shard(dir / "s_0.bin", iota_tokens(700, 0));
@@ -176,41 +196,45 @@ TEST_CASE("dataset: shards form one stream; the train sampler is a pure function
   REQUIRE(ds.num_tokens() == 1000);
   REQUIRE(ds.shards().size() == 3);
 
-  const int B = 8, T = 64;
-  auto batch_of = [&](int b, std::uint64_t seed, std::int64_t step, int replica, int mb) {
-    std::vector<int> x(static_cast<std::size_t>(b * T)), y(x.size());
-    ds.fill_train_batch(seed, step, replica, mb, b, T, x.data(), y.data());
+  const int B = 3, T = 64, per_step = 6;  // 2 micro-batches (or replicas) of 3 per step
+  REQUIRE(ds.num_windows(T) == 15);      // floor(999 / 64)
+  auto batch = [&](std::uint64_t seed, std::int64_t step, std::int64_t first) {
+    std::vector<int> x(static_cast<std::size_t>(B * T)), y(x.size());
+    ds.fill_train_batch(seed, step, per_step, first, B, T, x.data(), y.data());
     return std::make_pair(x, y);
   };
-  auto batch = [&](std::uint64_t seed, std::int64_t step, int replica, int mb) {
-    return batch_of(B, seed, step, replica, mb);
-  };
-  const auto base = batch(7, 3, 1, 2);
-  CHECK(batch(7, 3, 1, 2) == base);
-  CHECK(batch(8, 3, 1, 2).first != base.first);
-  CHECK(batch(7, 4, 1, 2).first != base.first);
-  CHECK(batch(7, 3, 0, 2).first != base.first);
-  CHECK(batch(7, 3, 1, 3).first != base.first);
-  // Sequence i depends on i, not on B: a smaller micro-batch is a prefix of a larger one.
-  const auto small = batch_of(3, 7, 3, 1, 2);
-  CHECK(std::equal(small.first.begin(), small.first.end(), base.first.begin()));
+  const auto base = batch(7, 3, 3);
+  CHECK(batch(7, 3, 3) == base);  // a pure function: a resumed run reads the same
+  CHECK(batch(8, 3, 3).first != base.first);
+  CHECK(batch(7, 4, 3).first != base.first);
+  CHECK(batch(7, 3, 0).first != base.first);
 
-  std::set<int> starts;
-  for (int step = 0; step < 50; ++step) {
-    const auto [x, y] = batch(1, step, 0, 0);
-    for (int i = 0; i < B; ++i) {
-      const int start = x[static_cast<std::size_t>(i * T)];
-      REQUIRE(start >= 0);
-      REQUIRE(start <= 1000 - T - 1);
-      starts.insert(start);
-      for (int t = 0; t < T; ++t) {  // contiguous across the shard boundary at 700
-        const auto k = static_cast<std::size_t>(i * T + t);
-        REQUIRE(x[k] == start + t);
-        REQUIRE(y[k] == start + t + 1);
+  // 5 steps of 6 sequences = 2 epochs of 15 windows: each window exactly twice, once per
+  // epoch, cut at multiples of T and contiguous across the shard boundary at 700.
+  std::map<int, int> count;
+  std::vector<int> epoch_order[2];
+  for (int step = 0; step < 5; ++step) {
+    for (int first = 0; first < per_step; first += B) {
+      const auto [x, y] = batch(1, step, first);
+      for (int i = 0; i < B; ++i) {
+        const int start = x[static_cast<std::size_t>(i * T)];
+        REQUIRE(start % T == 0);
+        REQUIRE(start + T <= 999);
+        ++count[start];
+        epoch_order[(step * per_step + first + i) / 15].push_back(start);
+        for (int t = 0; t < T; ++t) {
+          const auto k = static_cast<std::size_t>(i * T + t);
+          REQUIRE(x[k] == start + t);
+          REQUIRE(y[k] == start + t + 1);
+        }
       }
     }
   }
-  CHECK(starts.size() > 300);  // 400 draws over 936 starts: not stuck on a few positions
+  CHECK(count.size() == 15);
+  for (const auto& [start, n] : count) CHECK(n == 2);
+  CHECK(epoch_order[0] != epoch_order[1]);  // each epoch shuffles anew
+  REQUIRE_THROWS_WITH(ds.fill_train_batch(1, 0, per_step, 4, B, T, nullptr, nullptr),
+                      Contains("sequences [4, 7) of step 0 outside its 6 sequences"));
 }
 
 TEST_CASE("dataset: a stream of exactly T+1 tokens, and one too short", "[data]") {
@@ -220,13 +244,13 @@ TEST_CASE("dataset: a stream of exactly T+1 tokens, and one too short", "[data]"
   const TokenDataset ds = TokenDataset::open(dir / "tiny.bin", 256, "data.train");
   std::vector<int> x(4 * T), y(4 * T);
   for (int step = 0; step < 20; ++step) {
-    ds.fill_train_batch(0, step, 0, 0, 4, T, x.data(), y.data());
+    ds.fill_train_batch(0, step, 4, 0, 4, T, x.data(), y.data());
     for (int k = 0; k < 4 * T; ++k) {
-      REQUIRE(x[static_cast<std::size_t>(k)] == 100 + k % T);  // only start 0 exists
+      REQUIRE(x[static_cast<std::size_t>(k)] == 100 + k % T);  // only window 0 exists
       REQUIRE(y[static_cast<std::size_t>(k)] == 101 + k % T);
     }
   }
-  REQUIRE_THROWS_WITH(ds.fill_train_batch(0, 0, 0, 0, 1, T + 1, x.data(), y.data()),
+  REQUIRE_THROWS_WITH(ds.fill_train_batch(0, 0, 1, 0, 1, T + 1, x.data(), y.data()),
                       Contains("data.train: '" + dir / "tiny.bin" +
                                "' holds 17 tokens in 1 shard(s), but seq_len 17 needs at least 18"));
   REQUIRE_THROWS_WITH(ds.num_eval_batches(1, 40), Contains("needs at least 41"));
