@@ -68,8 +68,11 @@ Command add_plan_command(CLI::App& app) {
       for (const RankMemoryPlan& r : memory.ranks) {
         if (r.total() > limit) over += fmt::format("{}rank {} ({:.2f} GiB)", over.empty() ? "" : ", ", r.pp_rank, r.total() / (1024.0 * 1024.0 * 1024.0));
       }
-      PPT_CHECK(over.empty(), "{}: does not fit in {} GiB per rank: {}; try pipeline.recompute: full, "
-                "a smaller pipeline.micro_batch_size or more pipeline.stages", o->config_path, o->fit_gib, over);
+      if (!over.empty()) {
+        const std::string fixes = memory_fixes(config, static_cast<std::size_t>(limit));
+        PPT_THROW("{}: does not fit in {} GiB per rank: {}; {}", o->config_path, o->fit_gib, over,
+                  fixes.empty() ? std::string("more pipeline.stages would spread it") : "fits with" + fixes);
+      }
       fmt::print("fits: every rank's planned memory is under {} GiB\n", o->fit_gib);
     }
     return 0;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <tuple>
@@ -174,6 +175,44 @@ std::string describe_memory_plan(const MemoryPlan& plan) {
                      plan.ranks[largest].total() / kMiB);
   out += plan.gpu ? "; not counted: the CUDA context, NCCL's buffers, the kernels' stream-ordered scratch\n"
                   : "; not counted: the memory-mapped data, sampling\n";
+  return out;
+}
+
+std::size_t largest_rank_bytes(const MemoryPlan& plan) {
+  std::size_t largest = 0;
+  for (const RankMemoryPlan& r : plan.ranks) largest = std::max(largest, r.total());
+  return largest;
+}
+
+std::string memory_fixes(const Config& config, std::size_t limit_bytes) {
+  struct Fix {
+    bool recompute;
+    int halvings;
+  };
+  std::string out;
+  const PipelineConfig& p = config.pipeline;
+  for (const Fix fix : {Fix{true, 0}, Fix{false, 1}, Fix{true, 1}, Fix{false, 2}, Fix{true, 2}}) {
+    if (fix.recompute && p.recompute == "full") continue;
+    if ((p.micro_batch_size >> fix.halvings) << fix.halvings != p.micro_batch_size) continue;
+    Config c = config;
+    std::string sets;
+    if (fix.recompute) {
+      c.pipeline.recompute = "full";
+      sets += " --set pipeline.recompute=full";
+    }
+    if (fix.halvings > 0) {
+      c.pipeline.micro_batch_size >>= fix.halvings;
+      c.pipeline.micro_batches <<= fix.halvings;
+      sets += fmt::format(" --set pipeline.micro_batch_size={} --set pipeline.micro_batches={}",
+                          c.pipeline.micro_batch_size, c.pipeline.micro_batches);
+    }
+    if (p.schedule.rfind("csv:", 0) == 0 && fix.halvings > 0) continue;  // the CSV fixes m
+    const std::size_t largest = largest_rank_bytes(plan_memory(c, make_training_plan(c)));
+    if (largest > limit_bytes) continue;
+    out += fmt::format("{}{} (largest rank {:.2f} GiB)", out.empty() ? "" : "; or", sets,
+                       largest / (1024.0 * 1024.0 * 1024.0));
+    if (out.size() > 200) break;
+  }
   return out;
 }
 

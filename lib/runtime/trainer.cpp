@@ -181,11 +181,14 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   const RankMemoryPlan& mine = memory_plan.ranks.at(layout.pp_rank);
   if (device != nullptr) {
     const std::size_t free = kernels::cuda::device_free_bytes(device->index());
-    PPT_CHECK(mine.total() <= free,
-              "{}: pipeline rank {} needs {:.2f} GiB of GPU memory by the memory plan (`pptrain plan` "
-              "breaks it down), but GPU {} has {:.2f} GiB free; try pipeline.recompute: full, a smaller "
-              "pipeline.micro_batch_size or more pipeline.stages", config.source_path, layout.pp_rank,
-              mine.total() / double(1ull << 30), device->index(), free / double(1ull << 30));
+    if (mine.total() > free) {
+      const std::string fixes = memory_fixes(config, free);
+      PPT_THROW("{}: pipeline rank {} needs {:.2f} GiB of GPU memory by the memory plan (`pptrain "
+                "plan` breaks it down), but GPU {} has {:.2f} GiB free; {}", config.source_path,
+                layout.pp_rank, mine.total() / double(1ull << 30), device->index(),
+                free / double(1ull << 30),
+                fixes.empty() ? std::string("more pipeline.stages would spread it") : "fits with" + fixes);
+    }
   }
   MemoryTracker memory;
   PipelineExecutor executor(config, shape, plan.lowered, plan.partition, layout, transport, memory, device);

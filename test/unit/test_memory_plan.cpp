@@ -160,3 +160,17 @@ TEST_CASE("pptrain plan --compare puts every schedule side by side", "[memory][s
   CHECK_THAT(small, Catch::Contains("each model chunk needs at least one transformer block"));
   CHECK_THAT(small, Catch::Contains("  1f1b                 | 1 |         24 |"));
 }
+
+TEST_CASE("memory_fixes names the overrides that make a plan fit", "[memory]") {
+  const Config c = pipeline_config(2, "gpipe", 1, 4, "none");
+  const std::size_t now = largest_rank_bytes(plan_memory(c, make_training_plan(c)));
+  Config full = c;
+  full.pipeline.recompute = "full";
+  const std::size_t with_full = largest_rank_bytes(plan_memory(full, make_training_plan(full)));
+  REQUIRE(with_full < now);
+  // A limit between the two: recompute fits, and so does something with half the batch.
+  const std::string fixes = memory_fixes(c, (now + with_full) / 2);
+  CHECK_THAT(fixes, Catch::StartsWith(" --set pipeline.recompute=full (largest rank "));
+  CHECK_THAT(fixes, Catch::Contains("--set pipeline.micro_batch_size=1 --set pipeline.micro_batches=8"));
+  CHECK(memory_fixes(c, 1).empty());  // nothing fits in one byte
+}
