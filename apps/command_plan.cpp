@@ -33,7 +33,7 @@ Command add_plan_command(CLI::App& app) {
   cmd->add_option("--csv", o->csv_path, "write the compute-only schedule as CSV (editable, for schedule: csv:PATH)");
   cmd->add_option("--costs", o->costs,
                   "action costs of a rank's layers, e.g. F=7.2,B=10.1,I=8.2,W=2.3,comm=0.1 (ms from a "
-                  "run's trace; default F=1, B=2, I=W=1)");
+                  "run's trace; default F=1, B=2, I=W=1), or 'model': each stage's from its FLOPs");
   cmd->add_option("--fit", o->fit_gib,
                   "fail unless every rank's planned memory fits in this many GiB (e.g. 80 for an "
                   "80 GB GPU, less what the CUDA context and NCCL take)")
@@ -45,12 +45,10 @@ Command add_plan_command(CLI::App& app) {
     if (session.rank() != 0) return 0;
     const Config config = load_config(o->config_path, o->overrides);
     const TrainingPlan plan = make_training_plan(config);
-    const schedule::ActionCosts per_rank =
-        o->costs.empty() ? schedule::ActionCosts{} : schedule::parse_action_costs(o->costs);
-    fmt::print("{}", describe_training_plan(config, plan, per_rank));
+    fmt::print("{}", describe_training_plan(config, plan, o->costs));
     const MemoryPlan memory = plan_memory(config, plan);
     fmt::print("\n{}", describe_memory_plan(memory));
-    if (o->compare) fmt::print("\n{}", compare_schedules(o->config_path, o->overrides, per_rank));
+    if (o->compare) fmt::print("\n{}", compare_schedules(o->config_path, o->overrides, o->costs));
     auto write = [](const std::string& path, const std::string& text) {
       std::ofstream out(path, std::ios::trunc);
       out << text;
@@ -59,7 +57,7 @@ Command add_plan_command(CLI::App& app) {
     };
     if (!o->trace_path.empty()) {
       write(o->trace_path,
-            schedule::to_chrome_trace(schedule::simulate(plan.lowered, plan_costs(config.pipeline, per_rank))));
+            schedule::to_chrome_trace(schedule::simulate(plan.lowered, plan_costs(config, plan, o->costs))));
     }
     if (!o->csv_path.empty()) write(o->csv_path, schedule::to_csv(plan.compute_only));
     if (o->fit_gib > 0.0) {

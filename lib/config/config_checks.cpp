@@ -91,7 +91,7 @@ void check_pipeline(const Config& c) {
   at_least(c, "pipeline.virtual_stages", p.virtual_stages, 1);
   at_least(c, "pipeline.micro_batches", p.micro_batches, 1);
   at_least(c, "pipeline.micro_batch_size", p.micro_batch_size, 1);
-  one_of(c, "pipeline.partition", p.partition, {"uniform", "parameters", "manual"});
+  one_of(c, "pipeline.partition", p.partition, {"uniform", "parameters", "flops", "manual"});
   if (p.recompute == "selective") {
     fail(c, {"pipeline.recompute"}, "selective is not implemented; full recomputes each block's "
          "forward in its backward (the CUDA attention already keeps no probabilities)");

@@ -10,16 +10,27 @@ std::size_t layer_parameters(const GPT2Shape& shape, int layer) {
   return n;
 }
 
-double layer_flops(const GPT2Shape& shape, int layer, int B, int T) {
+LayerFlops layer_flops_by_action(const GPT2Shape& shape, int layer, int B, int T) {
   PPT_CHECK(B >= 1 && T >= 1, "layer_flops: B ({}) and T ({}) must be >= 1", B, T);
   const double C = shape.channels;
   const double tokens = static_cast<double>(B) * T;
+  LayerFlops f;
   switch (shape.layer_kind(layer)) {
-    case LayerKind::LayerKindEmbedding: return 0.0;
-    case LayerKind::LayerKindHead: return 6.0 * shape.padded_vocab_size * C * tokens;
-    case LayerKind::LayerKindBlock: break;
+    case LayerKind::LayerKindEmbedding: break;
+    case LayerKind::LayerKindHead: f.forward = 6.0 * shape.padded_vocab_size * C * tokens; break;
+    case LayerKind::LayerKindBlock: {
+      const double matmul = 2.0 * 12.0 * C * C * tokens, attention = 4.0 * tokens * T * C;
+      f.forward = matmul + attention;
+      f.backward_input = matmul + 2.0 * attention;
+      f.backward_weight = matmul;
+      break;
+    }
   }
-  return 6.0 * 12.0 * C * C * tokens + 12.0 * tokens * T * C;
+  return f;
+}
+
+double layer_flops(const GPT2Shape& shape, int layer, int B, int T) {
+  return layer_flops_by_action(shape, layer, B, T).total();
 }
 
 std::vector<double> layer_costs(const GPT2Shape& shape, const std::string& method) {

@@ -28,6 +28,17 @@ std::size_t layer_parameters(const GPT2Shape& shape, int layer);
 // does (6N + 12 L C T per token), so these sum to the FLOPs an MFU figure assumes.
 double layer_flops(const GPT2Shape& shape, int layer, int B, int T);
 
+// The same FLOPs by the action that runs them in this implementation: the forward (F), the
+// backward's input half (I) and weight half (W). A block's matmuls cost the same in each
+// (2 x weights x tokens); attention has no weights, so its backward (twice the forward's
+// 4 B T^2 C) is all I. The head's forward also runs its matmul's backward (model/stash_layout.h:
+// dlnf and the LM head's weight gradient, while the dlogits exist), so all 6 Vp C B T are F.
+struct LayerFlops {
+  double forward = 0.0, backward_input = 0.0, backward_weight = 0.0;
+  double total() const { return forward + backward_input + backward_weight; }
+};
+LayerFlops layer_flops_by_action(const GPT2Shape& shape, int layer, int B, int T);
+
 // One cost per layer for a cost-based partition method: "parameters" gives
 // layer_parameters. "profile" (measured times) is named in DESIGN.md section 7 but not yet
 // implemented; any other name throws.

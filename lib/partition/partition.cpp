@@ -131,8 +131,15 @@ std::vector<StageRange> partition_layers(const Config& config, const GPT2Shape& 
   const int S = static_cast<int>(chunks);
   if (p.partition == "uniform") return uniform_partition(shape, S);
   if (p.partition == "parameters") return min_max_partition(layer_costs(shape, p.partition), S);
+  if (p.partition == "flops") {
+    std::vector<double> costs(shape.num_layers());
+    for (int layer = 0; layer < shape.num_layers(); ++layer) {
+      costs[layer] = layer_flops(shape, layer, p.micro_batch_size, shape.max_seq_len);
+    }
+    return min_max_partition(costs, S);
+  }
   if (p.partition == "manual") return manual_partition(config, shape, S);
-  PPT_THROW("{}: unknown partition method '{}'; expected one of uniform, parameters, manual",
+  PPT_THROW("{}: unknown partition method '{}'; expected one of uniform, parameters, flops, manual",
             config.where("pipeline.partition"), p.partition);
 }
 
@@ -166,7 +173,8 @@ std::string describe_layers(const StageRange& range, const GPT2Shape& shape) {
 }
 
 std::string format_partition(const std::vector<StageRange>& ranges, const GPT2Shape& shape,
-                             int pipeline_stages, const std::vector<double>& layer_costs) {
+                             int pipeline_stages, const std::vector<double>& layer_costs,
+                             const std::string& cost_label) {
   const int ranks = pipeline_stages > 0 ? pipeline_stages : static_cast<int>(ranges.size());
   std::vector<double> params(shape.num_layers());
   for (int layer = 0; layer < shape.num_layers(); ++layer) {
@@ -186,7 +194,7 @@ std::string format_partition(const std::vector<StageRange>& ranges, const GPT2Sh
     width = std::max(width, names.back().size());
   }
   std::string out = fmt::format("{:>5}  {:>4}  {:<{}}  {:>10}  {:>10}\n", "stage", "rank",
-                                "layers", width, "params (M)", "cost share");
+                                "layers", width, "params (M)", cost_label);
   for (std::size_t s = 0; s < ranges.size(); ++s) {
     double share = total > 0.0 ? 100.0 * cost[s] / total : 0.0;
     out += fmt::format("{:>5}  {:>4}  {:<{}}  {:>10.2f}  {:>9.1f}%\n", s,

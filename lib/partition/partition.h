@@ -51,9 +51,11 @@ std::string describe_layers(const StageRange& range, const GPT2Shape& shape);
 // A table, one row per stage: stage, rank (= stage % pipeline_stages; 0 means
 // ranges.size(), i.e. no interleaving), layers, parameters held (millions; wte counts on both
 // the first and the last stage) and the stage's share of the total cost. The cost is
-// layer_costs when given (one entry per layer), else the parameters.
+// layer_costs when given (one entry per layer), else the parameters; `cost_label` heads
+// its column.
 std::string format_partition(const std::vector<StageRange>& ranges, const GPT2Shape& shape,
                              int pipeline_stages = 0,
-                             const std::vector<double>& layer_costs = {});
+                             const std::vector<double>& layer_costs = {},
+                             const std::string& cost_label = "cost share");
 
 }  // namespace pptrain

@@ -13,7 +13,7 @@
 namespace pptrain {
 
 std::string compare_schedules(const std::string& config_path, const std::vector<std::string>& overrides,
-                              const schedule::ActionCosts& per_rank) {
+                              const std::string& costs) {
   const Config base = load_config(config_path, overrides);
   const int v = std::max(2, base.pipeline.virtual_stages);
   std::vector<std::pair<std::string, int>> candidates = {
@@ -22,10 +22,11 @@ std::string compare_schedules(const std::string& config_path, const std::vector<
     candidates.emplace_back(base.pipeline.schedule, base.pipeline.virtual_stages);
   }
   std::string out = fmt::format(
-      "schedules for {} ranks, {} micro-batches of {} sequences, simulated with {} per rank's layers; "
+      "schedules for {} ranks, {} micro-batches of {} sequences, simulated with {}; "
       "memory: the largest rank's plan ({} memory, {}):\n",
       base.pipeline.stages, base.pipeline.micro_batches, base.pipeline.micro_batch_size,
-      schedule::format_action_costs(per_rank), base.runtime.device == "cuda" ? "GPU" : "host",
+      costs == "model" ? std::string("each stage's modelled FLOPs") : describe_costs(costs, {}),
+      base.runtime.device == "cuda" ? "GPU" : "host",
       base.runtime.device == "cuda" ? base.runtime.precision : "fp32");
   out += "  schedule             | v |       step |  bubble | in flight | memory MiB | activations MiB\n";
   for (const auto& [name, chunks] : candidates) {
@@ -36,7 +37,7 @@ std::string compare_schedules(const std::string& config_path, const std::vector<
     try {
       const Config config = load_config(config_path, set);
       const TrainingPlan plan = make_training_plan(config);
-      const schedule::SimResult sim = schedule::simulate(plan.lowered, plan_costs(config.pipeline, per_rank));
+      const schedule::SimResult sim = schedule::simulate(plan.lowered, plan_costs(config, plan, costs));
       const MemoryPlan memory = plan_memory(config, plan);
       const RankMemoryPlan& largest = *std::max_element(
           memory.ranks.begin(), memory.ranks.end(),

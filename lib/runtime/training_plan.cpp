@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "partition/cost_model.h"
 #include "schedule/generators.h"
 #include "schedule/lowering.h"
 #include "schedule/schedule_io.h"
@@ -37,8 +38,10 @@ TrainingPlan make_training_plan(const Config& config) {
   return plan;
 }
 
-schedule::ActionCosts plan_costs(const PipelineConfig& pipeline, const schedule::ActionCosts& per_rank) {
-  const double chunk = 1.0 / pipeline.virtual_stages;  // a chunk is 1/v of a rank's layers
+schedule::ActionCosts plan_costs(const Config& config, const TrainingPlan& plan, const std::string& spec) {
+  if (spec == "model") return modelled_stage_costs(config, plan);
+  const schedule::ActionCosts per_rank = spec.empty() ? schedule::ActionCosts{} : schedule::parse_action_costs(spec);
+  const double chunk = 1.0 / config.pipeline.virtual_stages;  // a chunk is 1/v of a rank's layers
   schedule::ActionCosts costs = per_rank;
   costs.forward *= chunk;
   costs.backward *= chunk;
@@ -47,8 +50,43 @@ schedule::ActionCosts plan_costs(const PipelineConfig& pipeline, const schedule:
   return costs;
 }
 
+schedule::ActionCosts modelled_stage_costs(const Config& config, const TrainingPlan& plan) {
+  schedule::ActionCosts costs;
+  double sum_forward = 0.0;
+  for (const StageRange& range : plan.partition) {
+    LayerFlops stage;
+    for (int layer = range.first_layer; layer < range.end_layer; ++layer) {
+      const LayerFlops f = layer_flops_by_action(plan.shape, layer, config.pipeline.micro_batch_size,
+                                                 plan.shape.max_seq_len);
+      stage.forward += f.forward;
+      stage.backward_input += f.backward_input;
+      stage.backward_weight += f.backward_weight;
+    }
+    costs.forward_per_stage.push_back(stage.forward);
+    costs.backward_input_per_stage.push_back(stage.backward_input);
+    costs.backward_weight_per_stage.push_back(stage.backward_weight);
+    costs.backward_per_stage.push_back(stage.backward_input + stage.backward_weight);
+    sum_forward += stage.forward;
+  }
+  // Per rank, not per stage: interleaved chunks then cost what they are, 1/v of a rank's
+  // layers, and makespans compare across schedules.
+  const double unit = sum_forward / static_cast<double>(config.pipeline.stages);
+  for (auto* v : {&costs.forward_per_stage, &costs.backward_input_per_stage,
+                  &costs.backward_weight_per_stage, &costs.backward_per_stage}) {
+    for (double& x : *v) x /= unit;
+  }
+  return costs;
+}
+
+std::string describe_costs(const std::string& spec, const schedule::ActionCosts& costs) {
+  if (spec == "model") {
+    return "modelled " + schedule::format_action_costs(costs) + " (FLOPs; the mean rank's F = 1)";
+  }
+  return (spec.empty() ? schedule::format_action_costs(schedule::ActionCosts{}) : spec) + " per rank's layers";
+}
+
 std::string describe_training_plan(const Config& config, const TrainingPlan& plan,
-                                   const schedule::ActionCosts& per_rank) {
+                                   const std::string& costs_spec) {
   const PipelineConfig& p = config.pipeline;
   std::string out = fmt::format(
       "model: {} blocks, {} channels, {} heads, vocab {} (padded {}), seq {}: {:.2f}M parameters\n"
@@ -58,10 +96,17 @@ std::string describe_training_plan(const Config& config, const TrainingPlan& pla
       plan.shape.padded_vocab_size, plan.shape.max_seq_len, plan.shape.num_parameters() / 1e6,
       p.stages, p.virtual_stages, p.stages * p.virtual_stages, p.micro_batches, p.micro_batch_size,
       config.parallel.data, p.stages * config.parallel.data);
-  out += "partition (" + p.partition + "):\n" + format_partition(plan.partition, plan.shape, p.stages) + "\n";
-  const schedule::SimResult sim = schedule::simulate(plan.lowered, plan_costs(p, per_rank));
-  out += "schedule " + schedule::describe(plan.lowered) + ", simulated with " +
-         schedule::format_action_costs(per_rank) + " per rank's layers:\n";
+  // The share of each stage's compute: what bounds a pipeline's step (partition: flops
+  // balances it; uniform and parameters do not see the LM head's weight).
+  std::vector<double> flops(plan.shape.num_layers());
+  for (int layer = 0; layer < plan.shape.num_layers(); ++layer) {
+    flops[layer] = layer_flops(plan.shape, layer, p.micro_batch_size, plan.shape.max_seq_len);
+  }
+  out += "partition (" + p.partition + "):\n" +
+         format_partition(plan.partition, plan.shape, p.stages, flops, "FLOP share") + "\n";
+  const schedule::ActionCosts costs = plan_costs(config, plan, costs_spec);
+  const schedule::SimResult sim = schedule::simulate(plan.lowered, costs);
+  out += "schedule " + schedule::describe(plan.lowered) + ", simulated with " + describe_costs(costs_spec, costs) + ":\n";
   out += schedule::format_grid(plan.lowered, &sim);
   return out;
 }

@@ -25,13 +25,22 @@ struct TrainingPlan {
 // validator's step x rank grid for a schedule that cannot run.
 TrainingPlan make_training_plan(const Config& config);
 
-// The costs `pptrain plan` simulates with: `per_rank` (default F = 1, B = 2, I = W = 1) is
-// for a rank's layers; a chunk of an interleaved schedule costs 1/v of it.
-schedule::ActionCosts plan_costs(const PipelineConfig& pipeline, const schedule::ActionCosts& per_rank = {});
+// The costs `pptrain plan` simulates with, from its --costs text: "" (F = 1, B = 2, I = W = 1)
+// or "F=..,B=..,I=..,W=..,comm=.." for a rank's layers, a chunk of an interleaved schedule
+// costing 1/v of them; or "model": modelled_stage_costs. Throws naming a bad entry.
+schedule::ActionCosts plan_costs(const Config& config, const TrainingPlan& plan, const std::string& spec);
+
+// Per-stage costs from the FLOP model (partition/cost_model.h: layer_flops_by_action), in
+// units of the mean rank's forward (a rank's F averages 1): `pptrain plan --costs model`. It sees
+// what uniform costs cannot: a heavy last stage (the LM head) or an uneven partition.
+schedule::ActionCosts modelled_stage_costs(const Config& config, const TrainingPlan& plan);
+
+// "F=1, B=2, I=1, W=1 per rank's layers", or the modelled per-stage costs, for a report.
+std::string describe_costs(const std::string& spec, const schedule::ActionCosts& costs);
 
 // The `pptrain plan` report: partition table, schedule grid with the simulated bubble and
-// in-flight counts per stage, simulated with plan_costs(per_rank).
+// in-flight counts per stage, simulated with plan_costs(config, plan, costs).
 std::string describe_training_plan(const Config& config, const TrainingPlan& plan,
-                                   const schedule::ActionCosts& per_rank = {});
+                                   const std::string& costs = "");
 
 }  // namespace pptrain

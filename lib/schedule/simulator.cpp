@@ -79,6 +79,14 @@ ActionCosts parse_action_costs(std::string_view text, ActionCosts base) {
 }
 
 std::string format_action_costs(const ActionCosts& c) {
+  if (!c.forward_per_stage.empty()) {
+    std::string out = "per-stage costs (stage: F/I/W)";
+    for (std::size_t s = 0; s < c.forward_per_stage.size(); ++s) {
+      out += fmt::format("{} {}: {:.3g}/{:.3g}/{:.3g}", s == 0 ? "" : ",", s, c.forward_per_stage[s],
+                         c.backward_input_per_stage.at(s), c.backward_weight_per_stage.at(s));
+    }
+    return c.comm > 0.0 ? out + fmt::format(", comm={:g}", c.comm) : out;
+  }
   std::string out = fmt::format("F={:g}, B={:g}, I={:g}, W={:g}", c.forward, c.backward,
                                 c.backward_input, c.backward_weight);
   if (c.comm > 0.0) out += fmt::format(", comm={:g}", c.comm);

@@ -142,7 +142,7 @@ TEST_CASE("pptrain plan --compare puts every schedule side by side", "[memory][s
   std::ofstream(path) << "model: {vocab_size: 64, seq_len: 8, n_layer: 6, n_head: 2, channels: 16}\n"
                          "pipeline: {stages: 3, micro_batches: 6, micro_batch_size: 2}\n"
                          "data: {train: \"unused_*.bin\"}\n";
-  const std::string table = compare_schedules(path, {}, schedule::ActionCosts{});
+  const std::string table = compare_schedules(path, {}, "");
   INFO(table);
   // With F = I = W = 1 (B = 2): gpipe and 1f1b (p-1)/(m+p-1) = 25%, zb-h1 a third of the
   // idle time: 2 / (18 + 2) = 10%; gpipe holds all 6 micro-batches, 1f1b p = 3.
@@ -155,7 +155,7 @@ TEST_CASE("pptrain plan --compare puts every schedule side by side", "[memory][s
   std::ofstream(path) << "model: {vocab_size: 64, seq_len: 8, n_layer: 4, n_head: 2, channels: 16}\n"
                          "pipeline: {stages: 3, micro_batches: 6, micro_batch_size: 2}\n"
                          "data: {train: \"unused_*.bin\"}\n";
-  const std::string small = compare_schedules(path, {}, schedule::ActionCosts{});
+  const std::string small = compare_schedules(path, {}, "");
   CHECK_THAT(small, Catch::Contains("  interleaved          | 2 | cannot run: "));
   CHECK_THAT(small, Catch::Contains("each model chunk needs at least one transformer block"));
   CHECK_THAT(small, Catch::Contains("  1f1b                 | 1 |         24 |"));
@@ -173,4 +173,30 @@ TEST_CASE("memory_fixes names the overrides that make a plan fit", "[memory]") {
   CHECK_THAT(fixes, Catch::StartsWith(" --set pipeline.recompute=full (largest rank "));
   CHECK_THAT(fixes, Catch::Contains("--set pipeline.micro_batch_size=1 --set pipeline.micro_batches=8"));
   CHECK(memory_fixes(c, 1).empty());  // nothing fits in one byte
+}
+
+TEST_CASE("plan costs from the FLOP model (--costs model) see the LM head's weight", "[schedule][partition]") {
+  Config c;
+  c.model = ModelConfig{"gpt2", 50257, 0, 1024, 12, 12, 768, ""};
+  c.pipeline.stages = 4;
+  c.pipeline.micro_batches = 8;
+  c.pipeline.micro_batch_size = 16;
+  const TrainingPlan uniform = make_training_plan(c);
+  const schedule::ActionCosts costs = plan_costs(c, uniform, "model");
+  REQUIRE(costs.forward_per_stage.size() == 4);
+  double sum = 0.0;
+  for (double f : costs.forward_per_stage) sum += f;
+  CHECK(sum == Approx(4.0));  // the mean rank's F is the unit
+  // The last stage: 3 blocks and the head, whose forward runs its whole matmul work.
+  CHECK(costs.forward_per_stage[3] > 4.0 * costs.forward_per_stage[1]);
+  CHECK(costs.backward_input_per_stage[3] == Approx(costs.backward_input_per_stage[1]));
+  CHECK(costs.backward_per_stage[1] ==
+        Approx(costs.backward_input_per_stage[1] + costs.backward_weight_per_stage[1]));
+  c.pipeline.partition = "flops";
+  const TrainingPlan balanced = make_training_plan(c);
+  const double bubble_uniform = schedule::simulate(uniform.lowered, costs).bubble;
+  const double bubble_flops = schedule::simulate(balanced.lowered, plan_costs(c, balanced, "model")).bubble;
+  INFO("bubble: uniform " << bubble_uniform << ", flops " << bubble_flops);
+  CHECK(bubble_flops < bubble_uniform - 0.15);
+  CHECK_THAT(describe_training_plan(c, balanced, "model"), Catch::Contains("(FLOPs; the mean rank's F = 1)"));
 }

@@ -230,6 +230,24 @@ TEST_CASE("parameters on GPT-2 124M: the embedding stage takes fewer blocks than
   CHECK(*std::max_element(pp.begin(), pp.end()) < *std::max_element(pu.begin(), pu.end()));
 }
 
+TEST_CASE("flops on GPT-2 124M: the head's stage takes fewer blocks, the embedding's more",
+          "[partition]") {
+  GPT2Shape s = gpt2_124m();
+  Config c = config_with(4, "flops");
+  c.pipeline.micro_batch_size = 16;
+  const std::vector<StageRange> flops = partition_layers(c, s);
+  require_valid(flops, s.num_layers(), 4);
+  // At T = 1024 a block is 6 x 12 C^2 + 12 T C = 52.1 MFLOP per token and the head
+  // 6 Vp C = 231.8 (4.45 blocks); the embedding none. No stage can be lighter than the head
+  // alone, so it stands alone and the 12 blocks split 4 / 4 / 4 (uniform: 3 blocks + head).
+  CHECK(flops == std::vector<StageRange>{{0, 5}, {5, 9}, {9, 13}, {13, 14}});
+  std::vector<double> costs(s.num_layers());
+  for (int layer = 0; layer < s.num_layers(); ++layer) costs[layer] = layer_flops(s, layer, 16, s.max_seq_len);
+  const std::vector<double> pf = stage_costs(flops, costs);
+  const std::vector<double> pu = stage_costs(partition_layers(config_with(4, "uniform"), s), costs);
+  CHECK(*std::max_element(pf.begin(), pf.end()) < 0.7 * *std::max_element(pu.begin(), pu.end()));
+}
+
 TEST_CASE("interleaved stages: S = stages x virtual_stages chunks", "[partition]") {
   GPT2Shape s = shape_with(8);
   std::vector<StageRange> ranges = partition_layers(config_with(2, "uniform", 2), s);
@@ -281,7 +299,7 @@ TEST_CASE("partition errors name the config key and the numbers", "[partition]")
   m.key_origin["pipeline.partition"] = "cfg.yaml:7:14";
   CHECK_THROWS_WITH(partition_layers(m, s),
                     Contains("cfg.yaml:7:14: pipeline.partition: unknown partition method "
-                             "'greedy'; expected one of uniform, parameters, manual"));
+                             "'greedy'; expected one of uniform, parameters, flops, manual"));
   CHECK_THROWS_AS(partition_layers(config_with(0, "uniform"), s), Error);
 }
 
