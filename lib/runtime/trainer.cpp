@@ -181,8 +181,11 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   const RankMemoryPlan& mine = memory_plan.ranks.at(layout.pp_rank);
   if (device != nullptr) {
     const std::size_t free = kernels::cuda::device_free_bytes(device->index());
-    if (mine.total() > free) {
-      const std::string fixes = memory_fixes(config, free);
+    std::size_t allocated = 0;  // the device's own (cuBLASLt workspace), in the plan and in use
+    for (std::size_t c = 0; c < kMemCategories; ++c) allocated += device->memory().current(static_cast<MemCategory>(c));
+    const std::size_t to_allocate = mine.total() > allocated ? mine.total() - allocated : 0;
+    if (to_allocate > free) {
+      const std::string fixes = memory_fixes(config, free + allocated);  // free < to_allocate: no overflow
       PPT_THROW("{}: pipeline rank {} needs {:.2f} GiB of GPU memory by the memory plan (`pptrain "
                 "plan` breaks it down), but GPU {} has {:.2f} GiB free; {}", config.source_path,
                 layout.pp_rank, mine.total() / double(1ull << 30), device->index(),
