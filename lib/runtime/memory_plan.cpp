@@ -7,6 +7,7 @@
 #include <set>
 #include <tuple>
 
+#include "core/error.h"
 #include "model/stage_footprint.h"
 #include "schedule/action.h"
 
@@ -207,7 +208,12 @@ std::string memory_fixes(const Config& config, std::size_t limit_bytes) {
                           c.pipeline.micro_batch_size, c.pipeline.micro_batches);
     }
     if (p.schedule.rfind("csv:", 0) == 0 && fix.halvings > 0) continue;  // the CSV fixes m
-    const std::size_t largest = largest_rank_bytes(plan_memory(c, make_training_plan(c)));
+    std::size_t largest = 0;
+    try {
+      largest = largest_rank_bytes(plan_memory(c, make_training_plan(c)));
+    } catch (const Error&) {
+      continue;  // a fix this config cannot take (its partition or schedule refuses it)
+    }
     if (largest > limit_bytes) continue;
     out += fmt::format("{}{} (largest rank {:.2f} GiB)", out.empty() ? "" : "; or", sets,
                        largest / (1024.0 * 1024.0 * 1024.0));
