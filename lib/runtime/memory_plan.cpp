@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "model/stage_footprint.h"
 #include "schedule/action.h"
+#include "schedule/posting_order.h"
 
 namespace pptrain {
 
@@ -55,21 +56,11 @@ struct PoolWalk {
 
   void run_step(const std::vector<Action>& list, int pp) {
     auto local = [&](int stage) { return stage >= 0 && stage % pp == list_rank; };
-    std::set<std::tuple<int, int, int>> posted;
     auto post = [&](const Action& a) {
-      if (!posted.insert({static_cast<int>(a.kind), a.stage, a.micro_batch}).second) return;
       if (a.kind == ActionKind::RecvF) acquire(kReceivedActivation, a.stage, a.micro_batch);
       if (a.kind == ActionKind::RecvB) acquire(kOutputGrad, a.stage, a.micro_batch);
     };
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      const Action& a = list[i];
-      if (schedule::is_comm(a.kind)) {
-        post(a);
-        continue;
-      }
-      for (std::size_t j = i + 1; j < list.size() && schedule::is_comm(list[j].kind); ++j) {
-        if (schedule::is_recv(list[j].kind)) post(list[j]);
-      }
+    auto compute = [&](const Action& a) {
       const int s = a.stage, mb = a.micro_batch;
       switch (a.kind) {
         case ActionKind::Forward: forward(s, mb); break;
@@ -92,7 +83,8 @@ struct PoolWalk {
           break;
         default: break;
       }
-    }
+    };
+    schedule::for_each_in_posting_order(list, post, compute);
     for (auto it = in_use.begin(); it != in_use.end();) {  // the flush: sends have landed
       it = std::get<0>(*it) == kGradToSend ? in_use.erase(it) : std::next(it);
     }

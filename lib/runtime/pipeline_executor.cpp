@@ -10,6 +10,7 @@
 #include "runtime/generate.h"
 #include "runtime/lr_schedule.h"
 #include "schedule/lowering.h"
+#include "schedule/posting_order.h"
 
 namespace pptrain {
 
@@ -210,17 +211,9 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
     c.live.erase(it);
   };
 
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    const Action& a = list[i];
-    if (schedule::is_comm(a.kind)) {
-      post(a);
-      continue;
-    }
-    // Post the receives of the comm group after this compute now, so the data can arrive
-    // while this action computes.
-    for (std::size_t j = i + 1; j < list.size() && schedule::is_comm(list[j].kind); ++j) {
-      if (schedule::is_recv(list[j].kind)) post(list[j]);
-    }
+  // Comm actions are posted in the list's order, the receives of the comm group after a
+  // compute just before it (schedule/posting_order.h), so the data can arrive meanwhile.
+  auto compute = [&](const Action& a) {
     Chunk& c = chunk_of_stage(a.stage);
     const int s = a.stage, mb = a.micro_batch;
     if (a.kind == ActionKind::Forward) {
@@ -277,7 +270,8 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
       timeline_.push_back({schedule::to_string(a), start, now_us(), true});
       retire(c, s, mb);
     }
-  }
+  };
+  schedule::for_each_in_posting_order(list, post, compute);
   // Flush: the last sends (gradients to the previous stage) must land before the next step
   // reuses their buffers.
   while (!requests.empty()) {
