@@ -33,7 +33,8 @@ Command add_plan_command(CLI::App& app) {
   cmd->add_option("--csv", o->csv_path, "write the compute-only schedule as CSV (editable, for schedule: csv:PATH)");
   cmd->add_option("--costs", o->costs,
                   "action costs of a rank's layers, e.g. F=7.2,B=10.1,I=8.2,W=2.3,comm=0.1 (ms from a "
-                  "run's trace; default F=1, B=2, I=W=1), or 'model': each stage's from its FLOPs");
+                  "run's trace; default F=1, B=2, I=W=1); 'model': each stage's from its FLOPs; 'run:DIR': "
+                  "each stage's medians from the traces of a run with logging.trace");
   cmd->add_option("--fit", o->fit_gib,
                   "fail unless every rank's planned memory fits in this many GiB (e.g. 80 for an "
                   "80 GB GPU, less what the CUDA context and NCCL take)")

@@ -25,7 +25,9 @@ std::string compare_schedules(const std::string& config_path, const std::vector<
       "schedules for {} ranks, {} micro-batches of {} sequences, simulated with {}; "
       "memory: the largest rank's plan ({} memory, {}):\n",
       base.pipeline.stages, base.pipeline.micro_batches, base.pipeline.micro_batch_size,
-      costs == "model" ? std::string("each stage's modelled FLOPs") : describe_costs(costs, {}),
+      costs == "model"                 ? std::string("each stage's modelled FLOPs")
+      : costs.rfind("run:", 0) == 0 ? "each stage's times measured by " + costs.substr(4)
+                                    : describe_costs(costs, {}),
       base.runtime.device == "cuda" ? "GPU" : "host",
       base.runtime.device == "cuda" ? base.runtime.precision : "fp32");
   out += "  schedule             | v |       step |  bubble | in flight | memory MiB | activations MiB\n";

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "partition/cost_model.h"
+#include "runtime/measured_costs.h"
 #include "schedule/generators.h"
 #include "schedule/lowering.h"
 #include "schedule/schedule_io.h"
@@ -40,6 +41,7 @@ TrainingPlan make_training_plan(const Config& config) {
 
 schedule::ActionCosts plan_costs(const Config& config, const TrainingPlan& plan, const std::string& spec) {
   if (spec == "model") return modelled_stage_costs(config, plan);
+  if (spec.rfind("run:", 0) == 0) return measured_stage_costs(spec.substr(4), plan.lowered.stages());
   const schedule::ActionCosts per_rank = spec.empty() ? schedule::ActionCosts{} : schedule::parse_action_costs(spec);
   const double chunk = 1.0 / config.pipeline.virtual_stages;  // a chunk is 1/v of a rank's layers
   schedule::ActionCosts costs = per_rank;
@@ -82,6 +84,7 @@ std::string describe_costs(const std::string& spec, const schedule::ActionCosts&
   if (spec == "model") {
     return "modelled " + schedule::format_action_costs(costs) + " (FLOPs; the mean rank's F = 1)";
   }
+  if (spec.rfind("run:", 0) == 0) return "measured " + schedule::format_action_costs(costs) + " (ms, " + spec + ")";
   return (spec.empty() ? schedule::format_action_costs(schedule::ActionCosts{}) : spec) + " per rank's layers";
 }
 

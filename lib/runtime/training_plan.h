@@ -27,7 +27,8 @@ TrainingPlan make_training_plan(const Config& config);
 
 // The costs `pptrain plan` simulates with, from its --costs text: "" (F = 1, B = 2, I = W = 1)
 // or "F=..,B=..,I=..,W=..,comm=.." for a rank's layers, a chunk of an interleaved schedule
-// costing 1/v of them; or "model": modelled_stage_costs. Throws naming a bad entry.
+// costing 1/v of them; "model": modelled_stage_costs; or "run:DIR": a traced run's
+// per-stage medians (runtime/measured_costs.h). Throws naming a bad entry.
 schedule::ActionCosts plan_costs(const Config& config, const TrainingPlan& plan, const std::string& spec);
 
 // Per-stage costs from the FLOP model (partition/cost_model.h: layer_flops_by_action), in

@@ -88,6 +88,17 @@ print("zb-h1 traces: 15 F, 15 I, 15 W per rank, no B")
 PY
 "$PPTRAIN_BIN" plan "$WORK/eq.yaml" --set pipeline.stages=2 --set pipeline.schedule=zb-h1 --costs "$costs" |
   grep "simulated with" || fail "pptrain plan --costs $costs failed"
+# --costs run:DIR takes each stage's medians from the traces themselves, for any schedule
+# on the same stages; another stage count is refused with the reason.
+"$PPTRAIN_BIN" plan "$WORK/eq.yaml" --set pipeline.stages=2 --set pipeline.micro_batches=8 \
+  --costs "run:$WORK/runs/zb_traced" --compare > "$WORK/plan_run_costs.txt" ||
+  { cat "$WORK/plan_run_costs.txt"; fail "pptrain plan --costs run: failed"; }
+grep -q "simulated with measured per-stage costs (stage: F/I/W) 0: " "$WORK/plan_run_costs.txt" &&
+  grep -q "  zb-h1                | 1 | " "$WORK/plan_run_costs.txt" ||
+  { cat "$WORK/plan_run_costs.txt"; fail "pptrain plan --costs run: did not simulate with the traced stages"; }
+check_error "no forward of stage 2 in its traces: per-stage costs need the same stages" \
+  "$PPTRAIN_BIN" plan "$WORK/eq.yaml" --set pipeline.stages=4 --costs "run:$WORK/runs/zb_traced"
+check_error "no trace-rank<N>.json in it" "$PPTRAIN_BIN" plan "$WORK/eq.yaml" --costs "run:$WORK"
 
 # Data parallel: 2 replicas of a 2-stage 1F1B pipeline with m micro-batches each equal one
 # process with 2m micro-batches (the replica's micro-batch index is folded into the global one).
