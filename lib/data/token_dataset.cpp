@@ -61,18 +61,18 @@ std::int64_t TokenDataset::num_windows(int T) const {
   return (total_ - 1) / T;  // the last window's last target is still in the stream
 }
 
-void TokenDataset::fill_train_batch(std::uint64_t seed, std::int64_t step,
+void TokenDataset::fill_train_batch(std::uint64_t seed, std::int64_t step_start,
                                     std::int64_t sequences_per_step, std::int64_t first_sequence,
                                     int B, int T, int* inputs, int* targets) const {
   check_batch_shape(B, T);
-  PPT_CHECK(step >= 0 && first_sequence >= 0 && first_sequence + B <= sequences_per_step,
-            "{}: sequences [{}, {}) of step {} outside its {} sequences", what_, first_sequence,
-            first_sequence + B, step, sequences_per_step);
+  PPT_CHECK(step_start >= 0 && first_sequence >= 0 && first_sequence + B <= sequences_per_step,
+            "{}: sequences [{}, {}) of a step outside its {} sequences", what_, first_sequence,
+            first_sequence + B, sequences_per_step);
   const auto windows = static_cast<std::uint64_t>(num_windows(T));
   std::uint64_t epoch = ~std::uint64_t{0};
   WindowPermutation order(1, 0);
   for (int i = 0; i < B; ++i) {
-    const auto g = static_cast<std::uint64_t>(step * sequences_per_step + first_sequence + i);
+    const auto g = static_cast<std::uint64_t>(step_start + first_sequence + i);
     if (g / windows != epoch) {  // a batch may straddle two epochs
       epoch = g / windows;
       order = WindowPermutation(windows, stream_key(seed, "train-epoch", epoch));

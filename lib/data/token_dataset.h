@@ -30,15 +30,16 @@ class TokenDataset {
   void check_seq_len(int T) const;
 
   // Training reads the stream as W = num_windows(T) consecutive, non-overlapping windows of
-  // T tokens (each with its T next-token targets). The run's sequence g = step *
-  // sequences_per_step + first_sequence + i (row i of this (B, T) batch) is window
+  // T tokens (each with its T next-token targets). The run's sequence g = step_start +
+  // first_sequence + i (row i of this (B, T) batch; step_start: the sequences read before
+  // this step, first_sequence: this batch's place among the step's) is window
   // P_e(g mod W) of epoch e = g / W, where P_e is a permutation seeded by (seed, e)
   // (data/window_permutation.h): each epoch visits every window once, in its own order, and
   // the sequences of one step (every micro-batch of every replica: DESIGN 8's disjoint parts)
   // are distinct windows while sequences_per_step <= W. A pure function of its arguments, so
   // a resumed run reads what the uninterrupted one would have.
   std::int64_t num_windows(int T) const;
-  void fill_train_batch(std::uint64_t seed, std::int64_t step, std::int64_t sequences_per_step,
+  void fill_train_batch(std::uint64_t seed, std::int64_t step_start, std::int64_t sequences_per_step,
                         std::int64_t first_sequence, int B, int T, int* inputs, int* targets) const;
 
   // Validation walks the stream in consecutive, non-overlapping windows of T: sequence j of

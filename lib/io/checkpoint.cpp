@@ -85,6 +85,10 @@ CheckpointManifest read_checkpoint_manifest(const std::string& checkpoint_dir) {
   CheckpointManifest m;
   m.step = required<int>(j, "step", path);
   m.seed = required<std::uint64_t>(j, "seed", path);
+  if (j.contains("train_sequences")) {
+    m.train_sequences = required<std::int64_t>(j, "train_sequences", path);
+    PPT_CHECK(m.train_sequences >= 0, "{}: train_sequences {} is negative", path, m.train_sequences);
+  }
   m.config_yaml = required<std::string>(j, "config", path);
   const nlohmann::json model = required<nlohmann::json>(j, "model", path);
   m.shape.vocab_size = required<int>(model, "vocab_size", path);
@@ -162,6 +166,7 @@ void write_checkpoint_manifest(const std::string& checkpoint_dir, const Checkpoi
       {"version", kCheckpointVersion},
       {"step", m.step},
       {"seed", m.seed},
+      {"train_sequences", m.train_sequences},
       {"model", {{"vocab_size", m.shape.vocab_size}, {"padded_vocab_size", m.shape.padded_vocab_size},
                  {"seq_len", m.shape.max_seq_len}, {"n_layer", m.shape.n_layer},
                  {"n_head", m.shape.n_head}, {"channels", m.shape.channels}}},

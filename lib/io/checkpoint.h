@@ -33,6 +33,10 @@ struct CheckpointStageFile {
 struct CheckpointManifest {
   int step = 0;                 // optimizer steps done
   std::uint64_t seed = 0;       // training.seed (batches and init derive from it and the step)
+  // Training sequences read so far: where the epoch sampler (TokenDataset::fill_train_batch)
+  // goes on, whatever global batch the resumed run has. -1: not recorded (older checkpoints;
+  // the resumed run then assumes step x its own sequences per step).
+  std::int64_t train_sequences = -1;
   GPT2Shape shape;
   std::string config_yaml;      // the resolved config of the run that wrote it
   std::vector<CheckpointStageFile> stages;

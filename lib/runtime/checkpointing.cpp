@@ -75,7 +75,8 @@ std::optional<std::string> checkpoint_to_resume(const Config& config) {
 }
 
 std::string save_checkpoint(PipelineExecutor& executor, const Config& config, const TrainingPlan& plan,
-                            const PipelineLayout& layout, Transport& transport, int steps_done) {
+                            const PipelineLayout& layout, Transport& transport, int steps_done,
+                            std::int64_t train_sequences) {
   const std::string root = checkpoint_root(config);
   const std::string name = checkpoint_dir_name(steps_done);
   const std::string tmp = (fs::path(root) / (".tmp-" + name)).string();
@@ -101,6 +102,7 @@ std::string save_checkpoint(PipelineExecutor& executor, const Config& config, co
     CheckpointManifest m;
     m.step = steps_done;
     m.seed = config.training.seed;
+    m.train_sequences = train_sequences;
     m.shape = plan.shape;
     m.config_yaml = config_to_yaml(config);
     for (std::size_t s = 0; s < plan.partition.size(); ++s) {
@@ -125,7 +127,7 @@ std::string save_checkpoint(PipelineExecutor& executor, const Config& config, co
   return final_dir;
 }
 
-int load_checkpoint(PipelineExecutor& executor, const std::string& dir, const TrainingPlan& plan) {
+CheckpointManifest load_checkpoint(PipelineExecutor& executor, const std::string& dir, const TrainingPlan& plan) {
   const CheckpointManifest m = read_checkpoint_manifest(dir);
   PPT_CHECK(same_shape(m.shape, plan.shape),
             "{}: checkpoint of another model ({}); the config describes {}", dir,
@@ -143,7 +145,7 @@ int load_checkpoint(PipelineExecutor& executor, const std::string& dir, const Tr
     return false;
   };
   executor.load_state(read_checkpoint_tensors(dir, m, wanted), dir);
-  return m.step;
+  return m;
 }
 
 }  // namespace pptrain

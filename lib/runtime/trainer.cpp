@@ -197,10 +197,13 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   PipelineExecutor executor(config, shape, plan.lowered, plan.partition, layout, transport, memory, device);
   std::optional<std::string> resume_from;
   int first_step = 0;
+  std::int64_t resumed_sequences = -1;  // the checkpoint's data position, if it recorded one
   executor.run_on_all_ranks([&] {
     resume_from = checkpoint_to_resume(config);
     if (resume_from) {
-      first_step = load_checkpoint(executor, *resume_from, plan);
+      const CheckpointManifest manifest = load_checkpoint(executor, *resume_from, plan);
+      first_step = manifest.step;
+      resumed_sequences = manifest.train_sequences;
     } else if (!config.model.init_from.empty()) {
       const ModelFile model = load_model_file(config.model.init_from);
       const std::string source = config.where("model.init_from") + ": " + config.model.init_from;
@@ -243,7 +246,14 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
                layout.dp, m, B, T, data.train.num_windows(T), T,
                static_cast<double>(data.train.num_windows(T)) / sequences_per_step);
   spdlog::info("run directory: {}", summary.run_dir);
-  if (resume_from) spdlog::info("resumed from {} after step {}", *resume_from, first_step);
+  // The data sampler's position: sequences read so far, kept by checkpoints, so a run resumed
+  // with another global batch (more replicas, say) reads on where the epoch order stopped.
+  std::int64_t train_sequences = resumed_sequences >= 0 ? resumed_sequences : first_step * sequences_per_step;
+  if (resume_from) {
+    spdlog::info("resumed from {} after step {}; training data goes on at sequence {} (epoch {}){}",
+                 *resume_from, first_step, train_sequences, train_sequences / data.train.num_windows(T),
+                 resumed_sequences >= 0 ? "" : " (the checkpoint did not record it: step x sequences per step)");
+  }
   if (!resume_from && !config.model.init_from.empty()) {
     spdlog::info("initial weights from {}", config.model.init_from);
   }
@@ -270,9 +280,10 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   for (int step = first_step; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
     const StepReport r = executor.run_step(step, [&](int global_mb, int* inputs, int* targets) {
-      data.train.fill_train_batch(tc.seed, step, sequences_per_step, std::int64_t{global_mb} * B, B, T,
-                                  inputs, targets);
+      data.train.fill_train_batch(tc.seed, train_sequences, sequences_per_step, std::int64_t{global_mb} * B, B,
+                                  T, inputs, targets);
     });
+    train_sequences += sequences_per_step;  // a skipped step read its data too
     const double step_s = seconds_since(t0);
     if (!config.logging.trace || step >= kTracedSteps) executor.clear_timeline();
     if (config.logging.trace && step + 1 == std::min(kTracedSteps, tc.steps)) {
@@ -340,7 +351,7 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
     const bool stop = signal != 0;
     const bool due = checkpointing && !r.skipped && (sm.step % config.checkpoint.every == 0 || last);
     if (due || stop) {
-      last_checkpoint = save_checkpoint(executor, config, plan, layout, transport, sm.step);
+      last_checkpoint = save_checkpoint(executor, config, plan, layout, transport, sm.step, train_sequences);
       spdlog::info("checkpoint: {}", *last_checkpoint);
     }
     if (stop) {

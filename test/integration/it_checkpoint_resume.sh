@@ -72,6 +72,23 @@ assert worst < 1e-3, worst
 PY
 done
 
+# The checkpoint records how many training sequences were read (the epoch sampler's place);
+# a run resumed with another global batch (here twice the micro-batches) goes on from there,
+# not from step x its own batch. A manifest without the field (older checkpoints) falls back.
+k=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$ckpt/manifest.json")
+read_seqs=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['train_sequences'])" "$ckpt/manifest.json")
+[ "$read_seqs" = $((k * 2 * 4)) ] || fail "the step-$k checkpoint records $read_seqs training sequences, not $k x 2 x 4"
+launch wider_batch 1 --set pipeline.micro_batches=4 --set "checkpoint.resume=$ckpt" --set "training.steps=$((k + 2))"
+finish wider_batch
+grep -q "training data goes on at sequence $read_seqs (epoch 0)$" "$WORK/wider_batch.log" ||
+  { cat "$WORK/wider_batch.log"; fail "a resume with another batch does not go on at sequence $read_seqs"; }
+legacy="$WORK/legacy_ckpt"; cp -r "$ckpt" "$legacy"
+python3 -c "import json,sys; m=json.load(open(sys.argv[1])); del m['train_sequences']; json.dump(m, open(sys.argv[1],'w'))" "$legacy/manifest.json"
+launch legacy 1 --set "checkpoint.resume=$legacy" --set "training.steps=$((k + 1))"; finish legacy
+grep -q "at sequence $((k * 8)) (epoch 0) (the checkpoint did not record it" "$WORK/legacy.log" ||
+  { cat "$WORK/legacy.log"; fail "a manifest without train_sequences does not fall back to step x batch"; }
+echo "checkpoints record the data position: resumed with twice the micro-batches at sequence $read_seqs"
+
 # kill -9 while checkpoints are written every step, at several moments.
 for attempt in 1 2 3 4 5; do
   name="crash$attempt"

@@ -200,7 +200,7 @@ TEST_CASE("dataset: shards form one stream; training reads each window once per 
   REQUIRE(ds.num_windows(T) == 15);      // floor(999 / 64)
   auto batch = [&](std::uint64_t seed, std::int64_t step, std::int64_t first) {
     std::vector<int> x(static_cast<std::size_t>(B * T)), y(x.size());
-    ds.fill_train_batch(seed, step, per_step, first, B, T, x.data(), y.data());
+    ds.fill_train_batch(seed, step * per_step, per_step, first, B, T, x.data(), y.data());
     return std::make_pair(x, y);
   };
   const auto base = batch(7, 3, 3);
@@ -234,7 +234,7 @@ TEST_CASE("dataset: shards form one stream; training reads each window once per 
   for (const auto& [start, n] : count) CHECK(n == 2);
   CHECK(epoch_order[0] != epoch_order[1]);  // each epoch shuffles anew
   REQUIRE_THROWS_WITH(ds.fill_train_batch(1, 0, per_step, 4, B, T, nullptr, nullptr),
-                      Contains("sequences [4, 7) of step 0 outside its 6 sequences"));
+                      Contains("sequences [4, 7) of a step outside its 6 sequences"));
 }
 
 TEST_CASE("dataset: a stream of exactly T+1 tokens, and one too short", "[data]") {
