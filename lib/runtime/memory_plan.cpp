@@ -24,11 +24,14 @@ constexpr double kMiB = 1024.0 * 1024.0;
 std::size_t& at(CategoryBytes& b, MemCategory c) { return b[static_cast<std::size_t>(c)]; }
 
 // The pools of one pipeline rank, grown as PipelineExecutor::run_schedule and the stage
-// models grow their own: a stage's stash pool (taken at F when none is free, returned after B
-// or W), its kept-gradient sets (taken at I, returned after W), and the rank's message buffers (a receive's at its
-// post, a gradient's at the B or I that makes it; the gradients to send return only when
-// the step's sends are flushed). Two steps: pools warm up in the first.
+// models grow their own: a stage's stash pool (taken at F when none is free, returned after
+// B or W), its kept-gradient sets (taken at I, returned after W), and the rank's message
+// buffers (a receive's at its post, a gradient's at the B or I that makes it; the gradients
+// to send return only when the step's sends are flushed). Two steps: pools warm up in the
+// first.
 struct PoolWalk {
+  explicit PoolWalk(int rank) : list_rank(rank) {}
+  int list_rank;  // the pipeline rank whose list is walked
   struct StagePool {
     int stashes = 0, free_stashes = 0;
     int kept_sets = 0, free_kept_sets = 0;
@@ -89,7 +92,6 @@ struct PoolWalk {
       it = std::get<0>(*it) == kGradToSend ? in_use.erase(it) : std::next(it);
     }
   }
-  int list_rank = 0;
 };
 
 }  // namespace
@@ -112,8 +114,7 @@ MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan) {
     RankMemoryPlan r;
     r.pp_rank = rank;
     r.validation = validation;
-    PoolWalk walk;
-    walk.list_rank = rank;
+    PoolWalk walk(rank);
     for (int step = 0; step < 2; ++step) walk.run_step(plan.lowered.actions[rank], p.stages);
     std::size_t message = 0;
     for (int stage = rank; stage < plan.lowered.stages(); stage += p.stages) {
