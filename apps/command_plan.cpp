@@ -62,10 +62,10 @@ Command add_plan_command(CLI::App& app) {
     }
     if (!o->csv_path.empty()) write(o->csv_path, schedule::to_csv(plan.compute_only));
     if (o->fit_gib > 0.0) {
-      const double limit = o->fit_gib * 1024.0 * 1024.0 * 1024.0;
+      const double limit = o->fit_gib * kGiB;
       std::string over;
       for (const RankMemoryPlan& r : memory.ranks) {
-        if (r.total() > limit) over += fmt::format("{}rank {} ({:.2f} GiB)", over.empty() ? "" : ", ", r.pp_rank, r.total() / (1024.0 * 1024.0 * 1024.0));
+        if (r.total() > limit) over += fmt::format("{}rank {} ({:.2f} GiB)", over.empty() ? "" : ", ", r.pp_rank, r.total() / kGiB);
       }
       if (!over.empty()) {
         const std::string fixes = memory_fixes(config, static_cast<std::size_t>(limit));

@@ -19,7 +19,6 @@ std::string_view mem_category_name(MemCategory c) {
 }
 
 std::string describe_memory_peaks(const MemoryTracker& tracker) {
-  constexpr double kMiB = 1024.0 * 1024.0;
   std::string out;
   for (int c = 0; c < static_cast<int>(MemCategory::Count); ++c) {
     const auto category = static_cast<MemCategory>(c);

@@ -10,6 +10,10 @@
 
 namespace pptrain {
 
+// Bytes per MiB and GiB, for every memory figure the project prints.
+inline constexpr double kMiB = 1024.0 * 1024.0;
+inline constexpr double kGiB = 1024.0 * kMiB;
+
 enum class MemCategory { Params, Grads, Optimizer, Activations, Workspace, Count };
 std::string_view mem_category_name(MemCategory c);
 

@@ -19,8 +19,6 @@ namespace {
 using schedule::Action;
 using schedule::ActionKind;
 
-constexpr double kMiB = 1024.0 * 1024.0;
-
 std::size_t& at(CategoryBytes& b, MemCategory c) { return b[static_cast<std::size_t>(c)]; }
 
 // The pools of one pipeline rank, grown as PipelineExecutor::run_schedule and the stage
@@ -147,7 +145,6 @@ std::string describe_memory_plan(const MemoryPlan& plan) {
   std::string out = fmt::format("memory per pipeline rank ({} memory, {}; MiB):\n",
                                 plan.gpu ? "GPU" : "host", plan.storage);
   out += "  rank | stages       |     params |      grads |  optimizer | activations |  workspace |      total\n";
-  std::size_t largest = 0;
   for (const RankMemoryPlan& r : plan.ranks) {
     std::string stages;
     for (int s : r.stages) stages += fmt::format("{}{}", stages.empty() ? "" : ",", s);
@@ -157,7 +154,6 @@ std::string describe_memory_plan(const MemoryPlan& plan) {
       out += fmt::format(" {:>{}.1f} |", r.bytes[c] / kMiB, width);
     }
     out += fmt::format(" {:>10.1f}\n", r.total() / kMiB);
-    if (r.total() > plan.ranks[largest].total()) largest = &r - plan.ranks.data();
   }
   for (const RankMemoryPlan& r : plan.ranks) {
     out += fmt::format("  rank {} activations: {} stash(es){}, {} message buffer(s){}\n", r.pp_rank,
@@ -165,18 +161,20 @@ std::string describe_memory_plan(const MemoryPlan& plan) {
                        r.kept_gradients > 0 ? fmt::format(", {} set(s) of split-backward gradients", r.kept_gradients) : "",
                        r.messages, r.validation ? ", plus validation's receive buffer" : "");
   }
-  out += fmt::format("largest: rank {} with {:.1f} MiB", plan.ranks[largest].pp_rank,
-                     plan.ranks[largest].total() / kMiB);
+  const RankMemoryPlan& largest = largest_rank(plan);
+  out += fmt::format("largest: rank {} with {:.1f} MiB", largest.pp_rank, largest.total() / kMiB);
   out += plan.gpu ? "; not counted: the CUDA context, NCCL's buffers, the kernels' stream-ordered scratch\n"
                   : "; not counted: the memory-mapped data, sampling\n";
   return out;
 }
 
-std::size_t largest_rank_bytes(const MemoryPlan& plan) {
-  std::size_t largest = 0;
-  for (const RankMemoryPlan& r : plan.ranks) largest = std::max(largest, r.total());
-  return largest;
+const RankMemoryPlan& largest_rank(const MemoryPlan& plan) {
+  PPT_CHECK(!plan.ranks.empty(), "a memory plan of no ranks");
+  return *std::max_element(plan.ranks.begin(), plan.ranks.end(),
+                           [](const RankMemoryPlan& a, const RankMemoryPlan& b) { return a.total() < b.total(); });
 }
+
+std::size_t largest_rank_bytes(const MemoryPlan& plan) { return largest_rank(plan).total(); }
 
 std::string memory_fixes(const Config& config, std::size_t limit_bytes) {
   struct Fix {
@@ -209,7 +207,7 @@ std::string memory_fixes(const Config& config, std::size_t limit_bytes) {
     }
     if (largest > limit_bytes) continue;
     out += fmt::format("{}{} (largest rank {:.2f} GiB)", out.empty() ? "" : "; or", sets,
-                       largest / (1024.0 * 1024.0 * 1024.0));
+                       largest / kGiB);
     if (out.size() > 200) break;
   }
   return out;

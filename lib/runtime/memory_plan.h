@@ -47,7 +47,8 @@ MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan);
 // the total, then how activations break down and what is not counted.
 std::string describe_memory_plan(const MemoryPlan& plan);
 
-// The largest pipeline rank's planned total.
+// The pipeline rank with the largest planned total (the first of equals), and that total.
+const RankMemoryPlan& largest_rank(const MemoryPlan& plan);
 std::size_t largest_rank_bytes(const MemoryPlan& plan);
 
 // What would bring every rank under `limit_bytes`, as `--set` overrides with the largest

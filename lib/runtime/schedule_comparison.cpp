@@ -41,11 +41,8 @@ std::string compare_schedules(const std::string& config_path, const std::vector<
       const TrainingPlan plan = make_training_plan(config);
       const schedule::SimResult sim = schedule::simulate(plan.lowered, plan_costs(config, plan, costs));
       const MemoryPlan memory = plan_memory(config, plan);
-      const RankMemoryPlan& largest = *std::max_element(
-          memory.ranks.begin(), memory.ranks.end(),
-          [](const RankMemoryPlan& a, const RankMemoryPlan& b) { return a.total() < b.total(); });
+      const RankMemoryPlan& largest = largest_rank(memory);
       const int in_flight = *std::max_element(sim.peak_in_flight.begin(), sim.peak_in_flight.end());
-      constexpr double kMiB = 1024.0 * 1024.0;
       out += fmt::format("{} {:>10.4g} | {:>6.2f}% | {:>9} | {:>10.1f} | {:>15.1f}\n", label, sim.makespan,
                          100.0 * sim.bubble, in_flight, largest.total() / kMiB,
                          largest.bytes[static_cast<std::size_t>(MemCategory::Activations)] / kMiB);

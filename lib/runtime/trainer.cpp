@@ -188,8 +188,7 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
       const std::string fixes = memory_fixes(config, free + allocated);  // free < to_allocate: no overflow
       PPT_THROW("{}: pipeline rank {} needs {:.2f} GiB of GPU memory by the memory plan (`pptrain "
                 "plan` breaks it down), but GPU {} has {:.2f} GiB free; {}", config.source_path,
-                layout.pp_rank, mine.total() / double(1ull << 30), device->index(),
-                free / double(1ull << 30),
+                layout.pp_rank, mine.total() / kGiB, device->index(), free / kGiB,
                 fixes.empty() ? std::string("more pipeline.stages would spread it") : "fits with" + fixes);
     }
   }
@@ -227,11 +226,9 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
   spdlog::info("pipeline: {} on {} rank(s) x {} replica(s); {} thread(s) per rank",
                schedule::describe(plan.lowered), layout.pp, layout.dp, threads);
   spdlog::info("compute: {}", device ? device->description() : std::string("cpu fp32"));
-  const RankMemoryPlan& largest = *std::max_element(
-      memory_plan.ranks.begin(), memory_plan.ranks.end(),
-      [](const RankMemoryPlan& a, const RankMemoryPlan& b) { return a.total() < b.total(); });
+  const RankMemoryPlan& largest = largest_rank(memory_plan);
   spdlog::info("memory plan: {:.1f} MiB of {} memory on the largest rank (pipeline rank {}); "
-               "`pptrain plan` breaks it down", largest.total() / (1024.0 * 1024.0),
+               "`pptrain plan` breaks it down", largest.total() / kMiB,
                memory_plan.gpu ? "GPU" : "host", largest.pp_rank);
   if (device) {
     for (const std::string& line : device->tuning_report()) spdlog::info("{}", line);
