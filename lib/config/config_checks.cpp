@@ -86,7 +86,8 @@ void check_pipeline(const Config& c) {
   at_least(c, "pipeline.stages", p.stages, 1);
   bool csv = p.schedule.rfind("csv:", 0) == 0 && p.schedule.size() > 4;
   if (!csv) {
-    one_of(c, "pipeline.schedule", p.schedule, {"gpipe", "1f1b", "interleaved", "interleaved-zb", "zb-h1", "csv:<path>"});
+    one_of(c, "pipeline.schedule", p.schedule,
+           {"gpipe", "1f1b", "interleaved", "interleaved-zb", "zb-h1", "zbv", "csv:<path>"});
   }
   at_least(c, "pipeline.virtual_stages", p.virtual_stages, 1);
   at_least(c, "pipeline.micro_batches", p.micro_batches, 1);
@@ -167,8 +168,13 @@ void check_cross(const Config& c) {
   }
   if (p.virtual_stages > 1 && (p.schedule == "gpipe" || p.schedule == "1f1b" || p.schedule == "zb-h1")) {
     fail(c, {"pipeline.virtual_stages", "pipeline.schedule"},
-         fmt::format("virtual stages are used only by schedules interleaved and interleaved-zb "
+         fmt::format("virtual stages are used only by schedules interleaved, interleaved-zb and zbv "
                      "(or a csv: schedule), but pipeline.schedule is '{}'", p.schedule));
+  }
+  if (p.schedule == "zbv" && p.virtual_stages != 2) {
+    fail(c, {"pipeline.virtual_stages", "pipeline.schedule"},
+         fmt::format("schedule zbv runs two model chunks per rank in a V; set "
+                     "pipeline.virtual_stages: 2 (it is {})", p.virtual_stages));
   }
   if (p.partition == "manual") {
     // Layers are embedding, n_layer blocks and the LM head, split contiguously per chunk.

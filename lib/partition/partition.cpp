@@ -174,7 +174,7 @@ std::string describe_layers(const StageRange& range, const GPT2Shape& shape) {
 
 std::string format_partition(const std::vector<StageRange>& ranges, const GPT2Shape& shape,
                              int pipeline_stages, const std::vector<double>& layer_costs,
-                             const std::string& cost_label) {
+                             const std::string& cost_label, schedule::StagePlacement placement) {
   const int ranks = pipeline_stages > 0 ? pipeline_stages : static_cast<int>(ranges.size());
   std::vector<double> params(shape.num_layers());
   for (int layer = 0; layer < shape.num_layers(); ++layer) {
@@ -197,9 +197,9 @@ std::string format_partition(const std::vector<StageRange>& ranges, const GPT2Sh
                                 "layers", width, "params (M)", cost_label);
   for (std::size_t s = 0; s < ranges.size(); ++s) {
     double share = total > 0.0 ? 100.0 * cost[s] / total : 0.0;
-    out += fmt::format("{:>5}  {:>4}  {:<{}}  {:>10.2f}  {:>9.1f}%\n", s,
-                       static_cast<int>(s) % ranks, names[s], width, stage_params[s] / 1e6,
-                       share);
+    const int rank = schedule::rank_of_stage(placement, static_cast<int>(s), ranks);
+    out += fmt::format("{:>5}  {:>4}  {:<{}}  {:>10.2f}  {:>9.1f}%\n", s, rank, names[s], width,
+                       stage_params[s] / 1e6, share);
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // The stage partitioner (DESIGN.md section 7): which contiguous range of model layers
 // (0 = embedding, 1..n_layer = blocks, n_layer+1 = head; see gpt2_shape.h) each pipeline
-// stage holds. With interleaving there are S = stages * virtual_stages model chunks; chunk s
-// runs on rank s % stages. A split that breaks contiguity is never valid for a pipeline.
+// stage holds. With interleaving there are S = stages * virtual_stages model chunks, placed
+// on the ranks by the schedule (schedule.h). A split that breaks contiguity is never valid.
 #pragma once
 
 #include <string>
@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "model/gpt2_shape.h"
+#include "schedule/schedule.h"
 
 namespace pptrain {
 
@@ -48,7 +49,7 @@ std::vector<double> stage_costs(const std::vector<StageRange>& ranges,
 // "embedding + blocks 0-3", "block 4", "blocks 8-11 + head".
 std::string describe_layers(const StageRange& range, const GPT2Shape& shape);
 
-// A table, one row per stage: stage, rank (= stage % pipeline_stages; 0 means
+// A table, one row per stage: stage, rank (by `placement` over pipeline_stages ranks; 0 means
 // ranges.size(), i.e. no interleaving), layers, parameters held (millions; wte counts on both
 // the first and the last stage) and the stage's share of the total cost. The cost is
 // layer_costs when given (one entry per layer), else the parameters; `cost_label` heads
@@ -56,6 +57,7 @@ std::string describe_layers(const StageRange& range, const GPT2Shape& shape);
 std::string format_partition(const std::vector<StageRange>& ranges, const GPT2Shape& shape,
                              int pipeline_stages = 0,
                              const std::vector<double>& layer_costs = {},
-                             const std::string& cost_label = "cost share");
+                             const std::string& cost_label = "cost share",
+                             schedule::StagePlacement placement = schedule::StagePlacement::Loop);
 
 }  // namespace pptrain

@@ -55,8 +55,9 @@ struct PoolWalk {
     if (free > 0) --free; else ++made;
   }
 
-  void run_step(const std::vector<Action>& list, int pp) {
-    auto local = [&](int stage) { return stage >= 0 && stage % pp == list_rank; };
+  void run_step(const schedule::Schedule& lowered) {
+    const std::vector<Action>& list = lowered.actions[list_rank];
+    auto local = [&](int stage) { return stage >= 0 && lowered.rank_of_stage(stage) == list_rank; };
     auto post = [&](const Action& a) {
       if (a.kind == ActionKind::RecvF) acquire(kReceivedActivation, a.stage, a.micro_batch);
       if (a.kind == ActionKind::RecvB) acquire(kOutputGrad, a.stage, a.micro_batch);
@@ -113,9 +114,10 @@ MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan) {
     r.pp_rank = rank;
     r.validation = validation;
     PoolWalk walk(rank);
-    for (int step = 0; step < 2; ++step) walk.run_step(plan.lowered.actions[rank], p.stages);
+    for (int step = 0; step < 2; ++step) walk.run_step(plan.lowered);
     std::size_t message = 0;
-    for (int stage = rank; stage < plan.lowered.stages(); stage += p.stages) {
+    for (int stage = 0; stage < plan.lowered.stages(); ++stage) {  // ascending, as the executor's
+      if (plan.lowered.rank_of_stage(stage) != rank) continue;
       r.stages.push_back(stage);
       const StageRange& range = plan.partition[stage];
       const StageFootprint f =

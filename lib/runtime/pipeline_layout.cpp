@@ -1,5 +1,7 @@
 #include "runtime/pipeline_layout.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace pptrain {
@@ -9,6 +11,7 @@ PipelineLayout PipelineLayout::make(const Config& config, int world_rank, int wo
   l.pp = config.pipeline.stages;
   l.dp = config.parallel.data;
   l.v = config.pipeline.virtual_stages;
+  l.placement = schedule::placement_of_schedule(config.pipeline.schedule);
   PPT_CHECK(l.pp * l.dp == world_size,
             "pipeline.stages ({}) x parallel.data ({}) = {} ranks, but the job has {}", l.pp, l.dp,
             l.pp * l.dp, world_size);
@@ -22,7 +25,9 @@ PipelineLayout PipelineLayout::make(const Config& config, int world_rank, int wo
 
 std::vector<int> PipelineLayout::local_stages() const {
   std::vector<int> s;
-  for (int c = 0; c < v; ++c) s.push_back(c * pp + pp_rank);
+  for (int stage = 0; stage < stages(); ++stage) {
+    if (holds_stage(stage)) s.push_back(stage);
+  }
   return s;
 }
 
@@ -39,11 +44,18 @@ std::vector<int> PipelineLayout::replica_world_ranks() const {
 }
 
 std::vector<int> PipelineLayout::neighbour_world_ranks() const {
+  std::vector<int> previous, next;  // pipeline ranks
+  for (int stage : local_stages()) {
+    if (stage > 0 && !holds_stage(stage - 1)) previous.push_back(rank_of_stage(stage - 1));
+    if (stage + 1 < stages() && !holds_stage(stage + 1)) next.push_back(rank_of_stage(stage + 1));
+  }
   std::vector<int> out;
-  if (pp == 1) return out;
-  out.push_back(world_rank_of((pp_rank + pp - 1) % pp, dp_rank));
-  const int next = world_rank_of((pp_rank + 1) % pp, dp_rank);
-  if (next != out.front()) out.push_back(next);
+  for (const std::vector<int>* side : {&previous, &next}) {
+    for (int r : *side) {
+      const int world = world_rank_of(r, dp_rank);
+      if (std::find(out.begin(), out.end(), world) == out.end()) out.push_back(world);
+    }
+  }
   return out;
 }
 

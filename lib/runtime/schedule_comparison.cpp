@@ -17,7 +17,7 @@ std::string compare_schedules(const std::string& config_path, const std::vector<
   const Config base = load_config(config_path, overrides);
   const int v = std::max(2, base.pipeline.virtual_stages);
   std::vector<std::pair<std::string, int>> candidates = {
-      {"gpipe", 1}, {"1f1b", 1}, {"zb-h1", 1}, {"interleaved", v}, {"interleaved-zb", v}};
+      {"gpipe", 1}, {"1f1b", 1}, {"zb-h1", 1}, {"interleaved", v}, {"interleaved-zb", v}, {"zbv", 2}};
   if (base.pipeline.schedule.rfind("csv:", 0) == 0) {
     candidates.emplace_back(base.pipeline.schedule, base.pipeline.virtual_stages);
   }

@@ -10,8 +10,9 @@
 
 namespace pptrain {
 
-// One row per schedule: gpipe, 1f1b, zb-h1 (v = 1) and interleaved, interleaved-zb (the
-// config's virtual_stages, or 2 when it is 1), plus the config's own if it is a CSV. A
+// One row per schedule: gpipe, 1f1b, zb-h1 (v = 1), interleaved, interleaved-zb (the
+// config's virtual_stages, or 2 when it is 1) and zbv (v = 2), plus the config's own if it
+// is a CSV. A
 // schedule the config cannot run gets its row with the reason (the config error's text).
 // `costs` as --costs takes it (runtime/training_plan.h: plan_costs), per schedule.
 std::string compare_schedules(const std::string& config_path, const std::vector<std::string>& overrides,

@@ -106,7 +106,9 @@ std::string describe_training_plan(const Config& config, const TrainingPlan& pla
     flops[layer] = layer_flops(plan.shape, layer, p.micro_batch_size, plan.shape.max_seq_len);
   }
   out += "partition (" + p.partition + "):\n" +
-         format_partition(plan.partition, plan.shape, p.stages, flops, "FLOP share") + "\n";
+         format_partition(plan.partition, plan.shape, p.stages, flops, "FLOP share",
+                          plan.lowered.placement) +
+         "\n";
   const schedule::ActionCosts costs = plan_costs(config, plan, costs_spec);
   const schedule::SimResult sim = schedule::simulate(plan.lowered, costs);
   out += "schedule " + schedule::describe(plan.lowered) + ", simulated with " + describe_costs(costs_spec, costs) + ":\n";

@@ -175,9 +175,15 @@ Schedule generate(std::string_view name, int ranks, int virtual_stages, int micr
               "schedule zb-h1 runs one stage per rank, but virtual_stages is {}", virtual_stages);
     return zero_bubble_h1(ranks, micro_batches);
   }
+  if (name == "zbv") {
+    PPT_CHECK(virtual_stages == 2,
+              "schedule zbv runs two stages per rank (V placement), but virtual_stages is {}",
+              virtual_stages);
+    return zero_bubble_v(ranks, micro_batches);
+  }
   PPT_THROW(
-      "unknown schedule '{}': expected gpipe, 1f1b, interleaved, interleaved-zb or zb-h1 (or "
-      "csv:<path> for a schedule file)",
+      "unknown schedule '{}': expected gpipe, 1f1b, interleaved, interleaved-zb, zb-h1 or zbv "
+      "(or csv:<path> for a schedule file)",
       name);
 }
 

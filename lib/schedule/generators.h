@@ -1,5 +1,5 @@
 // Schedule generators: pure functions (p ranks, v chunks per rank, m micro-batches) ->
-// compute-only schedules (F and B; zb-h1 and interleaved-zb split B into I and W).
+// compute-only schedules (F and B; zb-h1, interleaved-zb and zbv split B into I and W).
 // Every result passes validate() for all p, v, m >= 1 (test_schedule_properties.cpp).
 #pragma once
 
@@ -34,8 +34,25 @@ Schedule zero_bubble_h1(int ranks, int micro_batches);
 // v = 1 gives zb-h1.
 Schedule interleaved_zero_bubble(int ranks, int virtual_stages, int micro_batches);
 
-// By name: "gpipe", "1f1b", "interleaved", "interleaved-zb", "zb-h1". Throws for an unknown name or a combination the
-// schedule cannot run (v > 1 with gpipe, 1f1b or zb-h1). A user CSV goes through load_schedule_csv.
+// ZBV (Qi et al., "Pipeline parallelism with controllable memory", 2024): v = 2 chunks per
+// rank in the V placement (schedule.h: rank r holds stages r and 2p-1-r), each B split into
+// I and W. Its order is one step played out with unit chunk costs (F = I = W = 1), each rank,
+// when free, running the first of:
+//   1. an I whose gradient has arrived (earliest micro-batch, then the later stage);
+//   2. an F whose input has arrived (earliest micro-batch, then the later stage), a new
+//      micro-batch's chunk 0 only while the rank holds, with it and its coming chunk 1, at
+//      most 2p chunk stashes: p micro-batches of the rank's layers, 1F1B's first-stage peak;
+//   3. the W whose I ran first.
+// With F = I = W = 1/2 and m a multiple of p the bubble is (p-1)/(6m+p-1), interleaved-zb's
+// at v = 2 (the lower bound of a synchronous step), with every rank, not only the first,
+// at 1F1B's first-stage memory. What V adds over the loop placement: the tied embedding's
+// two copies share rank 0 (no all-reduce), the chunk hand-over on rank p-1 sends nothing,
+// and each rank pair carries one stage boundary per direction.
+Schedule zero_bubble_v(int ranks, int micro_batches);
+
+// By name: "gpipe", "1f1b", "interleaved", "interleaved-zb", "zb-h1", "zbv". Throws for an
+// unknown name or a combination the schedule cannot run (v > 1 with gpipe, 1f1b or zb-h1,
+// v != 2 with zbv). A user CSV goes through load_schedule_csv.
 Schedule generate(std::string_view name, int ranks, int virtual_stages, int micro_batches);
 
 }  // namespace pptrain::schedule

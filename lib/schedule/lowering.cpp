@@ -10,7 +10,7 @@ namespace pptrain::schedule {
 
 Schedule lower(const Schedule& compute_only) {
   const Schedule& in = compute_only;
-  check_shape(in.ranks, in.virtual_stages, in.micro_batches);
+  check_shape(in.ranks, in.virtual_stages, in.micro_batches, in.placement);
   PPT_CHECK(static_cast<int>(in.actions.size()) == in.ranks,
             "{}: has action lists for {} ranks, expected {}", describe(in), in.actions.size(),
             in.ranks);

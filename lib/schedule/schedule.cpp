@@ -4,7 +4,20 @@
 
 namespace pptrain::schedule {
 
-void check_shape(int ranks, int virtual_stages, int micro_batches) {
+int rank_of_stage(StagePlacement placement, int stage, int ranks) {
+  if (placement == StagePlacement::Vee) return stage < ranks ? stage : 2 * ranks - 1 - stage;
+  return stage % ranks;
+}
+
+StagePlacement placement_of_schedule(std::string_view name) {
+  return name == "zbv" ? StagePlacement::Vee : StagePlacement::Loop;
+}
+
+std::string_view placement_name(StagePlacement placement) {
+  return placement == StagePlacement::Vee ? "vee" : "loop";
+}
+
+void check_shape(int ranks, int virtual_stages, int micro_batches, StagePlacement placement) {
   PPT_CHECK(ranks >= 1, "a schedule needs at least 1 rank (pipeline stage), got {}", ranks);
   PPT_CHECK(virtual_stages >= 1, "a schedule needs at least 1 virtual stage per rank, got {}",
             virtual_stages);
@@ -15,6 +28,8 @@ void check_shape(int ranks, int virtual_stages, int micro_batches) {
             "schedule too large: {} ranks x {} virtual stages x {} "
             "micro-batches = {} (stage, micro-batch) pairs",
             ranks, virtual_stages, micro_batches, cells);
+  PPT_CHECK(placement != StagePlacement::Vee || virtual_stages == 2,
+            "the V placement puts two stages on each rank, but virtual_stages is {}", virtual_stages);
 }
 
 std::string action_misfit(const Schedule& schedule, int rank, const Action& action) {
@@ -29,8 +44,11 @@ std::string action_misfit(const Schedule& schedule, int rank, const Action& acti
                        schedule.micro_batches - 1);
   }
   if (schedule.rank_of_stage(s) != rank) {
-    return fmt::format("stage {} lives on rank {}, not on rank {} (stage s is on rank s % {})", s,
-                       schedule.rank_of_stage(s), rank, schedule.ranks);
+    return fmt::format("stage {} lives on rank {}, not on rank {} ({} placement{})", s,
+                       schedule.rank_of_stage(s), rank, placement_name(schedule.placement),
+                       schedule.placement == StagePlacement::Loop
+                           ? fmt::format(": stage s is on rank s % {}", schedule.ranks)
+                           : std::string());
   }
   if (is_comm(action.kind)) {
     const int peer = matching_comm(action).stage;

@@ -76,9 +76,10 @@ Action parse_token(std::string_view source, const Line& line, std::string_view t
   return action;
 }
 
-void check_shape_at(std::string_view source, int line, int p, int v, int m) {
+void check_shape_at(std::string_view source, int line, int p, int v, int m,
+                    StagePlacement placement = StagePlacement::Loop) {
   try {
-    check_shape(p, v, m);
+    check_shape(p, v, m, placement);
   } catch (const Error& e) {
     PPT_THROW("{}:{}: {}", source, line, e.what());
   }
@@ -109,8 +110,11 @@ int header_value(std::string_view source, int line, std::string_view token, std:
 }  // namespace
 
 std::string to_text(const Schedule& s) {
-  std::string out = fmt::format("schedule {} ranks={} virtual_stages={} micro_batches={}\n", s.name,
+  std::string out = fmt::format("schedule {} ranks={} virtual_stages={} micro_batches={}", s.name,
                                 s.ranks, s.virtual_stages, s.micro_batches);
+  // Written only when it is not the default, so loop-placed files read as before.
+  if (s.placement != StagePlacement::Loop) out += fmt::format(" placement={}", placement_name(s.placement));
+  out += "\n";
   for (int r = 0; r < static_cast<int>(s.actions.size()); ++r) {
     out += fmt::format("rank {}:", r);
     for (const Action& a : s.actions[r]) out += fmt::format(" {}", to_string(a));
@@ -136,12 +140,29 @@ Schedule parse_schedule_text(std::string_view text, std::string_view source) {
         "got '{}'",
         source, head.number, head.text);
   }
-  const std::size_t n = words.size();
+  std::size_t n = words.size();
   Schedule s;
+  const std::string_view placement_key = "placement=";
+  if (words.back().substr(0, placement_key.size()) == placement_key) {
+    const std::string_view value = words.back().substr(placement_key.size());
+    if (value == placement_name(StagePlacement::Vee)) {
+      s.placement = StagePlacement::Vee;
+    } else if (value != placement_name(StagePlacement::Loop)) {
+      PPT_THROW("{}:{}: expected placement=loop or placement=vee, got '{}'", source, head.number,
+                words.back());
+    }
+    --n;
+  }
+  if (n < 4) {
+    PPT_THROW(
+        "{}:{}: expected 'schedule <name> ranks=<p> virtual_stages=<v> micro_batches=<m>', "
+        "got '{}'",
+        source, head.number, head.text);
+  }
   s.ranks = header_value(source, head.number, words[n - 3], "ranks");
   s.virtual_stages = header_value(source, head.number, words[n - 2], "virtual_stages");
   s.micro_batches = header_value(source, head.number, words[n - 1], "micro_batches");
-  check_shape_at(source, head.number, s.ranks, s.virtual_stages, s.micro_batches);
+  check_shape_at(source, head.number, s.ranks, s.virtual_stages, s.micro_batches, s.placement);
   const std::size_t name_begin = words[0].data() + words[0].size() - head.text.data();
   const std::size_t name_end = words[n - 3].data() - head.text.data();
   s.name = std::string(trim(head.text.substr(name_begin, name_end - name_begin)));
@@ -189,9 +210,10 @@ std::string to_csv(const Schedule& s) {
 }
 
 Schedule parse_schedule_csv(std::string_view text, std::string_view source, int ranks,
-                            int virtual_stages, int micro_batches) {
-  check_shape(ranks, virtual_stages, micro_batches);
+                            int virtual_stages, int micro_batches, StagePlacement placement) {
+  check_shape(ranks, virtual_stages, micro_batches, placement);
   Schedule s;
+  s.placement = placement;
   s.name = fmt::format("csv:{}", source);
   s.ranks = ranks;
   s.virtual_stages = virtual_stages;
@@ -219,9 +241,9 @@ Schedule parse_schedule_csv(std::string_view text, std::string_view source, int 
 }
 
 Schedule load_schedule_csv(const std::string& path, int ranks, int virtual_stages,
-                           int micro_batches) {
+                           int micro_batches, StagePlacement placement) {
   return parse_schedule_csv(read_file(path, "schedule CSV file"), path, ranks, virtual_stages,
-                            micro_batches);
+                            micro_batches, placement);
 }
 
 }  // namespace pptrain::schedule

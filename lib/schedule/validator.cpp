@@ -347,7 +347,7 @@ ValidationResult validate(const Schedule& schedule) {
   ValidationResult bad;
   bad.ok = false;
   try {
-    check_shape(s.ranks, s.virtual_stages, s.micro_batches);
+    check_shape(s.ranks, s.virtual_stages, s.micro_batches, s.placement);
   } catch (const Error& e) {
     bad.message = fmt::format("{}: {}", describe(s), e.what());
     return bad;

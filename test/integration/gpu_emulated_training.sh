@@ -61,6 +61,13 @@ run gpu_p4_zb 4 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.m
 echo -n "emulated GPU, 4-stage zb-h1 vs 1f1b, bitwise: "
 $compare "$WORK/runs/gpu_p4" "$WORK/params/gpu_p4" "$WORK/runs/gpu_p4_zb" "$WORK/params/gpu_p4_zb" 0 0 ||
   fail "zb-h1 on the GPU path differs from 1f1b"
+# zbv: two chunks per rank in a V, the tied embedding's copies both on rank 0 (summed there,
+# not all-reduced); equal to one rank within fp32 round-off, as every pipeline is.
+run gpu_p2_zbv 2 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=4 \
+  --set pipeline.stages=2 --set pipeline.schedule=zbv --set pipeline.virtual_stages=2
+echo -n "emulated GPU, 2-rank zbv vs 1 rank: "
+$compare "$WORK/runs/gpu_l4" "$WORK/params/gpu_l4" "$WORK/runs/gpu_p2_zbv" "$WORK/params/gpu_p2_zbv" 1e-6 1e-5 ||
+  fail "zbv on the GPU path differs from the single-rank GPU run"
 run gpu_bf16_p2 2 --set runtime.device=cuda --set runtime.precision=bf16 --set pipeline.stages=2 \
   --set pipeline.micro_batches=3
 run gpu_bf16_p2_zb 2 --set runtime.device=cuda --set runtime.precision=bf16 --set pipeline.stages=2 \
@@ -99,4 +106,4 @@ PY
 PPTRAIN_EMULATED_GPU_GIB=0.0001 check_error "pipeline rank 0 needs" \
   "$MPIEXEC" -np 1 "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set runtime.device=cuda --set logging.name=too_big
 grep -q "GPU 0 has 0.00 GiB free" "$WORK/stderr.txt" || fail "the error does not say how much the GPU has free"
-echo "the GPU path trains: fp32 equals the CPU backend, 2- and 4-rank GPU pipelines through host staging equal 1 rank, zb-h1 equals 1f1b, bf16 follows fp32"
+echo "the GPU path trains: fp32 equals the CPU backend, 2- and 4-rank GPU pipelines through host staging equal 1 rank, so does zbv, zb-h1 equals 1f1b, bf16 follows fp32"

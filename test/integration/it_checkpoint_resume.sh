@@ -2,7 +2,8 @@
 #  1. a run stopped by SIGTERM (sent to every rank, as Slurm does) at some step k writes a
 #     checkpoint and exits 0; resumed, it gives bitwise the same loss at every step as the
 #     uninterrupted run, for p=1 and p=4 (SIGUSR1 to mpirun, which forwards it, for p=4);
-#  2. the p=4 checkpoint resumed with p=2 and p=1 matches within fp32 round-off;
+#  2. the p=4 checkpoint resumed with p=2, p=1 and p=2 under zbv (two chunks per rank in a V)
+#     matches within fp32 round-off;
 #  3. kill -9 of a rank while checkpoints are being written (every step) leaves the previous
 #     checkpoint loadable, and resume: auto picks it.
 source "$(dirname "$0")/common.sh"
@@ -51,9 +52,13 @@ done
 
 # The p=4 checkpoint on other layouts: copy it into fresh run directories and resume.
 ckpt=$(ls -d "$WORK"/runs/stop_p4/checkpoints/step_* | head -1)
-for p in 2 1; do
-  launch "relayout_p$p" "$p" --set "pipeline.stages=$p" --set "checkpoint.resume=$ckpt"; finish "relayout_p$p"
-  python3 - "$WORK/runs/ref_p4/metrics.jsonl" "$WORK/runs/relayout_p$p/metrics.jsonl" <<'PY' || fail "p=4 -> p=$p resume differs"
+for layout in 2:1f1b:1 1:1f1b:1 2:zbv:2; do
+  IFS=: read -r p schedule v <<< "$layout"
+  name="relayout_p${p}_$schedule"
+  launch "$name" "$p" --set "pipeline.stages=$p" --set "pipeline.schedule=$schedule" \
+    --set "pipeline.virtual_stages=$v" --set "checkpoint.resume=$ckpt"; finish "$name"
+  echo -n "p=$p $schedule: "
+  python3 - "$WORK/runs/ref_p4/metrics.jsonl" "$WORK/runs/$name/metrics.jsonl" <<'PY' || fail "p=4 -> p=$p $schedule resume differs"
 import json, sys
 ref = {json.loads(l)["step"]: json.loads(l)["loss"] for l in open(sys.argv[1])}
 got = {json.loads(l)["step"]: json.loads(l)["loss"] for l in open(sys.argv[2])}

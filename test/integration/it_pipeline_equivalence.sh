@@ -1,5 +1,6 @@
 # A pipelined run equals the single-process run with the same global batch: GPipe, 1F1B,
-# interleaved 1F1B (v=2) and the zero-bubble zb-h1 and interleaved-zb (v=2) on p = 2 and 4
+# interleaved 1F1B (v=2) and the zero-bubble zb-h1, interleaved-zb and zbv (v=2, V placement: the
+# tied embedding's two copies on rank 0) on p = 2 and 4
 # ranks with m = p and 2p+1 micro-batches, and 1F1B with 2 data-parallel replicas; the loss
 # at every step and every parameter after 5 steps, within fp32 round-off. The zero-bubble
 # schedules also equal 1f1b and interleaved bitwise: the same kernels in the same order per
@@ -40,8 +41,8 @@ checked=0
 for p in 2 4; do
   for m in $p $((2 * p + 1)); do
     run "ref_m$m" 1 --set "pipeline.micro_batches=$m"
-    for schedule in gpipe 1f1b interleaved zb-h1 interleaved-zb; do
-      v=1; [[ $schedule == interleaved* ]] && v=2
+    for schedule in gpipe 1f1b interleaved zb-h1 interleaved-zb zbv; do
+      v=1; [[ $schedule == interleaved* || $schedule == zbv ]] && v=2
       name="${schedule}_p${p}_m${m}"
       run "$name" "$p" --set "pipeline.micro_batches=$m" --set "pipeline.stages=$p" \
         --set "pipeline.schedule=$schedule" --set "pipeline.virtual_stages=$v"

@@ -56,7 +56,8 @@ std::vector<Schedule> sample_schedules() {
           one_f_one_b(5, 2),
           interleaved_1f1b(1, 3, 2),
           interleaved_1f1b(2, 2, 5),
-          interleaved_1f1b(4, 3, 9)};
+          interleaved_1f1b(4, 3, 9),
+          zero_bubble_v(3, 5)};
 }
 
 }  // namespace
@@ -126,13 +127,23 @@ TEST_CASE("Schedule text errors name source:line and the token", "[schedule]") {
                     Contains("s.txt: has lines for 1 ranks, expected 2"));
   CHECK_THROWS_WITH(parse_schedule_text(head + "rank 0:\nrank 1:\nrank 2:\n", "s.txt"),
                     Contains("s.txt:4: 'rank 2:' after the lines of all 2 ranks"));
+  CHECK_THROWS_WITH(
+      parse_schedule_text("schedule x ranks=2 virtual_stages=1 micro_batches=1 placement=w", "s.txt"),
+      Contains("s.txt:1: expected placement=loop or placement=vee, got 'placement=w'"));
+  CHECK_THROWS_WITH(
+      parse_schedule_text("schedule x ranks=2 virtual_stages=1 micro_batches=1 placement=vee", "s.txt"),
+      Contains("s.txt:1:") && Contains("V placement puts two stages on each rank"));
+  CHECK_THROWS_WITH(
+      parse_schedule_text("schedule zbv ranks=2 virtual_stages=2 micro_batches=1 placement=vee\n"
+                          "rank 0: 0F0 2F0\nrank 1:\n", "s.txt"),
+      Contains("s.txt:2: action '2F0' in the list of rank 0: stage 2 lives on rank 1, not on rank 0 (vee placement)"));
 }
 
 TEST_CASE("Schedule CSV parses back to the same actions", "[schedule]") {
   for (const Schedule& s : sample_schedules()) {
     for (const Schedule& form : {s, lower(s)}) {
       const Schedule back = parse_schedule_csv(to_csv(form), "rt.csv", form.ranks,
-                                               form.virtual_stages, form.micro_batches);
+                                               form.virtual_stages, form.micro_batches, form.placement);
       CHECK(back.name == "csv:rt.csv");
       CHECK(back.ranks == form.ranks);
       CHECK(back.virtual_stages == form.virtual_stages);
@@ -190,4 +201,6 @@ TEST_CASE("Generated schedules equal their golden files", "[schedule]") {
   check_golden("1f1b_p4_m8.txt", to_text(one_f_one_b(4, 8)));
   // The interleaved order with a partial last group (m % p != 0): see generators.cpp.
   check_golden("interleaved_p2_v2_m5.txt", to_text(interleaved_1f1b(2, 2, 5)));
+  // The V placement: rank r holds stages r and 2p-1-r, and the header says so.
+  check_golden("zbv_p4_m8.txt", to_text(zero_bubble_v(4, 8)));
 }

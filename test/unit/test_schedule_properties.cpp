@@ -27,7 +27,7 @@ struct Case {
   int p, v, m;
 };
 
-// Every (p, v, m) with p <= 8, m <= 16 and v <= 4 (v > 1 only for interleaved).
+// Every (p, v, m) with p <= 8, m <= 16 and v <= 4 (v > 1 only for interleaved; zbv v = 2).
 std::vector<Case> small_cases() {
   std::vector<Case> cases;
   for (int p = 1; p <= 8; ++p) {
@@ -35,6 +35,7 @@ std::vector<Case> small_cases() {
       cases.push_back({"gpipe", p, 1, m});
       cases.push_back({"1f1b", p, 1, m});
       cases.push_back({"zb-h1", p, 1, m});
+      cases.push_back({"zbv", p, 2, m});
       for (int v = 1; v <= 4; ++v) {
         cases.push_back({"interleaved", p, v, m});
         cases.push_back({"interleaved-zb", p, v, m});
@@ -330,6 +331,44 @@ TEST_CASE("interleaved-zb bubble is (p-1)/(3vm+p-1) with F=I=W=1/v and m a multi
       if (v == 1) CHECK(interleaved_zero_bubble(p, 1, 8).actions == zero_bubble_h1(p, 8).actions);
     }
   }
+}
+
+TEST_CASE("zbv: rank r holds stages r and 2p-1-r; bubble (p-1)/(6m+p-1) for m a multiple of p; 1F1B's memory", "[schedule]") {
+  int checked = 0;
+  for (int p = 1; p <= 16; ++p) {
+    for (int m = 1; m <= 40; ++m, ++checked) {
+      INFO("p=" << p << " m=" << m);
+      const Schedule zbv = zero_bubble_v(p, m);
+      REQUIRE(zbv.placement == StagePlacement::Vee);
+      for (int r = 0; r < p; ++r) {
+        for (const Action& a : zbv.actions[r]) REQUIRE((a.stage == r || a.stage == 2 * p - 1 - r));
+      }
+      require_valid(zbv);
+      const Schedule lowered = lower(zbv);
+      require_valid(lowered);
+      REQUIRE(channel_order_mismatch(lowered).empty());
+      ActionCosts costs;
+      costs.forward = costs.backward_input = costs.backward_weight = 0.5;
+      costs.backward = 1.0;
+      const SimResult sim = simulate(zbv, costs);
+      // A synchronous step's lower bound: rank p-1 starts after (p-1)/2, then works 3m.
+      const double lower_bound = double(p - 1) / (6 * m + p - 1);
+      REQUIRE(sim.bubble >= lower_bound - kBubbleTolerance);
+      if (m % p == 0) REQUIRE(sim.bubble == Approx(lower_bound).epsilon(0).margin(kBubbleTolerance));
+      REQUIRE(sim.bubble <= double(p - 1) / (m + p - 1) + kBubbleTolerance);  // 1F1B's
+      // Memory, as the executor pools stashes (per chunk, each to its own peak): at most
+      // min(p, m) micro-batches of the rank's layers (2 min(p, m) chunk stashes), 1F1B's
+      // first-stage peak, on every rank, and never more than interleaved-zb's busiest rank.
+      const SimResult zb = simulate(interleaved_zero_bubble(p, 2, m), costs);
+      int interleaved_most = 0;
+      for (int r = 0; r < p; ++r) {
+        REQUIRE(sim.peak_in_flight[r] + sim.peak_in_flight[2 * p - 1 - r] <= 2 * std::min(p, m));
+        interleaved_most = std::max(interleaved_most, zb.peak_in_flight[r] + zb.peak_in_flight[p + r]);
+      }
+      REQUIRE(2 * std::min(p, m) <= interleaved_most);
+    }
+  }
+  CHECK(checked == 640);
 }
 
 TEST_CASE("zb-h1 without its split is 1F1B: the same F and B order per rank", "[schedule]") {

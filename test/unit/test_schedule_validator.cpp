@@ -199,7 +199,7 @@ TEST_CASE("Generator names and impossible combinations", "[schedule]") {
   CHECK(generate("zb-h1", 3, 1, 5) == zero_bubble_h1(3, 5));
   CHECK(generate("interleaved-zb", 3, 2, 5) == interleaved_zero_bubble(3, 2, 5));
   CHECK_THROWS_WITH(generate("zb", 2, 1, 2),
-                    Contains("unknown schedule 'zb': expected gpipe, 1f1b, interleaved, interleaved-zb or zb-h1"));
+                    Contains("unknown schedule 'zb': expected gpipe, 1f1b, interleaved, interleaved-zb, zb-h1 or zbv"));
   CHECK_THROWS_WITH(generate("zb-h1", 2, 2, 2),
                     Contains("schedule zb-h1 runs one stage per rank, but virtual_stages is 2"));
   CHECK_THROWS_WITH(generate("gpipe", 2, 2, 2),
