@@ -6,7 +6,7 @@ metrics.jsonl), the simulated bubble (`pptrain plan`, unit costs F=1, B=2, I=W=1
 0's peak activation memory (host, from the run's log; rank 0 holds the most micro-batches).
 
 usage: python3 scripts/bench_pipeline.py [--steps N] [--warmup N] [--ranks 1,2,4]
-       [--schedules gpipe,1f1b,zb-h1] [--recompute none,full]
+       [--schedules gpipe,1f1b,zb-h1] [--recompute none,selective,full]
        (interleaved and interleaved-zb run v=2: 2 ranks at most; after scripts/demo.sh, or
        scripts/build.sh and scripts/prepare_demo_data.sh)"""
 import argparse

@@ -93,11 +93,7 @@ void check_pipeline(const Config& c) {
   at_least(c, "pipeline.micro_batches", p.micro_batches, 1);
   at_least(c, "pipeline.micro_batch_size", p.micro_batch_size, 1);
   one_of(c, "pipeline.partition", p.partition, {"uniform", "parameters", "flops", "manual"});
-  if (p.recompute == "selective") {
-    fail(c, {"pipeline.recompute"}, "selective is not implemented; full recomputes each block's "
-         "forward in its backward (the CUDA attention already keeps no probabilities)");
-  }
-  one_of(c, "pipeline.recompute", p.recompute, {"none", "full"});
+  one_of(c, "pipeline.recompute", p.recompute, {"none", "selective", "full"});
   if (p.offload == "cpu") {
     fail(c, {"pipeline.offload"}, "cpu is not implemented yet; use none, or pipeline.recompute: "
          "full to keep only one (B,T,C) tensor per block and micro-batch");

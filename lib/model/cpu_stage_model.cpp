@@ -66,7 +66,7 @@ std::unique_ptr<Stash> CpuStageModel::make_stash(int batch, Recompute recompute)
   stash->B = batch;
   stash->recompute = recompute;
   const std::size_t T = shape_.max_seq_len, C = shape_.channels, N = batch * T;
-  const bool full = recompute == Recompute::Full;
+  const bool full = recompute == Recompute::Full, selective = recompute == Recompute::Selective;
   if (has_embedding()) {
     stash->tokens.resize(N);
   } else {
@@ -77,10 +77,14 @@ std::unique_ptr<Stash> CpuStageModel::make_stash(int batch, Recompute recompute)
     switch (shape_.layer_kind(layer)) {
       case LayerKind::LayerKindEmbedding: floats = N * C; break;
       case LayerKind::LayerKindBlock:
-        floats = full ? N * C : CpuBlockLayout(batch, T, C, shape_.n_head).total;
+        floats = full ? N * C : CpuBlockLayout(batch, T, C, shape_.n_head, !selective).total;
         if (full && recomputed_.size() == 0) {
           recomputed_ = FloatBuffer(memory_, MemCategory::Workspace,
                                     CpuBlockLayout(max_batch_, T, C, shape_.n_head).total);
+        }
+        if (selective && pointwise_.size() == 0) {
+          pointwise_ = FloatBuffer(memory_, MemCategory::Workspace,
+                                   CpuPointwiseLayout(max_batch_ * T, C).total);
         }
         break;
       case LayerKind::LayerKindHead: floats = CpuHeadLayout(N, C).total; break;
@@ -112,16 +116,13 @@ void CpuStageModel::forward(Stash& base, const int* tokens, const float* input, 
         k::encoder_forward(acts, stash.tokens.data(), t.p[EMB_WTE], t.p[EMB_WPE], B, T, C);
         x = acts;
         break;
-      case LayerKind::LayerKindBlock:
-        if (stash.recompute == Recompute::Full) {
-          forward_block(B, layer, x, recomputed_.data());
-          const float* out = recomputed_.data() + CpuBlockLayout(B, T, C, shape_.n_head).out;
-          std::copy(out, out + N * C, acts);
-        } else {
-          forward_block(B, layer, x, acts);
-        }
+      case LayerKind::LayerKindBlock: {
+        const BlockActs a = stash_activations(stash, layer);
+        forward_block(B, layer, x, a);
+        if (stash.recompute == Recompute::Full) std::copy(a.out, a.out + N * C, acts);
         x = block_output(stash, layer);
         break;
+      }
       case LayerKind::LayerKindHead: {
         const CpuHeadLayout h(N, C);
         const int Vp = shape_.padded_vocab_size, n = static_cast<int>(N);
@@ -161,25 +162,23 @@ double CpuStageModel::take_loss_sum() {
   return sum;
 }
 
-// Into `a`, a CpuBlockLayout(B,...) buffer: the stash's, or recomputed_.
-void CpuStageModel::forward_block(int B, int layer, const float* x, float* a) {
+void CpuStageModel::forward_block(int B, int layer, const float* x, const BlockActs& a) {
   const int T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
-  const CpuBlockLayout l(B, T, C, NH);
   const std::vector<float*>& p = layers_[layer - first_layer_].p;
   // The two projections are not needed by the backward: they live in scratch.
   float* attproj = scratch_.data();
   float* fcproj = scratch_.data() + static_cast<std::size_t>(N) * C;
-  k::layernorm_forward(a + l.ln1, a + l.ln1_mean, a + l.ln1_rstd, x, p[LN1W], p[LN1B], N, C);
-  k::matmul_forward(a + l.qkv, a + l.ln1, p[QKVW], p[QKVB], N, C, 3 * C);
-  k::attention_forward(a + l.atty, a + l.att, a + l.qkv, B, T, C, NH);
-  k::matmul_forward(attproj, a + l.atty, p[ATTPROJW], p[ATTPROJB], N, C, C);
-  k::residual_layernorm_forward(a + l.res2, a + l.ln2, a + l.ln2_mean, a + l.ln2_rstd, x, attproj,
+  k::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, p[LN1W], p[LN1B], N, C);
+  k::matmul_forward(a.qkv, a.ln1, p[QKVW], p[QKVB], N, C, 3 * C);
+  k::attention_forward(a.atty, a.att, a.qkv, B, T, C, NH);
+  k::matmul_forward(attproj, a.atty, p[ATTPROJW], p[ATTPROJB], N, C, C);
+  k::residual_layernorm_forward(a.res2, a.ln2, a.ln2_mean, a.ln2_rstd, x, attproj,
                                 p[LN2W], p[LN2B], N, C);
-  k::matmul_forward(a + l.fch, a + l.ln2, p[FCW], p[FCB], N, C, 4 * C);
-  k::gelu_forward(a + l.fch_gelu, a + l.fch, static_cast<std::size_t>(N) * 4 * C);
-  k::matmul_forward(fcproj, a + l.fch_gelu, p[FCPROJW], p[FCPROJB], N, 4 * C, C);
-  add_into(a + l.out, a + l.res2, fcproj, static_cast<std::size_t>(N) * C);
+  k::matmul_forward(a.fch, a.ln2, p[FCW], p[FCB], N, C, 4 * C);
+  k::gelu_forward(a.fch_gelu, a.fch, static_cast<std::size_t>(N) * 4 * C);
+  k::matmul_forward(fcproj, a.fch_gelu, p[FCPROJW], p[FCPROJB], N, 4 * C, C);
+  add_into(a.out, a.res2, fcproj, static_cast<std::size_t>(N) * C);
 }
 
 void CpuStageModel::run_weight_grads(Stash& base) {
@@ -190,7 +189,7 @@ void CpuStageModel::run_weight_grads(Stash& base) {
     switch (shape_.layer_kind(layer)) {
       case LayerKind::LayerKindHead: head_weight_grads(stash, layer, g); break;
       case LayerKind::LayerKindBlock: {
-        const float* acts = block_activations(stash, layer);
+        const BlockActs acts = block_activations(stash, layer, true);
         block_weight_grads(stash.B, layer, layer_input(stash, layer), acts, g);
         break;
       }
@@ -232,7 +231,7 @@ void CpuStageModel::run_backward(Stash& base, const float* dout, bool split) {
       break;
     }
     const float* x = layer_input(stash, layer);
-    const float* acts = block_activations(stash, layer);
+    const BlockActs acts = block_activations(stash, layer, !split);
     block_input_grad(stash.B, layer, x, acts, g, next);
     if (!split) block_weight_grads(stash.B, layer, x, acts, g);
     std::swap(cur, next);
@@ -253,15 +252,44 @@ const float* CpuStageModel::layer_input(const CpuStash& stash, int layer) const 
 const float* CpuStageModel::block_output(const CpuStash& stash, int layer) const {
   const float* a = stash.layer[layer - first_layer_].data();
   if (stash.recompute == Recompute::Full) return a;
-  return a + CpuBlockLayout(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head).out;
+  const bool keeps_pointwise = stash.recompute != Recompute::Selective;
+  return a + CpuBlockLayout(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head, keeps_pointwise).out;
 }
 
-// Recomputing writes the scratch's first two units (the projections), which no backward
-// reads across this call: the layer's gradients are written after it.
-const float* CpuStageModel::block_activations(CpuStash& stash, int layer) {
-  if (stash.recompute == Recompute::None) return stash.layer[layer - first_layer_].data();
-  forward_block(stash.B, layer, layer_input(stash, layer), recomputed_.data());
-  return recomputed_.data();
+CpuStageModel::BlockActs CpuStageModel::stash_activations(CpuStash& stash, int layer) {
+  const std::size_t B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
+  const CpuPointwiseLayout pointwise(B * T, C);
+  switch (stash.recompute) {
+    case Recompute::None:
+      return block_activations_at(stash.layer[layer - first_layer_].data(), CpuBlockLayout(B, T, C, NH),
+                                  static_cast<float*>(nullptr), pointwise);
+    case Recompute::Selective:
+      return block_activations_at(stash.layer[layer - first_layer_].data(),
+                                  CpuBlockLayout(B, T, C, NH, false), pointwise_.data(), pointwise);
+    case Recompute::Full: break;
+  }
+  return block_activations_at(recomputed_.data(), CpuBlockLayout(B, T, C, NH),
+                              static_cast<float*>(nullptr), pointwise);
+}
+
+// Full recomputing writes the scratch's first two units (the projections), which no
+// backward reads across this call: the layer's gradients are written after it.
+CpuStageModel::BlockActs CpuStageModel::block_activations(CpuStash& stash, int layer, bool for_weight_grads) {
+  const BlockActs a = stash_activations(stash, layer);
+  const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
+  const std::vector<float*>& p = layers_[layer - first_layer_].p;
+  if (stash.recompute == Recompute::Full) {
+    forward_block(stash.B, layer, layer_input(stash, layer), a);
+  } else if (stash.recompute == Recompute::Selective && for_weight_grads) {
+    // What forward_block made them from, with the same kernels: residual_layernorm_forward
+    // normalises the residual it stored, as layernorm_forward does here.
+    k::layernorm_forward(a.ln1, a.remade_mean, a.remade_rstd, layer_input(stash, layer), p[LN1W],
+                         p[LN1B], N, C);
+    k::layernorm_forward(a.ln2, a.remade_mean, a.remade_rstd, static_cast<const float*>(a.res2),
+                         p[LN2W], p[LN2B], N, C);
+    k::gelu_forward(a.fch_gelu, static_cast<const float*>(a.fch), static_cast<std::size_t>(N) * 4 * C);
+  }
+  return a;
 }
 
 CpuStageModel::LayerGradients CpuStageModel::layer_gradients(CpuStash& stash, int layer, bool split) {
@@ -308,52 +336,50 @@ void CpuStageModel::embedding_weight_grads(CpuStash& stash, const LayerGradients
                       shape_.max_seq_len, shape_.channels);
 }
 
-void CpuStageModel::block_input_grad(int B, int layer, const float* x, const float* a,
+void CpuStageModel::block_input_grad(int B, int layer, const float* x, const BlockActs& a,
                                      const LayerGradients& g, float* dinp) {
   const int T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
   const std::size_t NC = static_cast<std::size_t>(N) * C;
-  const CpuBlockLayout l(B, T, C, NH);
   const std::vector<float*>& p = layers_[layer - first_layer_].p;
   float* none = nullptr;                 // parameter gradients: block_weight_grads
   float* dfch_gelu = scratch_.data() + kScratchDfchGelu * NC;  // (N,4C)
   float* datty = scratch_.data() + kScratchDatty * NC;          // (N,C)
   // out = res2 + fcproj(gelu(fc(ln2(res2)))): d(res2) gets dout directly and via the MLP.
   zero(dfch_gelu, 4 * NC);
-  k::matmul_backward(dfch_gelu, none, none, g.dout, a + l.fch_gelu, p[FCPROJW], N, 4 * C, C);
+  k::matmul_backward(dfch_gelu, none, none, g.dout, a.fch_gelu, p[FCPROJW], N, 4 * C, C);
   zero(g.dfch, 4 * NC);
-  k::gelu_backward(g.dfch, a + l.fch, dfch_gelu, 4 * NC);
+  k::gelu_backward(g.dfch, a.fch, dfch_gelu, 4 * NC);
   zero(g.dln2, NC);
-  k::matmul_backward(g.dln2, none, none, g.dfch, a + l.ln2, p[FCW], N, C, 4 * C);
+  k::matmul_backward(g.dln2, none, none, g.dfch, a.ln2, p[FCW], N, C, 4 * C);
   std::copy(g.dout, g.dout + NC, g.dres2);
-  k::layernorm_backward(g.dres2, none, none, g.dln2, a + l.res2, p[LN2W], a + l.ln2_mean,
-                        a + l.ln2_rstd, N, C);
+  k::layernorm_backward(g.dres2, none, none, g.dln2, a.res2, p[LN2W], a.ln2_mean,
+                        a.ln2_rstd, N, C);
   // res2 = x + attproj(attention(qkv(ln1(x)))): d(x) gets d(res2) directly and via attention.
   zero(datty, NC);
-  k::matmul_backward(datty, none, none, g.dres2, a + l.atty, p[ATTPROJW], N, C, C);
+  k::matmul_backward(datty, none, none, g.dres2, a.atty, p[ATTPROJW], N, C, C);
   zero(g.dqkv, 3 * NC);
-  k::attention_backward(g.dqkv, datty, a + l.qkv, a + l.att, B, T, C, NH);
+  k::attention_backward(g.dqkv, datty, a.qkv, a.att, B, T, C, NH);
   zero(g.dln1, NC);
-  k::matmul_backward(g.dln1, none, none, g.dqkv, a + l.ln1, p[QKVW], N, C, 3 * C);
+  k::matmul_backward(g.dln1, none, none, g.dqkv, a.ln1, p[QKVW], N, C, 3 * C);
   std::copy(g.dres2, g.dres2 + NC, dinp);
-  k::layernorm_backward(dinp, none, none, g.dln1, x, p[LN1W], a + l.ln1_mean, a + l.ln1_rstd, N, C);
+  k::layernorm_backward(dinp, none, none, g.dln1, x, p[LN1W], a.ln1_mean, a.ln1_rstd, N, C);
 }
 
-void CpuStageModel::block_weight_grads(int B, int layer, const float* x, const float* a,
+void CpuStageModel::block_weight_grads(int B, int layer, const float* x, const BlockActs& a,
                                        const LayerGradients& g) {
   const int T = shape_.max_seq_len, C = shape_.channels;
   const int N = B * T;
-  const CpuBlockLayout l(B, T, C, shape_.n_head);
   const std::vector<float*>& p = layers_[layer - first_layer_].p;
   const std::vector<float*>& gr = layers_[layer - first_layer_].g;
   float* none = nullptr;  // input gradients: block_input_grad
-  k::matmul_backward(none, gr[FCPROJW], gr[FCPROJB], g.dout, a + l.fch_gelu, p[FCPROJW], N, 4 * C, C);
-  k::matmul_backward(none, gr[FCW], gr[FCB], g.dfch, a + l.ln2, p[FCW], N, C, 4 * C);
-  k::layernorm_backward(none, gr[LN2W], gr[LN2B], g.dln2, a + l.res2, p[LN2W], a + l.ln2_mean,
-                        a + l.ln2_rstd, N, C);
-  k::matmul_backward(none, gr[ATTPROJW], gr[ATTPROJB], g.dres2, a + l.atty, p[ATTPROJW], N, C, C);
-  k::matmul_backward(none, gr[QKVW], gr[QKVB], g.dqkv, a + l.ln1, p[QKVW], N, C, 3 * C);
-  k::layernorm_backward(none, gr[LN1W], gr[LN1B], g.dln1, x, p[LN1W], a + l.ln1_mean, a + l.ln1_rstd,
+  k::matmul_backward(none, gr[FCPROJW], gr[FCPROJB], g.dout, a.fch_gelu, p[FCPROJW], N, 4 * C, C);
+  k::matmul_backward(none, gr[FCW], gr[FCB], g.dfch, a.ln2, p[FCW], N, C, 4 * C);
+  k::layernorm_backward(none, gr[LN2W], gr[LN2B], g.dln2, a.res2, p[LN2W], a.ln2_mean,
+                        a.ln2_rstd, N, C);
+  k::matmul_backward(none, gr[ATTPROJW], gr[ATTPROJB], g.dres2, a.atty, p[ATTPROJW], N, C, C);
+  k::matmul_backward(none, gr[QKVW], gr[QKVB], g.dqkv, a.ln1, p[QKVW], N, C, 3 * C);
+  k::layernorm_backward(none, gr[LN1W], gr[LN1B], g.dln1, x, p[LN1W], a.ln1_mean, a.ln1_rstd,
                         N, C);
 }
 

@@ -7,6 +7,7 @@
 
 #include "model/layer_gradients.h"
 #include "model/stage_model.h"
+#include "model/stash_layout.h"
 
 namespace pptrain {
 
@@ -67,19 +68,23 @@ class CpuStageModel final : public StageModel {
     std::vector<float*> p, g;  // in GPT2Shape::layer_params order
   };
   using LayerGradients = pptrain::LayerGradients<float>;  // model/layer_gradients.h
-  void forward_block(int B, int layer, const float* x, float* acts);
-  // A block's activations for its backward: the stash's, or (Recompute::Full) recomputed
-  // into recomputed_.
-  const float* block_activations(CpuStash& stash, int layer);
+  using BlockActs = BlockActivations<float*>;  // model/stash_layout.h
+  void forward_block(int B, int layer, const float* x, const BlockActs& a);
+  // Where the stash's block keeps its activations (Full: recomputed_'s; Selective: the
+  // pointwise pieces in pointwise_), as they are; block_activations first remakes what the
+  // stash does not keep: for Full everything, for Selective the pointwise pieces, and only
+  // when `for_weight_grads` (an input gradient reads none of them).
+  BlockActs stash_activations(CpuStash& stash, int layer);
+  BlockActs block_activations(CpuStash& stash, int layer, bool for_weight_grads);
   const float* block_output(const CpuStash& stash, int layer) const;
   LayerGradients layer_gradients(CpuStash& stash, int layer, bool split);
   const float* layer_input(const CpuStash& stash, int layer) const;
   void head_input_grad(CpuStash& stash, int layer, const LayerGradients& g, float* dinp);
   void head_weight_grads(CpuStash& stash, int layer, const LayerGradients& g);
   void embedding_weight_grads(CpuStash& stash, const LayerGradients& g);
-  void block_input_grad(int B, int layer, const float* x, const float* acts, const LayerGradients& g,
+  void block_input_grad(int B, int layer, const float* x, const BlockActs& a, const LayerGradients& g,
                         float* dinp);
-  void block_weight_grads(int B, int layer, const float* x, const float* acts, const LayerGradients& g);
+  void block_weight_grads(int B, int layer, const float* x, const BlockActs& a, const LayerGradients& g);
 
   MemoryTracker& memory_;
   FloatBuffer params_, grads_, adam_m_, adam_v_;
@@ -88,8 +93,9 @@ class CpuStageModel final : public StageModel {
   // max_batch: gradient ping-pong between layers and per-block intermediates.
   FloatBuffer grad_a_, grad_b_, scratch_;
   // One block's activations at max_batch, for stashes that keep only block outputs
-  // (Recompute::Full): allocated with the first of them.
-  FloatBuffer recomputed_;
+  // (Recompute::Full): allocated with the first of them. One block's pointwise pieces at
+  // max_batch (CpuPointwiseLayout), for Recompute::Selective stashes, likewise.
+  FloatBuffer recomputed_, pointwise_;
   // Last stage: the logits (max_batch*T, Vp) of its latest forward, dlogits after one with
   // gradient; shared by all micro-batches (the forward consumes them at once).
   FloatBuffer logits_;

@@ -136,7 +136,7 @@ std::unique_ptr<Stash> CudaStageModel::make_stash(int batch, Recompute recompute
   stash->B = batch;
   stash->recompute = recompute;
   const std::size_t T = shape_.max_seq_len, C = shape_.channels, N = batch * T, es = element_bytes();
-  const bool full = recompute == Recompute::Full;
+  const bool full = recompute == Recompute::Full, selective = recompute == Recompute::Selective;
   ByteCarver c;
   if (has_embedding()) {
     stash->tokens = c.take(N * sizeof(int));
@@ -150,10 +150,14 @@ std::unique_ptr<Stash> CudaStageModel::make_stash(int batch, Recompute recompute
     switch (shape_.layer_kind(layer)) {
       case LayerKind::LayerKindEmbedding: bytes = N * C * es; break;
       case LayerKind::LayerKindBlock:
-        bytes = full ? N * C * es : CudaBlockLayout(batch, T, C, shape_.n_head, es).total;
+        bytes = full ? N * C * es : CudaBlockLayout(batch, T, C, shape_.n_head, es, !selective).total;
         if (full && recomputed_.bytes() == 0) {
           recomputed_ = kc::DeviceBuffer(device_.memory(), MemCategory::Workspace,
                                          CudaBlockLayout(max_batch_, T, C, shape_.n_head, es).total);
+        }
+        if (selective && pointwise_.bytes() == 0) {
+          pointwise_ = kc::DeviceBuffer(device_.memory(), MemCategory::Workspace,
+                                        CudaPointwiseLayout(max_batch_ * T, C, es).total);
         }
         break;
       case LayerKind::LayerKindHead: bytes = CudaHeadLayout(N, C, es).total; break;
@@ -198,16 +202,13 @@ void CudaStageModel::forward(Stash& base, const int* tokens, const float* input,
                             weight(layer, EMB_WTE), weight(layer, EMB_WPE), B, T, C, dt, s);
         x = acts;
         break;
-      case LayerKind::LayerKindBlock:
-        if (stash.recompute == Recompute::Full) {
-          char* a = recomputed_.as<char>();
-          forward_block(B, layer, x, a);
-          kc::copy_async(acts, a + CudaBlockLayout(B, T, C, shape_.n_head, es).out, N * C * es, s);
-        } else {
-          forward_block(B, layer, x, acts);
-        }
+      case LayerKind::LayerKindBlock: {
+        const BlockActs a = stash_activations(stash, layer);
+        forward_block(B, layer, x, a, stash.recompute == Recompute::Selective);
+        if (stash.recompute == Recompute::Full) kc::copy_async(acts, a.out, N * C * es, s);
         x = block_output(stash, layer);
         break;
+      }
       case LayerKind::LayerKindHead: {
         const CudaHeadLayout h(N, C, es);
         const int n = static_cast<int>(N), Vp = shape_.padded_vocab_size;
@@ -261,30 +262,33 @@ void CudaStageModel::upload_ids(CudaStash& stash, const int* tokens, const int* 
   h.uploaded.record(s);
 }
 
-// Into `a`, a CudaBlockLayout(B,...) buffer: the stash's, or recomputed_.
-void CudaStageModel::forward_block(int B, int layer, const void* x, char* a) {
+void CudaStageModel::forward_block(int B, int layer, const void* x, const BlockActs& a,
+                                   bool unfused_gelu) {
   const int T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
   const std::size_t es = element_bytes(), NC = static_cast<std::size_t>(N) * C;
   const DType dt = device_.dtype();
   const kc::Stream s = device_.stream();
   kc::CublasLtContext& blas = device_.blas();
-  const CudaBlockLayout l(B, T, C, NH, es);
-  auto f32 = [&](std::size_t offset) { return reinterpret_cast<float*>(a + offset); };
   auto W = [&](int i) { return weight(layer, i); };
   // The two projections are not needed by the backward: they live in scratch.
   char* attproj = scratch_.as<char>();
   char* fcproj = attproj + NC * es;
-  kc::layernorm_forward(a + l.ln1, f32(l.ln1_mean), f32(l.ln1_rstd), x, W(LN1W), W(LN1B), N, C, dt, s);
-  kc::matmul_forward(blas, a + l.qkv, a + l.ln1, W(QKVW), W(QKVB), N, C, 3 * C, dt, s);
-  kc::attention_forward(a + l.atty, f32(l.lse), a + l.qkv, B, T, C, NH, dt, s,
+  kc::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, W(LN1W), W(LN1B), N, C, dt, s);
+  kc::matmul_forward(blas, a.qkv, a.ln1, W(QKVW), W(QKVB), N, C, 3 * C, dt, s);
+  kc::attention_forward(a.atty, a.lse, a.qkv, B, T, C, NH, dt, s,
                         attention_tiling_);
-  kc::matmul_forward(blas, attproj, a + l.atty, W(ATTPROJW), W(ATTPROJB), N, C, C, dt, s);
-  kc::residual_layernorm_forward(a + l.res2, a + l.ln2, f32(l.ln2_mean), f32(l.ln2_rstd), x, attproj,
+  kc::matmul_forward(blas, attproj, a.atty, W(ATTPROJW), W(ATTPROJB), N, C, C, dt, s);
+  kc::residual_layernorm_forward(a.res2, a.ln2, a.ln2_mean, a.ln2_rstd, x, attproj,
                                  W(LN2W), W(LN2B), N, C, dt, s);
-  kc::matmul_forward(blas, a + l.fch_gelu, a + l.ln2, W(FCW), W(FCB), N, C, 4 * C, dt, s, a + l.fch);
-  kc::matmul_forward(blas, fcproj, a + l.fch_gelu, W(FCPROJW), W(FCPROJB), N, 4 * C, C, dt, s);
-  kc::add_vectors(a + l.out, a + l.res2, fcproj, NC, dt, s);
+  if (unfused_gelu) {
+    kc::matmul_forward(blas, a.fch, a.ln2, W(FCW), W(FCB), N, C, 4 * C, dt, s);
+    kc::gelu_forward(a.fch_gelu, a.fch, static_cast<std::size_t>(N) * 4 * C, dt, s);
+  } else {
+    kc::matmul_forward(blas, a.fch_gelu, a.ln2, W(FCW), W(FCB), N, C, 4 * C, dt, s, a.fch);
+  }
+  kc::matmul_forward(blas, fcproj, a.fch_gelu, W(FCPROJW), W(FCPROJB), N, 4 * C, C, dt, s);
+  kc::add_vectors(a.out, a.res2, fcproj, NC, dt, s);
 }
 
 const void* CudaStageModel::layer_input(const CudaStash& stash, int layer) const {
@@ -300,16 +304,47 @@ const void* CudaStageModel::layer_input(const CudaStash& stash, int layer) const
 const void* CudaStageModel::block_output(const CudaStash& stash, int layer) const {
   const char* a = stash.at(stash.layer[layer - first_layer_]);
   if (stash.recompute == Recompute::Full) return a;
+  const bool keeps_pointwise = stash.recompute != Recompute::Selective;
   return a + CudaBlockLayout(stash.B, shape_.max_seq_len, shape_.channels, shape_.n_head,
-                        element_bytes()).out;
+                             element_bytes(), keeps_pointwise).out;
 }
 
-// Recomputing writes the scratch's first two units (the projections), which no backward
-// reads across this call: the layer's gradients are written after it.
-const char* CudaStageModel::block_activations(CudaStash& stash, int layer) {
-  if (stash.recompute == Recompute::None) return stash.at(stash.layer[layer - first_layer_]);
-  forward_block(stash.B, layer, layer_input(stash, layer), recomputed_.as<char>());
-  return recomputed_.as<char>();
+CudaStageModel::BlockActs CudaStageModel::stash_activations(CudaStash& stash, int layer) {
+  const std::size_t B = stash.B, T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
+  const std::size_t es = element_bytes();
+  const CudaPointwiseLayout pointwise(B * T, C, es);
+  char* none = nullptr;
+  switch (stash.recompute) {
+    case Recompute::None:
+      return block_activations_at(stash.at(stash.layer[layer - first_layer_]),
+                                  CudaBlockLayout(B, T, C, NH, es), none, pointwise);
+    case Recompute::Selective:
+      return block_activations_at(stash.at(stash.layer[layer - first_layer_]),
+                                  CudaBlockLayout(B, T, C, NH, es, false), pointwise_.as<char>(), pointwise);
+    case Recompute::Full: break;
+  }
+  return block_activations_at(recomputed_.as<char>(), CudaBlockLayout(B, T, C, NH, es), none, pointwise);
+}
+
+// Full recomputing writes the scratch's first two units (the projections), which no
+// backward reads across this call: the layer's gradients are written after it.
+CudaStageModel::BlockActs CudaStageModel::block_activations(CudaStash& stash, int layer,
+                                                            bool for_weight_grads) {
+  const BlockActs a = stash_activations(stash, layer);
+  const int N = stash.B * shape_.max_seq_len, C = shape_.channels;
+  const DType dt = device_.dtype();
+  const kc::Stream s = device_.stream();
+  if (stash.recompute == Recompute::Full) {
+    forward_block(stash.B, layer, layer_input(stash, layer), a, false);
+  } else if (stash.recompute == Recompute::Selective && for_weight_grads) {
+    // As in CpuStageModel::block_activations, with forward_block's unfused GELU kernel.
+    kc::layernorm_forward(a.ln1, a.remade_mean, a.remade_rstd, layer_input(stash, layer),
+                          weight(layer, LN1W), weight(layer, LN1B), N, C, dt, s);
+    kc::layernorm_forward(a.ln2, a.remade_mean, a.remade_rstd, a.res2, weight(layer, LN2W),
+                          weight(layer, LN2B), N, C, dt, s);
+    kc::gelu_forward(a.fch_gelu, a.fch, static_cast<std::size_t>(N) * 4 * C, dt, s);
+  }
+  return a;
 }
 
 void CudaStageModel::run_weight_grads(Stash& base) {
@@ -320,7 +355,7 @@ void CudaStageModel::run_weight_grads(Stash& base) {
     switch (shape_.layer_kind(layer)) {
       case LayerKind::LayerKindHead: head_weight_grads(stash, layer, g); break;
       case LayerKind::LayerKindBlock: {
-        const char* acts = block_activations(stash, layer);
+        const BlockActs acts = block_activations(stash, layer, true);
         block_weight_grads(stash.B, layer, layer_input(stash, layer), acts, g);
         break;
       }
@@ -365,7 +400,7 @@ void CudaStageModel::run_backward(Stash& base, const float* dout, bool split) {
       break;
     }
     const void* x = layer_input(stash, layer);
-    const char* acts = block_activations(stash, layer);
+    const BlockActs acts = block_activations(stash, layer, !split);
     block_input_grad(stash.B, layer, x, acts, g, next);
     if (!split) block_weight_grads(stash.B, layer, x, acts, g);
     std::swap(cur, next);
@@ -423,7 +458,7 @@ void CudaStageModel::embedding_weight_grads(CudaStash& stash, const LayerGradien
                        encoder_scratch_.data(), encoder_scratch_.bytes(), device_.stream());
 }
 
-void CudaStageModel::block_input_grad(int B, int layer, const void* x, const char* a,
+void CudaStageModel::block_input_grad(int B, int layer, const void* x, const BlockActs& a,
                                       const LayerGradients& g, void* dinp) {
   const int T = shape_.max_seq_len, C = shape_.channels, NH = shape_.n_head;
   const int N = B * T;
@@ -431,8 +466,6 @@ void CudaStageModel::block_input_grad(int B, int layer, const void* x, const cha
   const DType dt = device_.dtype();
   const kc::Stream s = device_.stream();
   kc::CublasLtContext& blas = device_.blas();
-  const CudaBlockLayout l(B, T, C, NH, es);
-  auto f32 = [&](std::size_t offset) { return reinterpret_cast<const float*>(a + offset); };
   auto W = [&](int i) { return weight(layer, i); };
   char* dfch_gelu = scratch_.as<char>() + kScratchDfchGelu * NC * es;  // (N,4C), unfused GELU only
   char* datty = scratch_.as<char>() + kScratchDatty * NC * es;          // (N,C)
@@ -441,44 +474,42 @@ void CudaStageModel::block_input_grad(int B, int layer, const void* x, const cha
   // (accumulate false), not zeroed first and added to. Parameter gradients: block_weight_grads.
   constexpr bool kAccumulate = false;
   // d(fch) in one pass when cuBLASLt fuses GELU's derivative; dfch_gelu is the unfused scratch.
-  kc::matmul_backward_gelu(blas, g.dfch, dfch_gelu, nullptr, nullptr, g.dout, a + l.fch_gelu,
-                           a + l.fch, W(FCPROJW), N, 4 * C, C, dt, s);
-  kc::matmul_backward(blas, g.dln2, nullptr, nullptr, g.dfch, a + l.ln2, W(FCW), N, C, 4 * C, dt, s,
+  kc::matmul_backward_gelu(blas, g.dfch, dfch_gelu, nullptr, nullptr, g.dout, a.fch_gelu,
+                           a.fch, W(FCPROJW), N, 4 * C, C, dt, s);
+  kc::matmul_backward(blas, g.dln2, nullptr, nullptr, g.dfch, a.ln2, W(FCW), N, C, 4 * C, dt, s,
                       kAccumulate);
-  kc::layernorm_backward(g.dres2, nullptr, nullptr, g.dln2, a + l.res2, W(LN2W), f32(l.ln2_mean),
-                         f32(l.ln2_rstd), N, C, dt, s, /*dinp_base=*/g.dout);
+  kc::layernorm_backward(g.dres2, nullptr, nullptr, g.dln2, a.res2, W(LN2W), a.ln2_mean,
+                         a.ln2_rstd, N, C, dt, s, /*dinp_base=*/g.dout);
   // res2 = x + attproj(attention(qkv(ln1(x)))): d(x) gets d(res2) directly and via attention.
-  kc::matmul_backward(blas, datty, nullptr, nullptr, g.dres2, a + l.atty, W(ATTPROJW), N, C, C, dt,
+  kc::matmul_backward(blas, datty, nullptr, nullptr, g.dres2, a.atty, W(ATTPROJW), N, C, C, dt,
                       s, kAccumulate);
-  kc::attention_backward(g.dqkv, datty, a + l.qkv, a + l.atty, f32(l.lse), B, T, C, NH, dt, s,
+  kc::attention_backward(g.dqkv, datty, a.qkv, a.atty, a.lse, B, T, C, NH, dt, s,
                          kAccumulate, attention_tiling_);
-  kc::matmul_backward(blas, g.dln1, nullptr, nullptr, g.dqkv, a + l.ln1, W(QKVW), N, C, 3 * C, dt,
+  kc::matmul_backward(blas, g.dln1, nullptr, nullptr, g.dqkv, a.ln1, W(QKVW), N, C, 3 * C, dt,
                       s, kAccumulate);
-  kc::layernorm_backward(dinp, nullptr, nullptr, g.dln1, x, W(LN1W), f32(l.ln1_mean),
-                         f32(l.ln1_rstd), N, C, dt, s, /*dinp_base=*/g.dres2);
+  kc::layernorm_backward(dinp, nullptr, nullptr, g.dln1, x, W(LN1W), a.ln1_mean,
+                         a.ln1_rstd, N, C, dt, s, /*dinp_base=*/g.dres2);
 }
 
-void CudaStageModel::block_weight_grads(int B, int layer, const void* x, const char* a,
+void CudaStageModel::block_weight_grads(int B, int layer, const void* x, const BlockActs& a,
                                         const LayerGradients& g) {
   const int T = shape_.max_seq_len, C = shape_.channels;
   const int N = B * T;
   const DType dt = device_.dtype();
   const kc::Stream s = device_.stream();
   kc::CublasLtContext& blas = device_.blas();
-  const CudaBlockLayout l(B, T, C, shape_.n_head, element_bytes());
-  auto f32 = [&](std::size_t offset) { return reinterpret_cast<const float*>(a + offset); };
   auto W = [&](int i) { return weight(layer, i); };
   auto G = [&](int i) { return grad_of(layer, i); };
-  kc::matmul_backward(blas, nullptr, G(FCPROJW), G(FCPROJB), g.dout, a + l.fch_gelu, W(FCPROJW), N,
+  kc::matmul_backward(blas, nullptr, G(FCPROJW), G(FCPROJB), g.dout, a.fch_gelu, W(FCPROJW), N,
                       4 * C, C, dt, s);
-  kc::matmul_backward(blas, nullptr, G(FCW), G(FCB), g.dfch, a + l.ln2, W(FCW), N, C, 4 * C, dt, s);
-  kc::layernorm_backward(nullptr, G(LN2W), G(LN2B), g.dln2, a + l.res2, W(LN2W), f32(l.ln2_mean),
-                         f32(l.ln2_rstd), N, C, dt, s);
-  kc::matmul_backward(blas, nullptr, G(ATTPROJW), G(ATTPROJB), g.dres2, a + l.atty, W(ATTPROJW), N,
+  kc::matmul_backward(blas, nullptr, G(FCW), G(FCB), g.dfch, a.ln2, W(FCW), N, C, 4 * C, dt, s);
+  kc::layernorm_backward(nullptr, G(LN2W), G(LN2B), g.dln2, a.res2, W(LN2W), a.ln2_mean,
+                         a.ln2_rstd, N, C, dt, s);
+  kc::matmul_backward(blas, nullptr, G(ATTPROJW), G(ATTPROJB), g.dres2, a.atty, W(ATTPROJW), N,
                       C, C, dt, s);
-  kc::matmul_backward(blas, nullptr, G(QKVW), G(QKVB), g.dqkv, a + l.ln1, W(QKVW), N, C, 3 * C, dt, s);
-  kc::layernorm_backward(nullptr, G(LN1W), G(LN1B), g.dln1, x, W(LN1W), f32(l.ln1_mean),
-                         f32(l.ln1_rstd), N, C, dt, s);
+  kc::matmul_backward(blas, nullptr, G(QKVW), G(QKVB), g.dqkv, a.ln1, W(QKVW), N, C, 3 * C, dt, s);
+  kc::layernorm_backward(nullptr, G(LN1W), G(LN1B), g.dln1, x, W(LN1W), a.ln1_mean,
+                         a.ln1_rstd, N, C, dt, s);
 }
 
 const float* CudaStageModel::output(const Stash& base) const {

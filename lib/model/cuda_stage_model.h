@@ -19,6 +19,7 @@
 #include "model/compute_device.h"
 #include "model/layer_gradients.h"
 #include "model/stage_model.h"
+#include "model/stash_layout.h"
 
 namespace pptrain {
 
@@ -74,19 +75,22 @@ class CudaStageModel final : public StageModel {
 
  private:
   struct Block;
-  void forward_block(int B, int layer, const void* x, char* acts);
-  // A block's activations for its backward: the stash's, or (Recompute::Full) recomputed
-  // into recomputed_.
-  const char* block_activations(CudaStash& stash, int layer);
+  using BlockActs = BlockActivations<char*>;  // model/stash_layout.h
+  // unfused_gelu: GELU by its own kernel, not cuBLASLt's epilogue, so that Selective's
+  // remade output is bitwise the one the forward used.
+  void forward_block(int B, int layer, const void* x, const BlockActs& a, bool unfused_gelu);
+  // As CpuStageModel's.
+  BlockActs stash_activations(CudaStash& stash, int layer);
+  BlockActs block_activations(CudaStash& stash, int layer, bool for_weight_grads);
   const void* block_output(const CudaStash& stash, int layer) const;
   using LayerGradients = pptrain::LayerGradients<char>;  // storage dtype, model/layer_gradients.h
   LayerGradients layer_gradients(CudaStash& stash, int layer, bool split);
   void head_input_grad(CudaStash& stash, int layer, const LayerGradients& g, void* dinp);
   void head_weight_grads(CudaStash& stash, int layer, const LayerGradients& g);
   void embedding_weight_grads(CudaStash& stash, const LayerGradients& g);
-  void block_input_grad(int B, int layer, const void* x, const char* acts, const LayerGradients& g,
+  void block_input_grad(int B, int layer, const void* x, const BlockActs& a, const LayerGradients& g,
                         void* dinp);
-  void block_weight_grads(int B, int layer, const void* x, const char* acts, const LayerGradients& g);
+  void block_weight_grads(int B, int layer, const void* x, const BlockActs& a, const LayerGradients& g);
   const void* weight(int layer, int index) const;  // in storage dtype
   float* grad_of(int layer, int index);            // fp32
   const void* layer_input(const CudaStash& stash, int layer) const;
@@ -103,8 +107,9 @@ class CudaStageModel final : public StageModel {
   void upload_ids(CudaStash& stash, const int* tokens, const int* targets);
   kernels::cuda::DeviceBuffer scratch_, grad_a_, grad_b_, encoder_scratch_;
   // One block's activations at max_batch, for stashes that keep only block outputs
-  // (Recompute::Full): allocated with the first of them.
-  kernels::cuda::DeviceBuffer recomputed_;
+  // (Recompute::Full), and its pointwise pieces (CudaPointwiseLayout), for Selective ones:
+  // each allocated with the first stash that needs it.
+  kernels::cuda::DeviceBuffer recomputed_, pointwise_;
   // Last stage: the logits (max_batch*T, Vp) of its latest forward, dlogits after one with
   // gradient (as in CpuStageModel).
   kernels::cuda::DeviceBuffer logits_;

@@ -12,21 +12,25 @@ namespace {
 // Per-layer stash bytes, by backend: a CPU stash is one FloatBuffer per layer (plus the
 // received input), a CUDA stash one allocation carved on 256-byte boundaries (plus token ids
 // and targets on the device).
-std::size_t cpu_stash_bytes(const GPT2Shape& shape, int first, int end, std::size_t B, bool full) {
+std::size_t cpu_stash_bytes(const GPT2Shape& shape, int first, int end, std::size_t B, Recompute r) {
+  const bool full = r == Recompute::Full, keeps_pointwise = r != Recompute::Selective;
   const std::size_t T = shape.max_seq_len, C = shape.channels, N = B * T;
   std::size_t floats = first == 0 ? 0 : N * C;  // the first stage keeps host token ids
   for (int layer = first; layer < end; ++layer) {
     switch (shape.layer_kind(layer)) {
       case LayerKind::LayerKindEmbedding: floats += N * C; break;
-      case LayerKind::LayerKindBlock: floats += full ? N * C : CpuBlockLayout(B, T, C, shape.n_head).total; break;
+      case LayerKind::LayerKindBlock:
+        floats += full ? N * C : CpuBlockLayout(B, T, C, shape.n_head, keeps_pointwise).total;
+        break;
       case LayerKind::LayerKindHead: floats += CpuHeadLayout(N, C).total; break;
     }
   }
   return floats * sizeof(float);
 }
 
-std::size_t cuda_stash_bytes(const GPT2Shape& shape, int first, int end, std::size_t B, bool full,
+std::size_t cuda_stash_bytes(const GPT2Shape& shape, int first, int end, std::size_t B, Recompute r,
                              std::size_t es) {
+  const bool full = r == Recompute::Full, keeps_pointwise = r != Recompute::Selective;
   const std::size_t T = shape.max_seq_len, C = shape.channels, N = B * T;
   ByteCarver c;
   c.take(first == 0 ? N * sizeof(int) : N * C * es);  // token ids, or the received input
@@ -35,7 +39,7 @@ std::size_t cuda_stash_bytes(const GPT2Shape& shape, int first, int end, std::si
     switch (shape.layer_kind(layer)) {
       case LayerKind::LayerKindEmbedding: c.take(N * C * es); break;
       case LayerKind::LayerKindBlock:
-        c.take(full ? N * C * es : CudaBlockLayout(B, T, C, shape.n_head, es).total);
+        c.take(full ? N * C * es : CudaBlockLayout(B, T, C, shape.n_head, es, keeps_pointwise).total);
         break;
       case LayerKind::LayerKindHead: c.take(CudaHeadLayout(N, C, es).total); break;
     }
@@ -72,9 +76,13 @@ StageFootprint stage_footprint(const StageBackend& backend, const GPT2Shape& sha
     f.grads = bytes;
     f.optimizer = 2 * bytes;
     f.workspace = ((2 + kBlockScratchUnits) * NC + logits) * sizeof(float);  // grad ping-pong, block scratch
-    if (has_block) f.recompute_workspace = CpuBlockLayout(B, T, C, shape.n_head).total * sizeof(float);
-    f.stash = cpu_stash_bytes(shape, first_layer, end_layer, B, false);
-    f.full_stash = cpu_stash_bytes(shape, first_layer, end_layer, B, true);
+    if (has_block) {
+      f.recompute_workspace = CpuBlockLayout(B, T, C, shape.n_head).total * sizeof(float);
+      f.selective_workspace = CpuPointwiseLayout(B * T, C).total * sizeof(float);
+    }
+    f.stash = cpu_stash_bytes(shape, first_layer, end_layer, B, Recompute::None);
+    f.selective_stash = cpu_stash_bytes(shape, first_layer, end_layer, B, Recompute::Selective);
+    f.full_stash = cpu_stash_bytes(shape, first_layer, end_layer, B, Recompute::Full);
     f.kept_gradients = kept_units * NC * sizeof(float);
     f.message = NC * sizeof(float);
     return f;
@@ -88,9 +96,13 @@ StageFootprint stage_footprint(const StageBackend& backend, const GPT2Shape& sha
   f.workspace = ((2 + kBlockScratchUnits) * NC + logits) * es + kernels::cuda::kSumOfSquaresScratchBytes +
                 3 * sizeof(double);  // + the loss and norm sums
   if (first_layer == 0) f.workspace += planned_encoder_scratch_bytes(batch, static_cast<int>(T));
-  if (has_block) f.recompute_workspace = CudaBlockLayout(B, T, C, shape.n_head, es).total;
-  f.stash = cuda_stash_bytes(shape, first_layer, end_layer, B, false, es);
-  f.full_stash = cuda_stash_bytes(shape, first_layer, end_layer, B, true, es);
+  if (has_block) {
+    f.recompute_workspace = CudaBlockLayout(B, T, C, shape.n_head, es).total;
+    f.selective_workspace = CudaPointwiseLayout(B * T, C, es).total;
+  }
+  f.stash = cuda_stash_bytes(shape, first_layer, end_layer, B, Recompute::None, es);
+  f.selective_stash = cuda_stash_bytes(shape, first_layer, end_layer, B, Recompute::Selective, es);
+  f.full_stash = cuda_stash_bytes(shape, first_layer, end_layer, B, Recompute::Full, es);
   f.kept_gradients = kept_units * NC * es;
   f.message = round_up(NC * es, sizeof(float));  // whole 4-byte words
   return f;

@@ -23,10 +23,17 @@ struct StageFootprint {
   // Made by the constructor.
   std::size_t params = 0, grads = 0, optimizer = 0, workspace = 0;
   // Made with the first stash that keeps block outputs only (Recompute::Full): one block's
-  // activations at max_batch; 0 for a stage without blocks.
-  std::size_t recompute_workspace = 0;
-  // One make_stash(batch, Recompute::None) and one make_stash(batch, Recompute::Full).
-  std::size_t stash = 0, full_stash = 0;
+  // activations at max_batch; with the first Recompute::Selective stash: one block's
+  // pointwise pieces. 0 for a stage without blocks.
+  std::size_t recompute_workspace = 0, selective_workspace = 0;
+  // One make_stash(batch, Recompute::None, ::Selective, ::Full).
+  std::size_t stash = 0, selective_stash = 0, full_stash = 0;
+  std::size_t stash_bytes(Recompute r) const {
+    return r == Recompute::Full ? full_stash : r == Recompute::Selective ? selective_stash : stash;
+  }
+  std::size_t recompute_workspace_bytes(Recompute r) const {
+    return r == Recompute::Full ? recompute_workspace : r == Recompute::Selective ? selective_workspace : 0;
+  }
   // What a stash keeps between a split backward's I and W, made by its first backward_input.
   std::size_t kept_gradients = 0;
   // One make_message_buffer(activation_words(batch)).

@@ -8,6 +8,13 @@
 
 namespace pptrain {
 
+Recompute recompute_of(std::string_view name) {
+  if (name == "none") return Recompute::None;
+  if (name == "selective") return Recompute::Selective;
+  if (name == "full") return Recompute::Full;
+  PPT_THROW("pipeline.recompute: expected none, selective or full, got '{}'", name);
+}
+
 StageModel::StageModel(const GPT2Shape& shape, int first_layer, int end_layer, int max_batch)
     : shape_(shape), first_layer_(first_layer), end_layer_(end_layer), max_batch_(max_batch) {
   PPT_CHECK(0 <= first_layer && first_layer < end_layer && end_layer <= shape.num_layers(),

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.h"
@@ -29,11 +30,18 @@ class ComputeDevice;
 // What a stash keeps of each transformer block (the embedding and the head always keep all):
 //   None: every activation its backward reads (per block about 16 (N,C) tensors, plus the
 //         (B,NH,T,T) attention probabilities on the CPU), N = B*T rows;
+//   Selective: all but the three a pointwise kernel remakes from kept ones: ln1 (from the
+//         block input), ln2 (from res2) and the GELU output (from fch), 6 of the 16 (N,C)
+//         units; the forward writes them to, and the backward that makes weight gradients
+//         remakes them in, one workspace per model (an I of a split backward reads none).
 //   Full: only the block's output, one (N,C) tensor; the backward first recomputes the
 //         block's forward from its input into one workspace that all micro-batches share
-//         (a split backward recomputes it for I and again for W). Same results, bitwise:
-//         the recomputation runs the same kernels on the same inputs.
-enum class Recompute { None, Full };
+//         (a split backward recomputes it for I and again for W).
+// Same results for all three, bitwise: a recomputation runs the same kernels on the same
+// inputs.
+enum class Recompute { None, Selective, Full };
+// pipeline.recompute's value ("none", "selective", "full") as the enum; throws for another.
+Recompute recompute_of(std::string_view name);
 
 // Activations of one micro-batch on one stage, made by make_stash; only the backend that
 // made it reads it.

@@ -107,7 +107,7 @@ MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan) {
   out.storage = out.gpu ? config.runtime.precision : "fp32";
   const StageBackend backend{out.gpu, out.storage == "bf16" ? std::size_t{2} : std::size_t{4}};
   const PipelineConfig& p = config.pipeline;
-  const bool full = p.recompute == "full";
+  const Recompute recompute = recompute_of(p.recompute);
   const bool validation = !config.data.val.empty() && config.training.val_batches > 0;
   for (int rank = 0; rank < p.stages; ++rank) {
     RankMemoryPlan r;
@@ -130,8 +130,8 @@ MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan) {
       at(r.bytes, MemCategory::Params) += f.params;
       at(r.bytes, MemCategory::Grads) += f.grads;
       at(r.bytes, MemCategory::Optimizer) += f.optimizer;
-      at(r.bytes, MemCategory::Workspace) += f.workspace + (full ? f.recompute_workspace : 0);
-      at(r.bytes, MemCategory::Activations) += stashes * (full ? f.full_stash : f.stash) + kept * f.kept_gradients;
+      at(r.bytes, MemCategory::Workspace) += f.workspace + f.recompute_workspace_bytes(recompute);
+      at(r.bytes, MemCategory::Activations) += stashes * f.stash_bytes(recompute) + kept * f.kept_gradients;
     }
     r.messages = walk.messages;
     // Validation borrows a training stash per stage (it runs between steps) and receives
@@ -180,19 +180,22 @@ std::size_t largest_rank_bytes(const MemoryPlan& plan) { return largest_rank(pla
 
 std::string memory_fixes(const Config& config, std::size_t limit_bytes) {
   struct Fix {
-    bool recompute;
+    const char* recompute;  // nullptr: the config's
     int halvings;
   };
   std::string out;
   const PipelineConfig& p = config.pipeline;
-  for (const Fix fix : {Fix{true, 0}, Fix{false, 1}, Fix{true, 1}, Fix{false, 2}, Fix{true, 2}}) {
-    if (fix.recompute && p.recompute == "full") continue;
+  const Recompute current = recompute_of(p.recompute);
+  // Cheapest in compute first: selective remakes three pointwise outputs, full a whole block.
+  for (const Fix fix : {Fix{"selective", 0}, Fix{"full", 0}, Fix{nullptr, 1}, Fix{"selective", 1},
+                        Fix{"full", 1}, Fix{nullptr, 2}, Fix{"full", 2}}) {
+    if (fix.recompute != nullptr && recompute_of(fix.recompute) <= current) continue;
     if ((p.micro_batch_size >> fix.halvings) << fix.halvings != p.micro_batch_size) continue;
     Config c = config;
     std::string sets;
-    if (fix.recompute) {
-      c.pipeline.recompute = "full";
-      sets += " --set pipeline.recompute=full";
+    if (fix.recompute != nullptr) {
+      c.pipeline.recompute = fix.recompute;
+      sets += fmt::format(" --set pipeline.recompute={}", fix.recompute);
     }
     if (fix.halvings > 0) {
       c.pipeline.micro_batch_size >>= fix.halvings;

@@ -53,8 +53,8 @@ std::size_t largest_rank_bytes(const MemoryPlan& plan);
 
 // What would bring every rank under `limit_bytes`, as `--set` overrides with the largest
 // rank's planned total, e.g. "--set pipeline.recompute=full (largest rank 9.10 GiB)": recompute
-// full, then half the micro-batch size with twice the micro-batches (the same global batch),
-// then both. Empty when none of them fits.
+// selective, full, then half the micro-batch size with twice the micro-batches (the same
+// global batch), then both. Empty when none of them fits.
 std::string memory_fixes(const Config& config, std::size_t limit_bytes);
 
 // "" when `measured` (a tracker's per-category peaks) equals the plan of pipeline rank

@@ -114,7 +114,7 @@ PipelineExecutor::PipelineExecutor(const Config& config, const GPT2Shape& shape,
 PipelineExecutor::~PipelineExecutor() = default;
 
 Recompute PipelineExecutor::training_recompute() const {
-  return config_.pipeline.recompute == "full" ? Recompute::Full : Recompute::None;
+  return recompute_of(config_.pipeline.recompute);
 }
 
 StageModel& PipelineExecutor::chunk_model(int i) { return *chunks_.at(i)->model; }

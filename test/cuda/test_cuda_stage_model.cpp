@@ -141,7 +141,7 @@ TEST_CASE("CUDA stage model tracks the CPU backend: loss, gradients, AdamW, pipe
   }
 }
 
-TEST_CASE("CUDA stage model: a split backward, or recomputing, gives bitwise the whole one", "[cuda]") {
+TEST_CASE("CUDA stage model: a split backward, or recomputing (full or selective), gives bitwise the whole one", "[cuda]") {
   const GPT2Shape s = small_shape();
   const Batch b = make_batch(s, 9);
   MemoryTracker host;
@@ -151,16 +151,28 @@ TEST_CASE("CUDA stage model: a split backward, or recomputing, gives bitwise the
     for (const std::vector<int>& cuts : {std::vector<int>{}, std::vector<int>{1, 3}}) {
       auto once = make_stages(s, cuts, host, &device);
       const Result ref = run(once, s, b, whole);
-      for (int variant = 1; variant < 4; ++variant) {  // bit 0: split, bit 1: Recompute::Full
+      // Selective's forward runs GELU by its own kernel (so that its remade output is the one
+      // the forward used), not by cuBLASLt's epilogue: it is compared with fusion off in both.
+      device.blas().set_gelu_fusion(false);
+      auto unfused = make_stages(s, cuts, host, &device);
+      const Result ref_unfused = run(unfused, s, b, whole);
+      device.blas().set_gelu_fusion(true);
+      for (int variant = 1; variant < 6; ++variant) {  // bit 0: split; variant / 2: the Recompute
         const bool split = variant & 1;
-        const Recompute recompute = variant & 2 ? Recompute::Full : Recompute::None;
-        INFO(precision << ", " << cuts.size() + 1 << " stage(s), split " << split << ", recompute full "
-                       << (variant >> 1));
+        const Recompute recompute = variant / 2 == 0 ? Recompute::None
+                                    : variant / 2 == 1 ? Recompute::Full
+                                                       : Recompute::Selective;
+        INFO(precision << ", " << cuts.size() + 1 << " stage(s), split " << split << ", recompute "
+                       << (variant / 2 == 0 ? "none" : variant / 2 == 1 ? "full" : "selective"));
+        const bool selective = recompute == Recompute::Selective;
+        device.blas().set_gelu_fusion(!selective);
         auto stages = make_stages(s, cuts, host, &device);
         const Result got = run(stages, s, b, whole, 1e-3f, 1, split, recompute);
-        CHECK(got.loss == ref.loss);
-        CHECK(relative_error(got.grads, ref.grads) == 0.0);
-        CHECK(relative_error(got.params_after_step, ref.params_after_step) == 0.0);
+        device.blas().set_gelu_fusion(true);
+        const Result& want = selective ? ref_unfused : ref;
+        CHECK(got.loss == want.loss);
+        CHECK(relative_error(got.grads, want.grads) == 0.0);
+        CHECK(relative_error(got.params_after_step, want.params_after_step) == 0.0);
       }
     }
   }
@@ -238,6 +250,11 @@ TEST_CASE("CUDA stage footprint is what the model allocates, piece by piece", "[
       model.backward_input(*next, dout.as<float>());
       CHECK(current(MemCategory::Activations) == 2 * f.stash + f.kept_gradients + f.full_stash + f.message);
       model.backward_weight(*next);
+      std::unique_ptr<Stash> selective = model.make_stash(b.B, Recompute::Selective);
+      CHECK(current(MemCategory::Activations) ==
+            2 * f.stash + f.kept_gradients + f.full_stash + f.message + f.selective_stash);
+      CHECK(current(MemCategory::Workspace) - ws0 ==
+            f.workspace + f.recompute_workspace + f.selective_workspace);
       device.synchronize();
     }
   }

@@ -87,6 +87,15 @@ for name in gpu_bf16_p2 gpu_bf16_p2_zb; do
   $compare "$WORK/runs/$name" "$WORK/params/$name" "$WORK/runs/${name}_recompute" "$WORK/params/${name}_recompute" 0 0 ||
     fail "$name with pipeline.recompute full differs on the GPU path"
 done
+# Selective keeps all but ln1, ln2 and the GELU output, remade for the weight gradients: in
+# fp32 the same run (its forward's GELU is its own kernel, which in fp32 equals the emulated
+# cuBLASLt epilogue; in bf16 the epilogue rounds once where the kernel rounds twice, so there
+# the [cuda] test compares with GELU fusion off on both sides).
+run gpu_p4_zb_selective 4 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=4 \
+  --set pipeline.stages=4 --set pipeline.schedule=zb-h1 --set pipeline.recompute=selective
+echo -n "emulated GPU, 4-stage zb-h1 with recompute selective vs without, bitwise: "
+$compare "$WORK/runs/gpu_p4_zb" "$WORK/params/gpu_p4_zb" "$WORK/runs/gpu_p4_zb_selective" \
+  "$WORK/params/gpu_p4_zb_selective" 0 0 || fail "zb-h1 with pipeline.recompute selective differs on the GPU path"
 
 run gpu_bf16 1 --set runtime.device=cuda --set runtime.precision=bf16
 # bf16 times the attention kernels' tile shapes at start-up and logs what it kept.

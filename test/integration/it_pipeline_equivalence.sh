@@ -4,7 +4,7 @@
 # ranks with m = p and 2p+1 micro-batches, and 1F1B with 2 data-parallel replicas; the loss
 # at every step and every parameter after 5 steps, within fp32 round-off. The zero-bubble
 # schedules also equal 1f1b and interleaved bitwise: the same kernels in the same order per
-# parameter, only the W halves run later; so does pipeline.recompute: full. Every run's
+# parameter, only the W halves run later; so does pipeline.recompute: full or selective. Every run's
 # memory peaks, on every rank, are exactly what the memory plan said.
 #
 # Tolerance, and why: each stage runs the same kernels on the same data in the same order
@@ -60,16 +60,18 @@ for p in 2 4; do
   done
 done
 # pipeline.recompute: full keeps only each block's output and recomputes the block in its
-# backward (twice under a split backward: for I and for W): bitwise the same run.
-for spec in 1f1b:4:9 zb-h1:2:5 interleaved:2:5; do
-  IFS=: read -r schedule p m <<< "$spec"
-  v=1; [[ $schedule == interleaved* ]] && v=2
+# backward (twice under a split backward: for I and for W); selective keeps all but ln1, ln2
+# and the GELU output and remakes those for the weight gradients: bitwise the same run.
+for spec in 1f1b:4:9:full zb-h1:2:5:full interleaved:2:5:full 1f1b:4:9:selective zb-h1:2:5:selective \
+            zbv:2:5:selective; do
+  IFS=: read -r schedule p m recompute <<< "$spec"
+  v=1; [[ $schedule == interleaved* || $schedule == zbv ]] && v=2
   base="${schedule}_p${p}_m${m}"
-  run "${base}_recompute" "$p" --set "pipeline.micro_batches=$m" --set "pipeline.stages=$p" \
-    --set "pipeline.schedule=$schedule" --set "pipeline.virtual_stages=$v" --set pipeline.recompute=full
-  echo -n "${base} with recompute full vs without, bitwise: "
-  $compare "$WORK/runs/$base" "$WORK/params/$base" "$WORK/runs/${base}_recompute" "$WORK/params/${base}_recompute" 0 0 ||
-    fail "${base} with pipeline.recompute full differs"
+  run "${base}_$recompute" "$p" --set "pipeline.micro_batches=$m" --set "pipeline.stages=$p" \
+    --set "pipeline.schedule=$schedule" --set "pipeline.virtual_stages=$v" --set "pipeline.recompute=$recompute"
+  echo -n "${base} with recompute $recompute vs without, bitwise: "
+  $compare "$WORK/runs/$base" "$WORK/params/$base" "$WORK/runs/${base}_$recompute" "$WORK/params/${base}_$recompute" 0 0 ||
+    fail "${base} with pipeline.recompute $recompute differs"
 done
 # The trace of a zb-h1 run holds every I and W it ran (timed), rank 0 logs their median
 # times, and `pptrain plan --costs` simulates with them.

@@ -76,6 +76,16 @@ TEST_CASE("A stage footprint is what a CPU stage model allocates, piece by piece
     model.backward_input(*next, dout.data());
     CHECK(current(memory, MemCategory::Activations) == 2 * f.stash + f.kept_gradients + f.full_stash + f.message);
     model.backward_weight(*next);
+
+    std::unique_ptr<Stash> selective = model.make_stash(B, Recompute::Selective);
+    CHECK(current(memory, MemCategory::Activations) ==
+          2 * f.stash + f.kept_gradients + f.full_stash + f.message + f.selective_stash);
+    CHECK(current(memory, MemCategory::Workspace) == f.workspace + f.recompute_workspace + f.selective_workspace);
+    // Selective keeps 6 fewer (N,C) units per block than None, in a workspace of one block's.
+    const int blocks = std::max(0, std::min(end, s.n_layer + 1) - std::max(first, 1));
+    const std::size_t unit = static_cast<std::size_t>(N) * s.channels * sizeof(float);
+    CHECK(f.stash - f.selective_stash == blocks * 6 * unit);
+    CHECK(f.selective_workspace == (blocks > 0 ? 6 * unit + 2 * N * sizeof(float) : 0));
   }
 }
 
