@@ -19,6 +19,11 @@
 #   6. activation recompute on the GPU: check 2's 200 bf16 steps again with
 #      pipeline.recompute: full, bitwise equal to check 2 (the same kernels recompute the same
 #      values), and the activation peaks of both
+#   7. the same with pipeline.recompute: selective: not bitwise in bf16 (its forward's GELU is
+#      a separate kernel, check 2's cuBLASLt's epilogue, which rounds once), so the final loss
+#      within 1% of check 2's, and the activation peaks
+#   8. zbv (two chunks per rank in a V) on 2 ranks against check 4's 1-rank run, fp32,
+#      within fp32 round-off
 # Env: BUNDLE_LD (the bundle's LD_LIBRARY_PATH), OUT, PPTRAIN (the binary), T_STEP (seconds
 # per run), MPIRUN (optional).
 set -u -o pipefail
@@ -128,6 +133,17 @@ else
   row6=("FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_cuda_bf16_recompute.txt" 2>/dev/null | cut -c1-80)")
 fi
 
+# ---- 7. recompute selective: check 2 again, the same training within bf16 rounding ----
+if ((rc16 == 0)) && run_small cuda_bf16_selective 200 --set runtime.device=cuda --set runtime.precision=bf16 \
+    --set pipeline.recompute=selective; then
+  row7_fig="activations $(peak_of "$LOGS/train_cuda_bf16.txt") -> $(peak_of "$LOGS/train_cuda_bf16_selective.txt")"
+  a=$(metric "$WORK/runs/cuda_bf16" loss last) b=$(metric "$WORK/runs/cuda_bf16_selective" loss last)
+  verdict=$(python3 -c "import math; a,b=$a,$b; print('PASS' if math.isfinite(b) and abs(a-b)/a<0.01 else 'FAIL')")
+  row7=("$verdict" "$(printf 'final loss %.4f vs %.4f; ' "$b" "$a")$row7_fig")
+else
+  row7=("FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_cuda_bf16_selective.txt" 2>/dev/null | cut -c1-80)")
+fi
+
 # ---- 3. GPT-2 124M throughput, bf16, one rank ----
 cat >"$WORK/gpt2.yaml" <<YAML
 model: {vocab_size: 50257, seq_len: 1024, n_layer: 12, n_head: 12, channels: 768}
@@ -199,5 +215,16 @@ else
   else
     emit "zb-h1 vs 1f1b, 2 ranks, fp32" FAIL "$(tail -1 "$LOGS/parity_zb_np2.txt" | cut -c1-100)"
   fi
+
+  # ---- 8. zbv on 2 ranks against 1 rank ----
+  if ! run_ranks zbv_np2 2 --set pipeline.schedule=zbv --set pipeline.virtual_stages=2; then
+    emit "zbv vs 1 rank, 2 ranks, fp32" "FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_zbv_np2.txt" | cut -c1-80)"
+  elif python3 test/integration/compare_runs.py "$WORK/runs/one_rank" "$WORK/params_one" "$WORK/runs/zbv_np2" \
+      "$WORK/params_zbv_np2" 1e-6 1e-5 >"$LOGS/parity_zbv_np2.txt" 2>&1; then
+    emit "zbv vs 1 rank, 2 ranks, fp32" PASS "$(tail -1 "$LOGS/parity_zbv_np2.txt" | cut -c1-100)"
+  else
+    emit "zbv vs 1 rank, 2 ranks, fp32" FAIL "$(tail -1 "$LOGS/parity_zbv_np2.txt" | cut -c1-100)"
+  fi
 fi
 emit "recompute full vs none, bf16, 200 steps" "${row6[0]}" "${row6[1]}"
+emit "recompute selective vs none, bf16, 200 steps" "${row7[0]}" "${row7[1]}"

@@ -57,6 +57,7 @@ void MetricsLog::write(const StepMetrics& m) {
   if (m.mfu_pct) j["mfu_pct"] = *m.mfu_pct;
   if (m.val_loss) j["val_loss"] = *m.val_loss;
   if (!m.bubble_pct.empty()) j["bubble_pct"] = m.bubble_pct;
+  if (!m.peak_mib.empty()) j["peak_mib"] = m.peak_mib;
   out_ << j.dump() << '\n';
   out_.flush();
   PPT_CHECK(out_.good(), "failed writing metrics file '{}'", path_);

@@ -22,6 +22,10 @@ struct StepMetrics {
   // Measured idle share of each pipeline rank's schedule time in this step, in percent:
   // 100 * (1 - compute time / time from its first action to its last). Empty for one stage.
   std::vector<double> bubble_pct;
+  // Each pipeline rank's peak memory so far, MiB: its backend's tracker (host memory on the
+  // CPU, GPU memory on a GPU), all categories, the largest over its replicas. It stops
+  // growing after the first steps, at the memory plan's figure (`pptrain plan`).
+  std::vector<double> peak_mib;
 };
 
 std::string format_step_line(const StepMetrics& m, int total_steps, double eta_s);

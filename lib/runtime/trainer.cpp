@@ -158,6 +158,18 @@ void report_memory_against_plan(PipelineExecutor& executor, const MemoryPlan& pl
   }
 }
 
+// StepMetrics::peak_mib: every rank's tracker peak, the largest of each pipeline rank's
+// replicas. Collective: every rank calls it for the same steps.
+std::vector<double> peak_mib_per_pipeline_rank(PipelineExecutor& executor, const MemoryTracker& tracked,
+                                               const PipelineLayout& layout) {
+  std::vector<double> peaks(static_cast<std::size_t>(layout.pp) * layout.dp, 0.0);
+  peaks[layout.world_rank] = static_cast<double>(tracked.peak_total());
+  executor.sum_over_world(peaks, "the memory peaks of the step line");
+  std::vector<double> out(layout.pp, 0.0);
+  for (int w = 0; w < layout.pp * layout.dp; ++w) out[w / layout.dp] = std::max(out[w / layout.dp], peaks[w] / kMiB);
+  return out;
+}
+
 }  // namespace
 
 TrainSummary train(const Config& config, const TrainingPlan& plan, const TrainingData& data,
@@ -332,7 +344,8 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
       summary.final_val_loss = sm.val_loss;
     }
     const double eta = seconds_since(start) / (sm.step - first_step) * (tc.steps - sm.step);
-    if (last || sm.step % config.logging.every == 0 || sm.val_loss) {
+    if (last || sm.step % config.logging.every == 0 || sm.val_loss) {  // the same on every rank
+      sm.peak_mib = peak_mib_per_pipeline_rank(executor, device ? device->memory() : memory, layout);
       progress.clear();
       spdlog::info(format_step_line(sm, tc.steps, eta));
       if (metrics) metrics->write(sm);

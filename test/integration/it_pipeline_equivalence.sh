@@ -59,6 +59,20 @@ for p in 2 4; do
     done
   done
 done
+# metrics.jsonl reports each pipeline rank's peak memory per logged step: p figures, the
+# largest of them the plan's largest rank.
+"$PPTRAIN_BIN" plan "$WORK/eq.yaml" --set pipeline.micro_batches=9 --set pipeline.stages=4 \
+  --set pipeline.schedule=zbv --set pipeline.virtual_stages=2 > "$WORK/plan_zbv.txt" ||
+  fail "pptrain plan of the zbv run failed"
+python3 - "$WORK/runs/zbv_p4_m9/metrics.jsonl" "$WORK/plan_zbv.txt" <<'PY' || fail "peak_mib in metrics.jsonl is off"
+import json, re, sys
+last = [json.loads(l) for l in open(sys.argv[1])][-1]
+planned = float(re.search(r"^largest: rank \d+ with ([0-9.]+) MiB", open(sys.argv[2]).read(), re.M).group(1))
+peaks = last["peak_mib"]
+print(f"zbv_p4_m9 peak_mib {['%.2f' % x for x in peaks]}, plan's largest rank {planned} MiB")
+assert len(peaks) == 4 and abs(max(peaks) - planned) < 0.05
+PY
+
 # pipeline.recompute: full keeps only each block's output and recomputes the block in its
 # backward (twice under a split backward: for I and for W); selective keeps all but ln1, ln2
 # and the GELU output and remakes those for the weight gradients: bitwise the same run.
