@@ -39,10 +39,11 @@ Schedule interleaved_zero_bubble(int ranks, int virtual_stages, int micro_batche
 // I and W. Its order is one step played out with unit chunk costs (F = I = W = 1), each rank,
 // when free, running the first of:
 //   1. an I whose gradient has arrived (earliest micro-batch, then the later stage);
-//   2. an F whose input has arrived (earliest micro-batch, then the later stage), a new
-//      micro-batch's chunk 0 only while the rank holds, with it and its coming chunk 1, at
-//      most 2p chunk stashes: p micro-batches of the rank's layers, 1F1B's first-stage peak;
-//   3. the W whose I ran first.
+//   2. an F whose input has arrived (the same order), while its chunk holds fewer than
+//      min(p, m) stashes (F run, W not yet): at most p micro-batches of the rank's layers,
+//      1F1B's first-stage peak, counted per chunk as the executor pools stashes;
+//   3. the W whose I ran first; or, in a second play-out, first the W of a chunk whose F
+//      waits for a free stash. The shorter of the two steps is kept.
 // With F = I = W = 1/2 and m a multiple of p the bubble is (p-1)/(6m+p-1), interleaved-zb's
 // at v = 2 (the lower bound of a synchronous step), with every rank, not only the first,
 // at 1F1B's first-stage memory. What V adds over the loop placement: the tied embedding's
