@@ -4,10 +4,13 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <memory>
 
 #include "apps/commands.h"
 #include "config/config_loader.h"
 #include "core/error.h"
+#include "model/compute_device.h"
+#include "runtime/layer_profile.h"
 #include "runtime/memory_plan.h"
 #include "runtime/schedule_comparison.h"
 #include "runtime/training_plan.h"
@@ -44,12 +47,29 @@ Command add_plan_command(CLI::App& app) {
                 "in-flight micro-batches and the largest rank's memory side by side");
   return [o](MpiSession& session) {
     if (session.rank() != 0) return 0;
-    const Config config = load_config(o->config_path, o->overrides);
+    Config config = load_config(o->config_path, o->overrides);
+    std::vector<std::string> overrides = o->overrides;  // what --compare reloads the config with
+    if (needs_layer_profile(config)) {
+      std::unique_ptr<ComputeDevice> device;
+      if (config.runtime.device == "cuda") {
+        try {
+          device = std::make_unique<ComputeDevice>(0, config.runtime.precision);
+        } catch (const Error& e) {
+          PPT_THROW("{}: partition profile times the layers on the config's device, and here {}; "
+                    "give pipeline.layer_costs (a profiled run's config.yaml records them) or use "
+                    "partition: flops", config.where("pipeline.partition"), e.what());
+        }
+      }
+      const LayerProfile profile = profile_layers(config, GPT2Shape::from_config(config), device.get());
+      config.pipeline.layer_costs = profile.layer_costs(GPT2Shape::from_config(config));
+      overrides.push_back(layer_costs_override(config.pipeline.layer_costs));
+      fmt::print("partition profile, measured here: {}\n", describe_layer_profile(config, profile));
+    }
     const TrainingPlan plan = make_training_plan(config);
     fmt::print("{}", describe_training_plan(config, plan, o->costs));
     const MemoryPlan memory = plan_memory(config, plan);
     fmt::print("\n{}", describe_memory_plan(memory));
-    if (o->compare) fmt::print("\n{}", compare_schedules(o->config_path, o->overrides, o->costs));
+    if (o->compare) fmt::print("\n{}", compare_schedules(o->config_path, overrides, o->costs));
     auto write = [](const std::string& path, const std::string& text) {
       std::ofstream out(path, std::ios::trunc);
       out << text;

@@ -5,6 +5,7 @@
 #include "comm/device_assignment.h"
 #include "comm/transport_factory.h"
 #include "model/compute_device.h"
+#include "runtime/layer_profile.h"
 #include "runtime/pipeline_layout.h"
 #include "runtime/trainer.h"
 #if PPTRAIN_WITH_NCCL
@@ -12,6 +13,33 @@
 #endif
 
 namespace pptrain::app {
+namespace {
+
+// partition: profile without layer_costs: every rank times the layers on its own device,
+// and all partition from the mean of their times, so every rank holds the same plan. The
+// costs go into the config, so the run directory's config.yaml records them.
+void profile_and_plan(Config& config, TrainingPlan& plan, MpiSession& session, Transport& transport,
+                      ComputeDevice* device) {
+  const GPT2Shape shape = GPT2Shape::from_config(config);
+  LayerProfile profile;
+  session.run_on_all_ranks([&] { profile = profile_layers(config, shape, device); });
+  // Outside run_on_all_ranks: every rank reaches these collectives.
+  std::vector<double> times = {profile.embedding_ms, profile.block_ms, profile.head_ms};
+  const GroupId world = transport.split_group(0, session.rank());
+  transport.allreduce_sum(times.data(), times.size(), world, "the layer profile");
+  for (double& t : times) t /= session.world_size();
+  profile = {times[0], times[1], times[2]};
+  config.pipeline.layer_costs = profile.layer_costs(shape);
+  // The profile's models are gone; the memory plan's comparison is about training's.
+  if (device != nullptr) device->memory().reset_peaks();
+  session.run_on_all_ranks([&] { plan = make_training_plan(config); });
+  if (session.rank() == 0) {
+    spdlog::info("partition profile: {}, mean of {} rank(s)", describe_layer_profile(config, profile),
+                 session.world_size());
+  }
+}
+
+}  // namespace
 
 Command add_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "train a model from a YAML config");
@@ -31,8 +59,8 @@ Command add_train_command(CLI::App& app) {
     session.run_on_all_ranks([&] {
       config = load_config(*config_path, *overrides);
       check_config_for_world(config, session.world_size());
-      plan = make_training_plan(config);
-      data.emplace(open_training_data(config, plan.shape));
+      if (!needs_layer_profile(config)) plan = make_training_plan(config);  // else after the profile
+      data.emplace(open_training_data(config, GPT2Shape::from_config(config)));
     });
     // The GPU (runtime.device cuda) and the transport, with the same agreement: a rank that
     // cannot get them reports, and no rank is left waiting.
@@ -60,6 +88,7 @@ Command add_train_command(CLI::App& app) {
     if (session.rank() == 0 && session.world_size() > 1) {
       spdlog::info("transport: {} ({} on {})", comm, config.runtime.comm, config.runtime.device);
     }
+    if (needs_layer_profile(config)) profile_and_plan(config, plan, session, *transport, device.get());
     const TrainSummary summary =
         train(config, plan, *data, *transport, session.local_size(), device.get(), *save_params);
     if (summary.first_val_loss && summary.final_val_loss) {

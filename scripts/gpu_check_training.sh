@@ -24,6 +24,8 @@
 #      within 1% of check 2's, and the activation peaks
 #   8. zbv (two chunks per rank in a V) on 2 ranks against check 4's 1-rank run, fp32,
 #      within fp32 round-off
+#   9. informational: the layer times `pptrain plan` measures for partition: profile on this
+#      GPU (GPT-2 124M, B=16, bf16) and the 4-stage split they give
 # Env: BUNDLE_LD (the bundle's LD_LIBRARY_PATH), OUT, PPTRAIN (the binary), T_STEP (seconds
 # per run), MPIRUN (optional).
 set -u -o pipefail
@@ -172,6 +174,16 @@ if pptrain train "$WORK/gpt2.yaml" >"$LOGS/train_gpt2_124m.txt" 2>&1; then
   # encoder's sort scratch, which CUB sizes at run time (docs/architecture.md).
   mem=$(grep -m1 -o 'memory: \(every rank.*as planned\|rank 0 .*differs from the plan: .*\)' "$LOGS/train_gpt2_124m.txt" || true)
   emit "124M: memory plan vs measured GPU peaks" "-" "${mem:-no memory line in the log}"
+  # ---- 9. the layer profile on the GPU: what partition: profile would pick for 4 stages ----
+  if pptrain plan "$WORK/gpt2.yaml" --set pipeline.stages=4 --set pipeline.micro_batches=8 \
+      --set pipeline.partition=profile >"$LOGS/plan_profile_124m.txt" 2>&1; then
+    times=$(sed -n 's/^partition profile, measured here: \(.*\) (forward.*/\1/p' "$LOGS/plan_profile_124m.txt")
+    split=$(awk '/^partition \(profile\):/{on=1; next} on && /^ +[0-9]/{l=$3; for (i = 4; i <= NF - 2; i++) l = l " " $i; printf "%s%s", sep, l; sep=", "} on && /^$/{exit}' \
+      "$LOGS/plan_profile_124m.txt")
+    emit "124M: layer profile, 4-stage partition" "-" "$times; stages: $split"
+  else
+    emit "124M: layer profile, 4-stage partition" "FAIL (exit $?)" "$(grep -m1 error "$LOGS/plan_profile_124m.txt" | cut -c1-80)"
+  fi
 else
   emit "GPT-2 124M training, B=16 T=1024 bf16" "FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_gpt2_124m.txt" | cut -c1-80)"
 fi
@@ -181,7 +193,7 @@ if [[ -z ${MPIRUN:-} ]] || ! command -v "$MPIRUN" >/dev/null 2>&1; then
   emit "2 and 4 ranks on one GPU (MPI staging) vs 1 rank" "NOT RUN" "no mpirun on this machine"
 else
   run_small one_rank 10 --set runtime.device=cuda --set runtime.precision=fp32 --set pipeline.micro_batches=4 \
-    --save-params "$WORK/params_one"
+    --save-params "$WORK/params_one_rank"
   summary=""
   result=PASS
   run_ranks() {  # run_ranks NAME NP OVERRIDES...
@@ -197,7 +209,7 @@ else
     run_ranks "np$np" "$np"
     rc=$?
     if ((rc != 0)); then result=FAIL; summary+="np $np exit $rc; "; continue; fi
-    if python3 test/integration/compare_runs.py "$WORK/runs/one_rank" "$WORK/params_one" "$WORK/runs/np$np" \
+    if python3 test/integration/compare_runs.py "$WORK/runs/one_rank" "$WORK/params_one_rank" "$WORK/runs/np$np" \
         "$WORK/params_np$np" 1e-6 1e-5 >"$LOGS/parity_np$np.txt" 2>&1; then
       summary+="np $np matches; "
     else
@@ -206,25 +218,22 @@ else
   done
   emit "2 and 4 ranks on one GPU (MPI staging) vs 1 rank" "$result" "$summary"
 
+  # A 2-rank run against an earlier one, within fp32 round-off: one row.
+  parity_row() {  # parity_row LABEL NAME REFERENCE OVERRIDES...: REFERENCE names a run above
+    local label=$1 name=$2 ref=$3; shift 3
+    if ! run_ranks "$name" 2 "$@"; then
+      emit "$label" "FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_$name.txt" | cut -c1-80)"
+    elif python3 test/integration/compare_runs.py "$WORK/runs/$ref" "$WORK/params_$ref" "$WORK/runs/$name" \
+        "$WORK/params_$name" 1e-6 1e-5 >"$LOGS/parity_$name.txt" 2>&1; then
+      emit "$label" PASS "$(tail -1 "$LOGS/parity_$name.txt" | cut -c1-100)"
+    else
+      emit "$label" FAIL "$(tail -1 "$LOGS/parity_$name.txt" | cut -c1-100)"
+    fi
+  }
   # ---- 5. zb-h1 against 1f1b, 2 ranks ----
-  if ! run_ranks zb_np2 2 --set pipeline.schedule=zb-h1; then
-    emit "zb-h1 vs 1f1b, 2 ranks, fp32" "FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_zb_np2.txt" | cut -c1-80)"
-  elif python3 test/integration/compare_runs.py "$WORK/runs/np2" "$WORK/params_np2" "$WORK/runs/zb_np2" \
-      "$WORK/params_zb_np2" 1e-6 1e-5 >"$LOGS/parity_zb_np2.txt" 2>&1; then
-    emit "zb-h1 vs 1f1b, 2 ranks, fp32" PASS "$(tail -1 "$LOGS/parity_zb_np2.txt" | cut -c1-100)"
-  else
-    emit "zb-h1 vs 1f1b, 2 ranks, fp32" FAIL "$(tail -1 "$LOGS/parity_zb_np2.txt" | cut -c1-100)"
-  fi
-
+  parity_row "zb-h1 vs 1f1b, 2 ranks, fp32" zb_np2 np2 --set pipeline.schedule=zb-h1
   # ---- 8. zbv on 2 ranks against 1 rank ----
-  if ! run_ranks zbv_np2 2 --set pipeline.schedule=zbv --set pipeline.virtual_stages=2; then
-    emit "zbv vs 1 rank, 2 ranks, fp32" "FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_zbv_np2.txt" | cut -c1-80)"
-  elif python3 test/integration/compare_runs.py "$WORK/runs/one_rank" "$WORK/params_one" "$WORK/runs/zbv_np2" \
-      "$WORK/params_zbv_np2" 1e-6 1e-5 >"$LOGS/parity_zbv_np2.txt" 2>&1; then
-    emit "zbv vs 1 rank, 2 ranks, fp32" PASS "$(tail -1 "$LOGS/parity_zbv_np2.txt" | cut -c1-100)"
-  else
-    emit "zbv vs 1 rank, 2 ranks, fp32" FAIL "$(tail -1 "$LOGS/parity_zbv_np2.txt" | cut -c1-100)"
-  fi
+  parity_row "zbv vs 1 rank, 2 ranks, fp32" zbv_np2 one_rank --set pipeline.schedule=zbv --set pipeline.virtual_stages=2
 fi
 emit "recompute full vs none, bf16, 200 steps" "${row6[0]}" "${row6[1]}"
 emit "recompute selective vs none, bf16, 200 steps" "${row7[0]}" "${row7[1]}"

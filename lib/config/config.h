@@ -27,9 +27,12 @@ struct PipelineConfig {
   int virtual_stages = 1;
   int micro_batches = 1;          // m per step per replica
   int micro_batch_size = 4;       // B sequences per micro-batch
-  std::string partition = "uniform";  // uniform | parameters | manual
+  std::string partition = "uniform";  // uniform | parameters | flops | profile | manual
   std::vector<int> manual_layers;     // layers per stage for partition: manual
-  std::string recompute = "none";     // none | full (model/stage_model.h: Recompute)
+  // partition: profile: each layer's forward + backward time (ms), embedding, blocks, head;
+  // measured at start-up when not given (runtime/layer_profile.h).
+  std::vector<double> layer_costs;
+  std::string recompute = "none";     // none | selective | full (model/stage_model.h: Recompute)
   std::string offload = "none";       // none (cpu: reserved, refused)
 };
 

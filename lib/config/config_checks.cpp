@@ -92,7 +92,7 @@ void check_pipeline(const Config& c) {
   at_least(c, "pipeline.virtual_stages", p.virtual_stages, 1);
   at_least(c, "pipeline.micro_batches", p.micro_batches, 1);
   at_least(c, "pipeline.micro_batch_size", p.micro_batch_size, 1);
-  one_of(c, "pipeline.partition", p.partition, {"uniform", "parameters", "flops", "manual"});
+  one_of(c, "pipeline.partition", p.partition, {"uniform", "parameters", "flops", "profile", "manual"});
   one_of(c, "pipeline.recompute", p.recompute, {"none", "selective", "full"});
   if (p.offload == "cpu") {
     fail(c, {"pipeline.offload"}, "cpu is not implemented yet; use none, or pipeline.recompute: "
@@ -199,6 +199,23 @@ void check_cross(const Config& c) {
     fail(c, {"pipeline.manual_layers"},
          fmt::format("only used with pipeline.partition manual, but partition is '{}'",
                      p.partition));
+  }
+  if (p.partition == "profile" && !p.layer_costs.empty()) {
+    const int layers = c.model.n_layer + 2;
+    if (static_cast<int>(p.layer_costs.size()) != layers) {
+      fail(c, {"pipeline.layer_costs", "model.n_layer"},
+           fmt::format("{} entries, but the model has model.n_layer + 2 = {} layers (the "
+                       "embedding, the blocks and the LM head, in order)", p.layer_costs.size(), layers));
+    }
+    for (std::size_t i = 0; i < p.layer_costs.size(); ++i) {
+      if (!(p.layer_costs[i] >= 0.0)) {
+        fail(c, {"pipeline.layer_costs"}, fmt::format("entry {} is {}; costs are times, >= 0", i,
+                                                      p.layer_costs[i]));
+      }
+    }
+  } else if (!p.layer_costs.empty()) {
+    fail(c, {"pipeline.layer_costs"},
+         fmt::format("only used with pipeline.partition profile, but partition is '{}'", p.partition));
   }
   const std::string& device = c.runtime.device;
   if (c.runtime.precision == "bf16" && device != "cuda") {

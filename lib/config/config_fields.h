@@ -13,7 +13,7 @@
 namespace pptrain {
 
 using ConfigFieldRef = std::variant<int*, double*, bool*, std::string*, std::uint64_t*,
-                                    std::vector<int>*>;
+                                    std::vector<int>*, std::vector<double>*>;
 
 struct ConfigField {
   const char* section;  // "training"

@@ -269,6 +269,24 @@ class Converter {
     }
     *out = v;
   }
+  void operator()(std::vector<double>* out) const {
+    const YAML::Node& n = given_.value;
+    out->clear();
+    if (n.IsNull()) return;
+    if (!n.IsSequence()) {
+      PPT_THROW("{}: {}: expected a list of numbers like [1.5, 2], got {}", given_.origin, key_,
+                describe(n));
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const std::string at = given_.from_file && !n[i].Mark().is_null() ? mark_text(source_, n[i].Mark())
+                                                                        : given_.origin;
+      std::optional<double> v = n[i].IsScalar() ? parse_number(n[i].Scalar()) : std::nullopt;
+      if (!v || !std::isfinite(*v)) {
+        PPT_THROW("{}: {}[{}]: expected a finite number, got {}", at, key_, i, describe(n[i]));
+      }
+      out->push_back(*v);
+    }
+  }
   void operator()(std::vector<int>* out) const {
     const YAML::Node& n = given_.value;
     out->clear();

@@ -30,6 +30,7 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"pipeline", "micro_batch_size", &p.micro_batch_size},
       {"pipeline", "partition", &p.partition},
       {"pipeline", "manual_layers", &p.manual_layers},
+      {"pipeline", "layer_costs", &p.layer_costs},
       {"pipeline", "recompute", &p.recompute},
       {"pipeline", "offload", &p.offload},
       {"parallel", "data", &c.parallel.data},
@@ -100,6 +101,9 @@ std::string config_field_text(const ConfigFieldRef& ref) {
     std::string operator()(const std::string* v) const { return quoted(*v); }
     std::string operator()(const std::uint64_t* v) const { return fmt::format("{}", *v); }
     std::string operator()(const std::vector<int>* v) const {
+      return fmt::format("[{}]", fmt::join(*v, ", "));
+    }
+    std::string operator()(const std::vector<double>* v) const {
       return fmt::format("[{}]", fmt::join(*v, ", "));
     }
   };

@@ -39,6 +39,11 @@ void MemoryTracker::release(MemCategory c, std::size_t bytes) {
   current_total_ -= bytes;
 }
 
+void MemoryTracker::reset_peaks() {
+  peak_ = current_;
+  peak_total_ = current_total_;
+}
+
 FloatBuffer::FloatBuffer(MemoryTracker& tracker, MemCategory category, std::size_t count)
     : tracker_(&tracker), category_(category), data_(count, 0.0f) {
   tracker_->add(category_, count * sizeof(float));

@@ -24,6 +24,9 @@ class MemoryTracker {
   std::size_t current(MemCategory c) const { return current_[index(c)]; }
   std::size_t peak(MemCategory c) const { return peak_[index(c)]; }
   std::size_t peak_total() const { return peak_total_; }
+  // Peaks from now on: what was allocated and freed before (a start-up measurement) no longer
+  // counts.
+  void reset_peaks();
 
  private:
   static std::size_t index(MemCategory c) { return static_cast<std::size_t>(c); }

@@ -138,8 +138,16 @@ std::vector<StageRange> partition_layers(const Config& config, const GPT2Shape& 
     }
     return min_max_partition(costs, S);
   }
+  if (p.partition == "profile") {
+    // Measured by the caller (runtime/layer_profile.h) before any plan is made.
+    PPT_CHECK(static_cast<int>(p.layer_costs.size()) == shape.num_layers(),
+              "{}: partition profile needs pipeline.layer_costs, one per layer ({}), measured at "
+              "start-up; got {}", config.where("pipeline.partition"), shape.num_layers(),
+              p.layer_costs.size());
+    return min_max_partition(p.layer_costs, S);
+  }
   if (p.partition == "manual") return manual_partition(config, shape, S);
-  PPT_THROW("{}: unknown partition method '{}'; expected one of uniform, parameters, flops, manual",
+  PPT_THROW("{}: unknown partition method '{}'; expected one of uniform, parameters, flops, profile, manual",
             config.where("pipeline.partition"), p.partition);
 }
 

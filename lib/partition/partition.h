@@ -28,6 +28,9 @@ struct StageRange {
 //               blocks than stages does a stage hold no block: at S = n_layer + 1 the head
 //               stands alone, at S = n_layer + 2 every layer does.
 //   parameters  min_max_partition over layer_costs(shape, "parameters").
+//   flops       min_max_partition over each layer's matmul and attention FLOPs.
+//   profile     min_max_partition over pipeline.layer_costs, which the trainer and `pptrain
+//               plan` measure when the config does not give them (runtime/layer_profile.h).
 //   manual      pipeline.manual_layers: layers per stage, embedding and head counted.
 // Throws pptrain::Error naming the config key at fault.
 std::vector<StageRange> partition_layers(const Config& config, const GPT2Shape& shape);

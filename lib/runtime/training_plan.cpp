@@ -105,9 +105,11 @@ std::string describe_training_plan(const Config& config, const TrainingPlan& pla
   for (int layer = 0; layer < plan.shape.num_layers(); ++layer) {
     flops[layer] = layer_flops(plan.shape, layer, p.micro_batch_size, plan.shape.max_seq_len);
   }
+  // partition: profile balanced measured times: show their shares, not the FLOP model's.
+  const bool profiled = p.partition == "profile" && !p.layer_costs.empty();
   out += "partition (" + p.partition + "):\n" +
-         format_partition(plan.partition, plan.shape, p.stages, flops, "FLOP share",
-                          plan.lowered.placement) +
+         format_partition(plan.partition, plan.shape, p.stages, profiled ? p.layer_costs : flops,
+                          profiled ? "time share" : "FLOP share", plan.lowered.placement) +
          "\n";
   const schedule::ActionCosts costs = plan_costs(config, plan, costs_spec);
   const schedule::SimResult sim = schedule::simulate(plan.lowered, costs);

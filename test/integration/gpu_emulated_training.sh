@@ -61,6 +61,13 @@ run gpu_p4_zb 4 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.m
 echo -n "emulated GPU, 4-stage zb-h1 vs 1f1b, bitwise: "
 $compare "$WORK/runs/gpu_p4" "$WORK/params/gpu_p4" "$WORK/runs/gpu_p4_zb" "$WORK/params/gpu_p4_zb" 0 0 ||
   fail "zb-h1 on the GPU path differs from 1f1b"
+# partition: profile on the GPU path: the layers timed on the device at start-up (their
+# memory is not training's: the run's peaks are still as planned), equal to one rank.
+run gpu_p2_profile 2 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=4 \
+  --set pipeline.stages=2 --set pipeline.partition=profile
+echo -n "emulated GPU, 2 ranks partitioned by profile vs 1 rank: "
+$compare "$WORK/runs/gpu_l4" "$WORK/params/gpu_l4" "$WORK/runs/gpu_p2_profile" "$WORK/params/gpu_p2_profile" 1e-6 1e-5 ||
+  fail "the profile-partitioned GPU pipeline differs from the single-rank GPU run"
 # zbv: two chunks per rank in a V, the tied embedding's copies both on rank 0 (summed there,
 # not all-reduced); equal to one rank within fp32 round-off, as every pipeline is.
 run gpu_p2_zbv 2 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=4 \

@@ -59,6 +59,21 @@ for p in 2 4; do
     done
   done
 done
+# partition: profile times the layers on every rank at start-up and partitions their mean:
+# the run equals the single process like any partition, logs the times, and its config.yaml
+# records them (so a rerun from it partitions the same way without measuring).
+run profile_p2_m5 2 --set pipeline.micro_batches=5 --set pipeline.stages=2 --set pipeline.partition=profile
+echo -n "profile_p2_m5 vs single process: "
+$compare "$WORK/runs/ref_m5" "$WORK/params/ref_m5" "$WORK/runs/profile_p2_m5" "$WORK/params/profile_p2_m5" 1e-6 1e-5 ||
+  fail "the profile-partitioned run differs from the single-process run"
+grep -q "partition profile: embedding .* ms, block .* ms, head .* ms .*mean of 2 rank(s)" "$WORK/profile_p2_m5.log" ||
+  { cat "$WORK/profile_p2_m5.log"; fail "no partition profile line"; }
+grep -Eq "^  layer_costs: \[([0-9.e+-]+, ){9}[0-9.e+-]+\]$" "$WORK/runs/profile_p2_m5/config.yaml" ||
+  { grep layer_costs "$WORK/runs/profile_p2_m5/config.yaml"; fail "config.yaml does not record the 10 layer costs"; }
+"$PPTRAIN_BIN" plan "$WORK/runs/profile_p2_m5/config.yaml" | grep -q "^partition (profile):" ||
+  fail "pptrain plan does not take the recorded layer costs back"
+echo "profile_p2_m5: logged its layer times, and config.yaml records all 10"
+
 # metrics.jsonl reports each pipeline rank's peak memory per logged step: p figures, the
 # largest of them the plan's largest rank.
 "$PPTRAIN_BIN" plan "$WORK/eq.yaml" --set pipeline.micro_batches=9 --set pipeline.stages=4 \

@@ -11,6 +11,8 @@
 
 #include "core/rng.h"
 #include "model/cpu_stage_model.h"
+#include "config/config_loader.h"
+#include "runtime/layer_profile.h"
 #include "runtime/lr_schedule.h"
 #include "support/tolerance.h"
 
@@ -233,4 +235,31 @@ TEST_CASE("Cosine schedule with warmup", "[model]") {
   CHECK(learning_rate(t, 10) == Approx(0.1));
   t.lr_schedule = "constant";
   CHECK(learning_rate(t, 9) == Approx(1.0));
+}
+
+TEST_CASE("The layer profile times the embedding, a block and the head on the CPU", "[model][partition]") {
+  Config c;
+  c.model.n_layer = 3;
+  c.model.channels = 16;
+  c.model.n_head = 2;
+  c.model.seq_len = 8;
+  c.model.vocab_size = 32;
+  c.pipeline.micro_batch_size = 2;
+  c.pipeline.partition = "profile";
+  CHECK(needs_layer_profile(c));
+  const GPT2Shape shape = GPT2Shape::from_config(c);
+  const LayerProfile profile = profile_layers(c, shape, nullptr, 2);
+  CHECK(profile.embedding_ms > 0.0);
+  CHECK(profile.block_ms > 0.0);
+  CHECK(profile.head_ms > 0.0);
+  const std::vector<double> costs = profile.layer_costs(shape);
+  REQUIRE(costs.size() == 5u);
+  CHECK(costs == std::vector<double>{profile.embedding_ms, profile.block_ms, profile.block_ms,
+                                     profile.block_ms, profile.head_ms});
+  c.pipeline.layer_costs = costs;
+  CHECK_FALSE(needs_layer_profile(c));
+  // The override parses back to the same doubles.
+  const Config back = pptrain::parse_config_text("data:\n  train: x\npipeline:\n  partition: profile\n"
+                                                 "model:\n  n_layer: 3\n", "p.yaml", {layer_costs_override(costs)});
+  CHECK(back.pipeline.layer_costs == costs);
 }

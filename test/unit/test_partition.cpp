@@ -248,6 +248,19 @@ TEST_CASE("flops on GPT-2 124M: the head's stage takes fewer blocks, the embeddi
   CHECK(*std::max_element(pf.begin(), pf.end()) < 0.7 * *std::max_element(pu.begin(), pu.end()));
 }
 
+TEST_CASE("profile partitions the measured layer costs; without them it names the key", "[partition]") {
+  const GPT2Shape s = gpt2_124m();
+  Config c = config_with(4, "profile");
+  // Blocks of 1 ms, an embedding of 0.1 and a head of 4 (an LM head at vocab 50k outweighs
+  // several blocks): the head stands alone, the blocks split 4 / 4 / 4 (bottleneck 4.1).
+  c.pipeline.layer_costs.assign(s.num_layers(), 1.0);
+  c.pipeline.layer_costs.front() = 0.1;
+  c.pipeline.layer_costs.back() = 4.0;
+  CHECK(partition_layers(c, s) == std::vector<StageRange>{{0, 5}, {5, 9}, {9, 13}, {13, 14}});
+  c.pipeline.layer_costs.clear();
+  CHECK_THROWS_WITH(partition_layers(c, s), Catch::Contains("partition profile needs pipeline.layer_costs"));
+}
+
 TEST_CASE("interleaved stages: S = stages x virtual_stages chunks", "[partition]") {
   GPT2Shape s = shape_with(8);
   std::vector<StageRange> ranges = partition_layers(config_with(2, "uniform", 2), s);
@@ -299,7 +312,7 @@ TEST_CASE("partition errors name the config key and the numbers", "[partition]")
   m.key_origin["pipeline.partition"] = "cfg.yaml:7:14";
   CHECK_THROWS_WITH(partition_layers(m, s),
                     Contains("cfg.yaml:7:14: pipeline.partition: unknown partition method "
-                             "'greedy'; expected one of uniform, parameters, flops, manual"));
+                             "'greedy'; expected one of uniform, parameters, flops, profile, manual"));
   CHECK_THROWS_AS(partition_layers(config_with(0, "uniform"), s), Error);
 }
 
