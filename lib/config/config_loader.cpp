@@ -269,41 +269,31 @@ class Converter {
     }
     *out = v;
   }
-  void operator()(std::vector<double>* out) const {
+  void operator()(std::vector<int>* out) const { list(out, "integers like [2, 3]", integer); }
+  void operator()(std::vector<double>* out) const { list(out, "numbers like [1.5, 2]", number); }
+
+ private:
+  // A YAML list into *out, element by element; a list from a file names each element's
+  // line:col, and an element's key is "key[i]".
+  template <class T, class Element>
+  void list(std::vector<T>* out, const char* what, Element element) const {
     const YAML::Node& n = given_.value;
     out->clear();
     if (n.IsNull()) return;
     if (!n.IsSequence()) {
-      PPT_THROW("{}: {}: expected a list of numbers like [1.5, 2], got {}", given_.origin, key_,
-                describe(n));
+      PPT_THROW("{}: {}: expected a list of {}, got {}", given_.origin, key_, what, describe(n));
     }
     for (std::size_t i = 0; i < n.size(); ++i) {
       const std::string at = given_.from_file && !n[i].Mark().is_null() ? mark_text(source_, n[i].Mark())
                                                                         : given_.origin;
-      std::optional<double> v = n[i].IsScalar() ? parse_number(n[i].Scalar()) : std::nullopt;
-      if (!v || !std::isfinite(*v)) {
-        PPT_THROW("{}: {}[{}]: expected a finite number, got {}", at, key_, i, describe(n[i]));
-      }
-      out->push_back(*v);
+      out->push_back(element(n[i], at, fmt::format("{}[{}]", key_, i)));
     }
   }
-  void operator()(std::vector<int>* out) const {
-    const YAML::Node& n = given_.value;
-    out->clear();
-    if (n.IsNull()) return;
-    if (!n.IsSequence()) {
-      PPT_THROW("{}: {}: expected a list of integers like [2, 3], got {}", given_.origin, key_,
-                describe(n));
-    }
-    for (std::size_t i = 0; i < n.size(); ++i) {
-      std::string at = given_.from_file && !n[i].Mark().is_null()
-                           ? mark_text(source_, n[i].Mark())
-                           : given_.origin;
-      out->push_back(integer(n[i], at, fmt::format("{}[{}]", key_, i)));
-    }
+  static double number(const YAML::Node& n, const std::string& at, const std::string& key) {
+    std::optional<double> v = n.IsScalar() ? parse_number(n.Scalar()) : std::nullopt;
+    if (!v || !std::isfinite(*v)) PPT_THROW("{}: {}: expected a finite number, got {}", at, key, describe(n));
+    return *v;
   }
-
- private:
   static int integer(const YAML::Node& n, const std::string& at, const std::string& key) {
     std::optional<long long> v = n.IsScalar() ? parse_integer(n.Scalar()) : std::nullopt;
     if (!v) PPT_THROW("{}: {}: expected an integer, got {}", at, key, describe(n));
