@@ -23,7 +23,10 @@ struct ModelConfig {
 
 struct PipelineConfig {
   int stages = 1;
-  std::string schedule = "1f1b";  // gpipe | 1f1b | interleaved | csv:<path>
+  std::string schedule = "1f1b";  // gpipe | 1f1b | interleaved | interleaved-zb | zb-h1 | zbv | csv:<path>
+  // Which rank holds which stage (schedule/schedule.h): auto (the schedule's own: vee for
+  // zbv, loop for the others and for csv:), loop or vee (a csv: schedule written for a V).
+  std::string placement = "auto";
   int virtual_stages = 1;
   int micro_batches = 1;          // m per step per replica
   int micro_batch_size = 4;       // B sequences per micro-batch

@@ -167,6 +167,18 @@ void check_cross(const Config& c) {
          fmt::format("virtual stages are used only by schedules interleaved, interleaved-zb and zbv "
                      "(or a csv: schedule), but pipeline.schedule is '{}'", p.schedule));
   }
+  one_of(c, "pipeline.placement", p.placement, {"auto", "loop", "vee"});
+  const bool csv = p.schedule.rfind("csv:", 0) == 0;
+  if (!csv && p.placement != "auto" && p.placement != (p.schedule == "zbv" ? "vee" : "loop")) {
+    fail(c, {"pipeline.placement", "pipeline.schedule"},
+         fmt::format("schedule {} places its stages in {}; pipeline.placement chooses only for a "
+                     "csv: schedule", p.schedule, p.schedule == "zbv" ? "a V (vee)" : "a loop"));
+  }
+  if (csv && p.placement == "vee" && p.virtual_stages != 2) {
+    fail(c, {"pipeline.placement", "pipeline.virtual_stages"},
+         fmt::format("the V placement puts two stages on each rank; set pipeline.virtual_stages: 2 "
+                     "(it is {})", p.virtual_stages));
+  }
   if (p.schedule == "zbv" && p.virtual_stages != 2) {
     fail(c, {"pipeline.virtual_stages", "pipeline.schedule"},
          fmt::format("schedule zbv runs two model chunks per rank in a V; set "

@@ -25,6 +25,7 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"model", "init_from", &m.init_from},
       {"pipeline", "stages", &p.stages},
       {"pipeline", "schedule", &p.schedule},
+      {"pipeline", "placement", &p.placement},
       {"pipeline", "virtual_stages", &p.virtual_stages},
       {"pipeline", "micro_batches", &p.micro_batches},
       {"pipeline", "micro_batch_size", &p.micro_batch_size},

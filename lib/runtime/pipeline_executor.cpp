@@ -81,9 +81,11 @@ PipelineExecutor::PipelineExecutor(const Config& config, const GPT2Shape& shape,
       transport_(transport),
       memory_(memory) {
   origin_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
-  PPT_CHECK(schedule_.ranks == layout.pp && schedule_.virtual_stages == layout.v,
-            "schedule {} does not fit {} pipeline ranks x {} virtual stages",
-            schedule::describe(schedule_), layout.pp, layout.v);
+  PPT_CHECK(schedule_.ranks == layout.pp && schedule_.virtual_stages == layout.v &&
+                schedule_.placement == layout.placement,
+            "schedule {} ({} placement) does not fit {} pipeline ranks x {} virtual stages ({} placement)",
+            schedule::describe(schedule_), schedule::placement_name(schedule_.placement), layout.pp,
+            layout.v, schedule::placement_name(layout.placement));
   PPT_CHECK(static_cast<int>(partition.size()) == layout.stages(),
             "partition has {} stages, the pipeline {}", partition.size(), layout.stages());
   if (!transport.matches_by_tag()) {

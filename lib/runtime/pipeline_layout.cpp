@@ -6,12 +6,18 @@
 
 namespace pptrain {
 
+schedule::StagePlacement stage_placement(const PipelineConfig& pipeline) {
+  if (pipeline.placement == "vee") return schedule::StagePlacement::Vee;
+  if (pipeline.placement == "loop") return schedule::StagePlacement::Loop;
+  return schedule::placement_of_schedule(pipeline.schedule);
+}
+
 PipelineLayout PipelineLayout::make(const Config& config, int world_rank, int world_size) {
   PipelineLayout l;
   l.pp = config.pipeline.stages;
   l.dp = config.parallel.data;
   l.v = config.pipeline.virtual_stages;
-  l.placement = schedule::placement_of_schedule(config.pipeline.schedule);
+  l.placement = stage_placement(config.pipeline);
   PPT_CHECK(l.pp * l.dp == world_size,
             "pipeline.stages ({}) x parallel.data ({}) = {} ranks, but the job has {}", l.pp, l.dp,
             l.pp * l.dp, world_size);

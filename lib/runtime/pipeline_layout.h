@@ -13,6 +13,9 @@
 
 namespace pptrain {
 
+// pipeline.placement resolved: auto is the schedule's own (schedule::placement_of_schedule).
+schedule::StagePlacement stage_placement(const PipelineConfig& pipeline);
+
 struct PipelineLayout {
   int pp = 1;  // pipeline ranks per replica (pipeline.stages)
   int dp = 1;  // replicas (parallel.data)

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "partition/cost_model.h"
 #include "runtime/measured_costs.h"
+#include "runtime/pipeline_layout.h"
 #include "schedule/generators.h"
 #include "schedule/lowering.h"
 #include "schedule/schedule_io.h"
@@ -23,7 +24,7 @@ TrainingPlan make_training_plan(const Config& config) {
   try {
     if (p.schedule.rfind(csv_prefix, 0) == 0) {
       plan.compute_only = schedule::load_schedule_csv(p.schedule.substr(csv_prefix.size()), p.stages,
-                                                      p.virtual_stages, p.micro_batches);
+                                                      p.virtual_stages, p.micro_batches, stage_placement(p));
     } else {
       plan.compute_only = schedule::generate(p.schedule, p.stages, p.virtual_stages, p.micro_batches);
     }

@@ -14,7 +14,7 @@
 // line. A rank with no actions is a row of one empty cell (","). Compute-only (F, B, I, W)
 // and lowered (with SEND/RECV) schedules are both accepted; validate() decides the rest.
 // The shape (p, v, m) and the placement come from the caller, not from the file (a
-// `csv:` config schedule is loop-placed).
+// `csv:` config schedule's is pipeline.placement).
 //
 // Parsers check what one line can show (a bad token, a stage on the wrong rank, a stage or
 // micro-batch out of range) and name source:line and the token; whole-schedule properties

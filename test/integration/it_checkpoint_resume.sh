@@ -62,18 +62,22 @@ for layout in 2:1f1b:1 1:1f1b:1 2:zbv:2; do
 import json, sys
 ref = {json.loads(l)["step"]: json.loads(l)["loss"] for l in open(sys.argv[1])}
 got = {json.loads(l)["step"]: json.loads(l)["loss"] for l in open(sys.argv[2])}
-worst = max(abs(got[s] - ref[s]) / abs(ref[s]) for s in got)
 first = min(got)
-at_first = abs(got[first] - ref[first]) / abs(ref[first])
+rel = {s: abs(got[s] - ref[s]) / abs(ref[s]) for s in got}
+at_first, early = rel[first], max(rel[s] for s in got if s < first + 20)
 print(f"p=4 checkpoint resumed on this layout: {len(got)} steps, relative loss difference "
-      f"{at_first:.1e} at the first resumed step, at most {worst:.1e}")
+      f"{at_first:.1e} at the first resumed step, at most {early:.1e} over the first 20, "
+      f"{max(rel.values()):.1e} over the run")
 # Same arithmetic except the order of the tied-embedding and norm sums (see
-# it_pipeline_equivalence.sh): round-off of ~1e-7 at the first resumed step. Over 90 steps at
-# lr 1e-2 it grows, and passing a loss spike (near step 38 with this data: 2.7e-4 on p=1,
-# whose one stage sums both tied copies in one buffer) amplifies it for a while; so 1e-3
-# over the run. A checkpoint missing or misplacing state is off by far more at once.
+# it_pipeline_equivalence.sh): round-off of ~1e-7 at the first resumed step. Training at lr
+# 1e-2 amplifies it chaotically: p=1 (whose one stage sums both tied copies in one buffer)
+# resumed from the checkpoints of steps 3-6 stayed within 4.4e-5 for 20 steps but reached
+# 1.2e-3 to 2.4e-3 by steps 63-70, depending on the step it resumed from. So: the first step at 1e-5
+# and the first 20 at 1e-3; a checkpoint missing or misplacing state is off by far more at
+# once, and the whole run must still be finite and within 1e-1.
 assert at_first < 1e-5, at_first
-assert worst < 1e-3, worst
+assert early < 1e-3, early
+assert all(r < 1e-1 for r in rel.values()), max(rel.values())
 PY
 done
 

@@ -59,6 +59,21 @@ for p in 2 4; do
     done
   done
 done
+# The zbv schedule as a user CSV (`pptrain plan --csv`, PyTorch's format) with
+# pipeline.placement: vee runs bitwise as zbv; without the placement it is refused, naming the
+# first action on the wrong rank.
+"$PPTRAIN_BIN" plan "$WORK/eq.yaml" --set pipeline.micro_batches=5 --set pipeline.stages=2 \
+  --set pipeline.schedule=zbv --set pipeline.virtual_stages=2 --csv "$WORK/zbv.csv" > /dev/null ||
+  fail "pptrain plan --csv of zbv failed"
+run zbv_csv_p2_m5 2 --set pipeline.micro_batches=5 --set pipeline.stages=2 --set "pipeline.schedule=csv:$WORK/zbv.csv" \
+  --set pipeline.virtual_stages=2 --set pipeline.placement=vee
+echo -n "zbv as a CSV with placement vee vs zbv, bitwise: "
+$compare "$WORK/runs/zbv_p2_m5" "$WORK/params/zbv_p2_m5" "$WORK/runs/zbv_csv_p2_m5" "$WORK/params/zbv_csv_p2_m5" 0 0 ||
+  fail "the zbv CSV differs from zbv"
+check_error "action '3F0' in the list of rank 0: stage 3 lives on rank 1, not on rank 0 (loop placement" \
+  "$PPTRAIN_BIN" plan "$WORK/eq.yaml" --set pipeline.micro_batches=5 --set pipeline.stages=2 \
+  --set "pipeline.schedule=csv:$WORK/zbv.csv" --set pipeline.virtual_stages=2
+
 # partition: profile times the layers on every rank at start-up and partitions their mean:
 # the run equals the single process like any partition, logs the times, and its config.yaml
 # records them (so a rerun from it partitions the same way without measuring).
@@ -132,12 +147,15 @@ check_error "no forward of stage 2 in its traces: per-stage costs need the same 
   "$PPTRAIN_BIN" plan "$WORK/eq.yaml" --set pipeline.stages=4 --costs "run:$WORK/runs/zb_traced"
 check_error "no trace-rank<N>.json in it" "$PPTRAIN_BIN" plan "$WORK/eq.yaml" --costs "run:$WORK"
 
-# Data parallel: 2 replicas of a 2-stage 1F1B pipeline with m micro-batches each equal one
-# process with 2m micro-batches (the replica's micro-batch index is folded into the global one).
-for m in 2 3; do
-  run "ref_m$((2 * m))" 1 --set "pipeline.micro_batches=$((2 * m))"
-  name="1f1b_p2_dp2_m$m"
-  run "$name" 4 --set "pipeline.micro_batches=$m" --set pipeline.stages=2 --set parallel.data=2
+# Data parallel: 2 replicas of a 2-stage pipeline (1F1B, and zbv with m=3) with m
+# micro-batches each equal one process with 2m micro-batches (the replica's micro-batch index
+# is folded into the global one).
+for spec in 1f1b:1:2 1f1b:1:3 zbv:2:3; do
+  IFS=: read -r schedule v m <<< "$spec"
+  [ -f "$WORK/runs/ref_m$((2 * m))/metrics.jsonl" ] || run "ref_m$((2 * m))" 1 --set "pipeline.micro_batches=$((2 * m))"
+  name="${schedule}_p2_dp2_m$m"
+  run "$name" 4 --set "pipeline.micro_batches=$m" --set pipeline.stages=2 --set parallel.data=2 \
+    --set "pipeline.schedule=$schedule" --set "pipeline.virtual_stages=$v"
   echo -n "$name vs single process with m=$((2 * m)): "
   $compare "$WORK/runs/ref_m$((2 * m))" "$WORK/params/ref_m$((2 * m))" "$WORK/runs/$name" "$WORK/params/$name" 1e-6 1e-5 ||
     fail "$name differs from the single-process run"
