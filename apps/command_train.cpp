@@ -59,8 +59,14 @@ Command add_train_command(CLI::App& app) {
     session.run_on_all_ranks([&] {
       config = load_config(*config_path, *overrides);
       check_config_for_world(config, session.world_size());
-      if (!needs_layer_profile(config)) plan = make_training_plan(config);  // else after the profile
-      data.emplace(open_training_data(config, GPT2Shape::from_config(config)));
+      // partition: profile partitions after the profile (below); with stand-in costs the plan
+      // checks everything else (the schedule, the stage counts) now, before any allocation.
+      Config checked = config;
+      if (needs_layer_profile(config)) {
+        checked.pipeline.layer_costs.assign(GPT2Shape::from_config(config).num_layers(), 1.0);
+      }
+      plan = make_training_plan(checked);
+      data.emplace(open_training_data(config, plan.shape));
     });
     // The GPU (runtime.device cuda) and the transport, with the same agreement: a rank that
     // cannot get them reports, and no rank is left waiting.
