@@ -94,11 +94,12 @@ std::string describe_training_plan(const Config& config, const TrainingPlan& pla
   const PipelineConfig& p = config.pipeline;
   std::string out = fmt::format(
       "model: {} blocks, {} channels, {} heads, vocab {} (padded {}), seq {}: {:.2f}M parameters\n"
-      "pipeline: {} ranks x {} virtual stages = {} stages, {} micro-batches of {} sequences; "
-      "data parallel {}: {} ranks in all\n\n",
+      "pipeline: {} ranks x {} virtual stages = {} stages ({} placement), {} micro-batches of {} "
+      "sequences; data parallel {}: {} ranks in all\n\n",
       plan.shape.n_layer, plan.shape.channels, plan.shape.n_head, plan.shape.vocab_size,
       plan.shape.padded_vocab_size, plan.shape.max_seq_len, plan.shape.num_parameters() / 1e6,
-      p.stages, p.virtual_stages, p.stages * p.virtual_stages, p.micro_batches, p.micro_batch_size,
+      p.stages, p.virtual_stages, p.stages * p.virtual_stages,
+      schedule::placement_name(plan.lowered.placement), p.micro_batches, p.micro_batch_size,
       config.parallel.data, p.stages * config.parallel.data);
   // The share of each stage's compute: what bounds a pipeline's step (partition: flops
   // balances it; uniform and parameters do not see the LM head's weight).
