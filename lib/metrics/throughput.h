@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace pptrain {
 
@@ -24,6 +25,10 @@ inline constexpr double kH200Bf16PeakFlops = 989e12;
 // Model FLOPs utilisation: tokens/s * model FLOPs per token / peak FLOP/s.
 double mfu(double tokens_per_second, double flops_per_token,
            double peak_flops = kH200Bf16PeakFlops);
+
+// The median of timings (the upper one of an even count): every "median ms" the project
+// prints or plans from. Throws for none.
+double median(std::vector<double> values);
 
 // "1h02m", "3m07s", "12s": for ETAs and durations.
 std::string format_duration(double seconds);

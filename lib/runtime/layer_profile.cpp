@@ -3,12 +3,12 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <algorithm>
 #include <chrono>
 #include <memory>
 
 #include "core/error.h"
 #include "core/memory.h"
+#include "metrics/throughput.h"
 #include "model/stage_model.h"
 
 namespace pptrain {
@@ -23,15 +23,6 @@ std::vector<double> LayerProfile::layer_costs(const GPT2Shape& shape) const {
   costs.back() = head_ms;
   return costs;
 }
-
-namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-}  // namespace
 
 LayerProfile profile_layers(const Config& config, const GPT2Shape& shape, ComputeDevice* device,
                             int repeats) {

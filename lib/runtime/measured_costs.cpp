@@ -2,27 +2,18 @@
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <vector>
 
 #include "core/error.h"
+#include "metrics/throughput.h"
 #include "schedule/action.h"
 
 namespace pptrain {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-double median(std::vector<double> v) {
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
-}
-
-}  // namespace
 
 schedule::ActionCosts measured_stage_costs(const std::string& run_dir, int stages) {
   std::map<int, std::map<char, std::vector<double>>> ms;  // stage -> kind -> durations

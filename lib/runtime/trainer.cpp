@@ -88,9 +88,7 @@ std::string median_action_times(const std::vector<ExecutedAction>& timeline, int
   for (char kind : std::string("FBIW")) {
     auto it = ms.find(kind);
     if (it == ms.end()) continue;
-    std::vector<double>& v = it->second;
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    out += fmt::format("{}{}={:.3g}", out.empty() ? "" : ",", kind, v[v.size() / 2]);
+    out += fmt::format("{}{}={:.3g}", out.empty() ? "" : ",", kind, median(it->second));
   }
   return out;
 }
