@@ -37,6 +37,10 @@ struct PipelineConfig {
   std::vector<double> layer_costs;
   std::string recompute = "none";     // none | selective | full (model/stage_model.h: Recompute)
   std::string offload = "none";       // none (cpu: reserved, refused)
+  // Per pipeline rank, in GiB of the backend's memory (the GPU's for runtime.device cuda) as
+  // the memory plan counts it (runtime/memory_plan.h); 0: no limit. The cost-based partitions
+  // pick the best split that fits (virtual_stages 1); every plan over it is refused.
+  double memory_limit_gib = 0.0;
 };
 
 struct ParallelConfig {

@@ -99,6 +99,7 @@ void check_pipeline(const Config& c) {
          "full to keep only one (B,T,C) tensor per block and micro-batch");
   }
   one_of(c, "pipeline.offload", p.offload, {"none"});
+  at_least(c, "pipeline.memory_limit_gib", p.memory_limit_gib, 0.0);
   at_least(c, "parallel.data", c.parallel.data, 1);
 }
 

@@ -34,6 +34,7 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"pipeline", "layer_costs", &p.layer_costs},
       {"pipeline", "recompute", &p.recompute},
       {"pipeline", "offload", &p.offload},
+      {"pipeline", "memory_limit_gib", &p.memory_limit_gib},
       {"parallel", "data", &c.parallel.data},
       {"training", "steps", &t.steps},
       {"training", "lr", &t.lr},

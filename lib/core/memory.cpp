@@ -6,6 +6,11 @@
 
 namespace pptrain {
 
+std::string memory_size(std::size_t bytes) {
+  const double b = static_cast<double>(bytes);
+  return b < kGiB ? fmt::format("{:.1f} MiB", b / kMiB) : fmt::format("{:.2f} GiB", b / kGiB);
+}
+
 std::string_view mem_category_name(MemCategory c) {
   switch (c) {
     case MemCategory::Params: return "params";

@@ -14,6 +14,9 @@ namespace pptrain {
 inline constexpr double kMiB = 1024.0 * 1024.0;
 inline constexpr double kGiB = 1024.0 * kMiB;
 
+// "9.10 GiB", or "28.3 MiB" under 1 GiB: a memory size in a message.
+std::string memory_size(std::size_t bytes);
+
 enum class MemCategory { Params, Grads, Optimizer, Activations, Workspace, Count };
 std::string_view mem_category_name(MemCategory c);
 

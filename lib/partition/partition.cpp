@@ -72,7 +72,8 @@ std::vector<StageRange> uniform_partition(const GPT2Shape& shape, int stages) {
   return ranges_from_sizes(sizes);
 }
 
-std::vector<StageRange> min_max_partition(const std::vector<double>& layer_costs, int stages) {
+std::vector<StageRange> min_max_partition(const std::vector<double>& layer_costs, int stages,
+                                          const RangeAllowed& allowed) {
   const int L = static_cast<int>(layer_costs.size());
   PPT_CHECK(stages >= 1 && stages <= L,
             "min_max_partition: cannot split {} layers into {} non-empty stages", L, stages);
@@ -83,22 +84,27 @@ std::vector<StageRange> min_max_partition(const std::vector<double>& layer_costs
               layer_costs[i]);
     prefix[i + 1] = prefix[i] + layer_costs[i];
   }
-  // Every comparison below uses this one expression, so ties compare exactly.
-  auto segment = [&](int i, int j) { return prefix[j] - prefix[i]; };
+  // Every comparison below uses this one expression, so ties compare exactly. A range the
+  // stage may not take costs infinity, so no finite bottleneck contains it.
+  const double inf = std::numeric_limits<double>::infinity();
+  auto segment = [&](int stage, int i, int j) {
+    if (allowed && !allowed(stage, StageRange{i, j})) return inf;
+    return prefix[j] - prefix[i];
+  };
 
   // best[k][j]: smallest bottleneck splitting layers [0, j) into k non-empty stages.
-  const double inf = std::numeric_limits<double>::infinity();
   std::vector<std::vector<double>> best(stages + 1, std::vector<double>(L + 1, inf));
   best[0][0] = 0.0;
   for (int k = 1; k <= stages; ++k) {
     // Leave at least one layer for each of the stages - k stages still to come.
     for (int j = k; j <= L - (stages - k); ++j) {
       for (int i = k - 1; i < j; ++i) {
-        best[k][j] = std::min(best[k][j], std::max(best[k - 1][i], segment(i, j)));
+        best[k][j] = std::min(best[k][j], std::max(best[k - 1][i], segment(k - 1, i, j)));
       }
     }
   }
   const double bottleneck = best[stages][L];
+  if (bottleneck == inf) return {};  // every split puts some stage on a range it may not take
 
   // Walk back from the last stage, each taking the longest range that keeps the bottleneck
   // and leaves a prefix the earlier stages can still hold within it.
@@ -106,14 +112,15 @@ std::vector<StageRange> min_max_partition(const std::vector<double>& layer_costs
   int end = L;
   for (int k = stages; k >= 1; --k) {
     int first = k - 1;
-    while (!(best[k - 1][first] <= bottleneck && segment(first, end) <= bottleneck)) ++first;
+    while (!(best[k - 1][first] <= bottleneck && segment(k - 1, first, end) <= bottleneck)) ++first;
     ranges[k - 1] = {first, end};
     end = first;
   }
   return ranges;
 }
 
-std::vector<StageRange> partition_layers(const Config& config, const GPT2Shape& shape) {
+std::vector<StageRange> partition_layers(const Config& config, const GPT2Shape& shape,
+                                         const RangeAllowed& allowed) {
   const PipelineConfig& p = config.pipeline;
   PPT_CHECK(p.stages >= 1 && p.virtual_stages >= 1,
             "{}: pipeline.stages ({}) and pipeline.virtual_stages ({}) must be >= 1",
@@ -130,13 +137,20 @@ std::vector<StageRange> partition_layers(const Config& config, const GPT2Shape& 
   }
   const int S = static_cast<int>(chunks);
   if (p.partition == "uniform") return uniform_partition(shape, S);
-  if (p.partition == "parameters") return min_max_partition(layer_costs(shape, p.partition), S);
+  if (p.partition == "manual") return manual_partition(config, shape, S);
+  return min_max_partition(partition_costs(config, shape), S, allowed);
+}
+
+std::vector<double> partition_costs(const Config& config, const GPT2Shape& shape) {
+  const PipelineConfig& p = config.pipeline;
+  if (p.partition == "uniform" || p.partition == "manual") return {};
+  if (p.partition == "parameters") return layer_costs(shape, p.partition);
   if (p.partition == "flops") {
     std::vector<double> costs(shape.num_layers());
     for (int layer = 0; layer < shape.num_layers(); ++layer) {
       costs[layer] = layer_flops(shape, layer, p.micro_batch_size, shape.max_seq_len);
     }
-    return min_max_partition(costs, S);
+    return costs;
   }
   if (p.partition == "profile") {
     // Measured by the caller (runtime/layer_profile.h) before any plan is made.
@@ -144,9 +158,8 @@ std::vector<StageRange> partition_layers(const Config& config, const GPT2Shape& 
               "{}: partition profile needs pipeline.layer_costs, one per layer ({}), measured at "
               "start-up; got {}", config.where("pipeline.partition"), shape.num_layers(),
               p.layer_costs.size());
-    return min_max_partition(p.layer_costs, S);
+    return p.layer_costs;
   }
-  if (p.partition == "manual") return manual_partition(config, shape, S);
   PPT_THROW("{}: unknown partition method '{}'; expected one of uniform, parameters, flops, profile, manual",
             config.where("pipeline.partition"), p.partition);
 }

@@ -4,6 +4,7 @@
 // on the ranks by the schedule (schedule.h). A split that breaks contiguity is never valid.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct StageRange {
   bool operator==(const StageRange&) const = default;
 };
 
+// Whether stage `stage` may hold `range` (a memory limit: runtime/memory_plan.h).
+using RangeAllowed = std::function<bool(int stage, const StageRange& range)>;
+
 // S = pipeline.stages * pipeline.virtual_stages non-empty ranges covering [0, num_layers)
 // in order, chosen by pipeline.partition:
 //   uniform     n_layer blocks split as evenly as possible, the earlier stages taking the
@@ -32,8 +36,15 @@ struct StageRange {
 //   profile     min_max_partition over pipeline.layer_costs, which the trainer and `pptrain
 //               plan` measure when the config does not give them (runtime/layer_profile.h).
 //   manual      pipeline.manual_layers: layers per stage, embedding and head counted.
+// The cost-based methods (parameters, flops, profile) take only ranges `allowed` allows, and
+// return empty when no split has them all; uniform and manual ignore it.
 // Throws pptrain::Error naming the config key at fault.
-std::vector<StageRange> partition_layers(const Config& config, const GPT2Shape& shape);
+std::vector<StageRange> partition_layers(const Config& config, const GPT2Shape& shape,
+                                         const RangeAllowed& allowed = {});
+
+// The per-layer costs a cost-based pipeline.partition balances (parameters, FLOPs or
+// pipeline.layer_costs); empty for uniform and manual.
+std::vector<double> partition_costs(const Config& config, const GPT2Shape& shape);
 
 // The uniform split of partition_layers, for S stages.
 std::vector<StageRange> uniform_partition(const GPT2Shape& shape, int stages);
@@ -43,7 +54,10 @@ std::vector<StageRange> uniform_partition(const GPT2Shape& shape, int stages);
 // O(stages * L^2)). Among splits with that bottleneck it returns the one whose later stages
 // take as many layers as possible (last stage first): under 1F1B, stage s stashes the
 // activations of up to S - s micro-batches, so the early stages are the ones to keep light.
-std::vector<StageRange> min_max_partition(const std::vector<double>& layer_costs, int stages);
+// With `allowed`, only splits whose every stage's range it allows count; empty when there
+// is none.
+std::vector<StageRange> min_max_partition(const std::vector<double>& layer_costs, int stages,
+                                          const RangeAllowed& allowed = {});
 
 // Sum of layer_costs over each range.
 std::vector<double> stage_costs(const std::vector<StageRange>& ranges,

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <tuple>
@@ -93,6 +95,57 @@ struct PoolWalk {
   }
 };
 
+// What a rank's lowered schedule keeps at once: independent of the partition, so the
+// memory-limited partitioner walks each rank's list once.
+struct RankPools {
+  std::map<int, PoolWalk::StagePool> stages;
+  int messages = 0;
+};
+
+RankPools walk_pools(const schedule::Schedule& lowered, int rank) {
+  PoolWalk walk(rank);
+  for (int step = 0; step < 2; ++step) walk.run_step(lowered);
+  return {walk.stages, walk.messages};
+}
+
+StageBackend backend_of(const Config& config) {
+  const bool gpu = config.runtime.device == "cuda";
+  return {gpu, gpu && config.runtime.precision == "bf16" ? std::size_t{2} : std::size_t{4}};
+}
+
+// The plan of pipeline rank `rank` if stage s had footprint_of(s).
+RankMemoryPlan rank_memory(const Config& config, const schedule::Schedule& lowered, const RankPools& pools,
+                           int rank, const std::function<StageFootprint(int stage)>& footprint_of) {
+  const StageBackend backend = backend_of(config);
+  const Recompute recompute = recompute_of(config.pipeline.recompute);
+  RankMemoryPlan r;
+  r.pp_rank = rank;
+  r.validation = !config.data.val.empty() && config.training.val_batches > 0;
+  std::size_t message = 0;
+  for (int stage = 0; stage < lowered.stages(); ++stage) {  // ascending, as the executor's
+    if (lowered.rank_of_stage(stage) != rank) continue;
+    r.stages.push_back(stage);
+    const StageFootprint f = footprint_of(stage);
+    if (message == 0) message = f.message;  // the executor sizes them by its first stage
+    const auto pool = pools.stages.find(stage);
+    const int stashes = pool == pools.stages.end() ? 0 : pool->second.stashes;
+    const int kept = pool == pools.stages.end() ? 0 : pool->second.kept_sets;
+    r.stashes += stashes;
+    r.kept_gradients += kept;
+    at(r.bytes, MemCategory::Params) += f.params;
+    at(r.bytes, MemCategory::Grads) += f.grads;
+    at(r.bytes, MemCategory::Optimizer) += f.optimizer;
+    at(r.bytes, MemCategory::Workspace) += f.workspace + f.recompute_workspace_bytes(recompute);
+    at(r.bytes, MemCategory::Activations) += stashes * f.stash_bytes(recompute) + kept * f.kept_gradients;
+  }
+  r.messages = pools.messages;
+  // Validation borrows a training stash per stage (it runs between steps) and receives
+  // into one message buffer of its own.
+  at(r.bytes, MemCategory::Activations) += (r.messages + (r.validation ? 1 : 0)) * message;
+  if (backend.cuda) at(r.bytes, MemCategory::Workspace) += compute_device_footprint();
+  return r;
+}
+
 }  // namespace
 
 std::size_t RankMemoryPlan::total() const {
@@ -103,44 +156,90 @@ std::size_t RankMemoryPlan::total() const {
 
 MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan) {
   MemoryPlan out;
-  out.gpu = config.runtime.device == "cuda";
-  out.storage = out.gpu ? config.runtime.precision : "fp32";
-  const StageBackend backend{out.gpu, out.storage == "bf16" ? std::size_t{2} : std::size_t{4}};
-  const PipelineConfig& p = config.pipeline;
-  const Recompute recompute = recompute_of(p.recompute);
-  const bool validation = !config.data.val.empty() && config.training.val_batches > 0;
-  for (int rank = 0; rank < p.stages; ++rank) {
-    RankMemoryPlan r;
-    r.pp_rank = rank;
-    r.validation = validation;
-    PoolWalk walk(rank);
-    for (int step = 0; step < 2; ++step) walk.run_step(plan.lowered);
-    std::size_t message = 0;
-    for (int stage = 0; stage < plan.lowered.stages(); ++stage) {  // ascending, as the executor's
-      if (plan.lowered.rank_of_stage(stage) != rank) continue;
-      r.stages.push_back(stage);
-      const StageRange& range = plan.partition[stage];
-      const StageFootprint f =
-          stage_footprint(backend, plan.shape, range.first_layer, range.end_layer, p.micro_batch_size);
-      if (message == 0) message = f.message;  // the executor sizes them by its first stage
-      const PoolWalk::StagePool& pool = walk.stages[stage];
-      const int stashes = pool.stashes, kept = pool.kept_sets;
-      r.stashes += stashes;
-      r.kept_gradients += kept;
-      at(r.bytes, MemCategory::Params) += f.params;
-      at(r.bytes, MemCategory::Grads) += f.grads;
-      at(r.bytes, MemCategory::Optimizer) += f.optimizer;
-      at(r.bytes, MemCategory::Workspace) += f.workspace + f.recompute_workspace_bytes(recompute);
-      at(r.bytes, MemCategory::Activations) += stashes * f.stash_bytes(recompute) + kept * f.kept_gradients;
-    }
-    r.messages = walk.messages;
-    // Validation borrows a training stash per stage (it runs between steps) and receives
-    // into one message buffer of its own.
-    at(r.bytes, MemCategory::Activations) += (r.messages + (validation ? 1 : 0)) * message;
-    if (out.gpu) at(r.bytes, MemCategory::Workspace) += compute_device_footprint();
-    out.ranks.push_back(std::move(r));
+  const StageBackend backend = backend_of(config);
+  out.gpu = backend.cuda;
+  out.storage = backend.element_bytes == 2 ? "bf16" : "fp32";
+  for (int rank = 0; rank < config.pipeline.stages; ++rank) {
+    out.ranks.push_back(rank_memory(config, plan.lowered, walk_pools(plan.lowered, rank), rank, [&](int stage) {
+      const StageRange& r = plan.partition.at(stage);
+      return stage_footprint(backend, plan.shape, r.first_layer, r.end_layer, config.pipeline.micro_batch_size);
+    }));
   }
   return out;
+}
+
+std::size_t memory_limit_bytes(const Config& config) {
+  const double gib = config.pipeline.memory_limit_gib;
+  if (!(gib > 0.0)) return 0;
+  const double bytes = gib * kGiB;
+  return bytes >= 1.8e19 ? std::numeric_limits<std::size_t>::max() : static_cast<std::size_t>(bytes);
+}
+
+std::vector<StageRange> partition_within_memory_limit(const Config& config, const GPT2Shape& shape,
+                                                      const schedule::Schedule& lowered,
+                                                      std::size_t* smallest_peak) {
+  const std::size_t limit = memory_limit_bytes(config);
+  const int S = lowered.stages(), L = shape.num_layers();
+  // Steered only where each rank holds one stage: with several, a rank's total couples
+  // stages the split's dynamic programme sees apart (those plans are checked, not steered).
+  if (limit == 0 || config.pipeline.virtual_stages != 1 || partition_costs(config, shape).empty() ||
+      S > L) {
+    return partition_layers(config, shape);
+  }
+  // bytes[s][i][j]: rank s's total if stage s held layers [i, j) (0 where it cannot: every
+  // stage keeps at least one layer).
+  std::vector<std::vector<std::vector<std::size_t>>> bytes(
+      S, std::vector<std::vector<std::size_t>>(L + 1, std::vector<std::size_t>(L + 1, 0)));
+  // All blocks have one shape, so a range's footprint depends only on whether it holds the
+  // embedding and the head and on its length: at most 4 L footprints to compute.
+  const StageBackend backend = backend_of(config);
+  std::map<std::tuple<bool, bool, int>, StageFootprint> footprints;
+  auto footprint = [&](int i, int j) {
+    const std::tuple<bool, bool, int> key{i == 0, j == L, j - i};
+    auto it = footprints.find(key);
+    if (it == footprints.end()) {
+      it = footprints.emplace(key, stage_footprint(backend, shape, i, j, config.pipeline.micro_batch_size)).first;
+    }
+    return it->second;
+  };
+  std::vector<std::size_t> candidates;
+  for (int s = 0; s < S; ++s) {
+    const int rank = lowered.rank_of_stage(s);
+    const RankPools pools = walk_pools(lowered, rank);
+    for (int i = s; i <= L - (S - s); ++i) {
+      for (int j = i + 1; j <= L - (S - 1 - s); ++j) {
+        bytes[s][i][j] = rank_memory(config, lowered, pools, rank, [&](int) { return footprint(i, j); }).total();
+        candidates.push_back(bytes[s][i][j]);
+      }
+    }
+  }
+  auto under = [&bytes](std::size_t cap) -> RangeAllowed {
+    return [&bytes, cap](int stage, const StageRange& r) { return bytes[stage][r.first_layer][r.end_layer] <= cap; };
+  };
+  std::vector<StageRange> ranges = partition_layers(config, shape, under(limit));
+  if (!ranges.empty() || smallest_peak == nullptr) return ranges;
+  // None fits: the smallest largest-rank total any split reaches (fitting is monotone in the
+  // cap, so a binary search over the candidate totals finds it).
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  const std::vector<double> zero(L, 0.0);
+  std::size_t lo = 0, hi = candidates.size() - 1;
+  while (lo < hi) {
+    const std::size_t mid = (lo + hi) / 2;
+    if (min_max_partition(zero, S, under(candidates[mid])).empty()) lo = mid + 1; else hi = mid;
+  }
+  *smallest_peak = candidates[lo];
+  return ranges;
+}
+
+std::string ranks_over_memory_limit(const Config& config, const MemoryPlan& plan) {
+  const std::size_t limit = memory_limit_bytes(config);
+  std::string over;
+  for (const RankMemoryPlan& r : plan.ranks) {
+    if (limit == 0 || r.total() <= limit) continue;
+    over += fmt::format("{}rank {} ({})", over.empty() ? "" : ", ", r.pp_rank, memory_size(r.total()));
+  }
+  return over;
 }
 
 std::string describe_memory_plan(const MemoryPlan& plan) {
@@ -180,19 +279,32 @@ std::size_t largest_rank_bytes(const MemoryPlan& plan) { return largest_rank(pla
 
 std::string memory_fixes(const Config& config, std::size_t limit_bytes) {
   struct Fix {
+    const char* partition;  // nullptr: the config's
     const char* recompute;  // nullptr: the config's
     int halvings;
   };
   std::string out;
   const PipelineConfig& p = config.pipeline;
   const Recompute current = recompute_of(p.recompute);
-  // Cheapest in compute first: selective remakes three pointwise outputs, full a whole block.
-  for (const Fix fix : {Fix{"selective", 0}, Fix{"full", 0}, Fix{nullptr, 1}, Fix{"selective", 1},
-                        Fix{"full", 1}, Fix{nullptr, 2}, Fix{"full", 2}}) {
+  // Under the limit, a cost-based split moves layers off the ranks that are over it, and
+  // costs no compute but the imbalance it accepts (virtual_stages 1: where it is steered).
+  const bool fixed_split = (p.partition == "uniform" || p.partition == "manual") && p.virtual_stages == 1;
+  // Then cheapest in compute first: selective remakes three pointwise outputs, full a block.
+  for (const Fix fix : {Fix{"flops", nullptr, 0}, Fix{nullptr, "selective", 0}, Fix{nullptr, "full", 0},
+                        Fix{nullptr, nullptr, 1}, Fix{nullptr, "selective", 1}, Fix{nullptr, "full", 1},
+                        Fix{nullptr, nullptr, 2}, Fix{nullptr, "full", 2}}) {
+    if (fix.partition != nullptr && !fixed_split) continue;
     if (fix.recompute != nullptr && recompute_of(fix.recompute) <= current) continue;
     if ((p.micro_batch_size >> fix.halvings) << fix.halvings != p.micro_batch_size) continue;
     Config c = config;
+    // The fix's plan is steered to the limit too, where its partition can be.
+    const std::size_t own = memory_limit_bytes(config);
+    if (own == 0 || limit_bytes < own) c.pipeline.memory_limit_gib = static_cast<double>(limit_bytes) / kGiB;
     std::string sets;
+    if (fix.partition != nullptr) {
+      c.pipeline.partition = fix.partition;
+      sets += fmt::format(" --set pipeline.partition={}", fix.partition);
+    }
     if (fix.recompute != nullptr) {
       c.pipeline.recompute = fix.recompute;
       sets += fmt::format(" --set pipeline.recompute={}", fix.recompute);
@@ -206,13 +318,12 @@ std::string memory_fixes(const Config& config, std::size_t limit_bytes) {
     if (p.schedule.rfind("csv:", 0) == 0 && fix.halvings > 0) continue;  // the CSV fixes m
     std::size_t largest = 0;
     try {
-      largest = largest_rank_bytes(plan_memory(c, make_training_plan(c)));
+      largest = largest_rank_bytes(plan_memory(c, make_training_plan(c, false)));
     } catch (const Error&) {
-      continue;  // a fix this config cannot take (its partition or schedule refuses it)
+      continue;  // a fix this config cannot take (its partition, schedule or the limit refuses it)
     }
     if (largest > limit_bytes) continue;
-    out += fmt::format("{}{} (largest rank {:.2f} GiB)", out.empty() ? "" : "; or", sets,
-                       largest / kGiB);
+    out += fmt::format("{}{} (largest rank {})", out.empty() ? "" : "; or", sets, memory_size(largest));
     if (out.size() > 200) break;
   }
   return out;

@@ -43,6 +43,23 @@ struct MemoryPlan {
 
 MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan);
 
+// pipeline.memory_limit_gib in bytes; 0 when there is no limit.
+std::size_t memory_limit_bytes(const Config& config);
+
+// The partition of `config` for its lowered schedule. With pipeline.memory_limit_gib, a
+// cost-based method (parameters, flops, profile) at virtual_stages 1 takes the split with the
+// smallest bottleneck among those whose every rank's plan fits, exactly (the partitioner's
+// dynamic programme over each (stage, layer range)'s planned rank total); empty when none
+// fits, and then *smallest_peak (if given) is the smallest largest-rank total any split
+// reaches. Otherwise partition_layers' split (make_training_plan checks it against the limit).
+std::vector<StageRange> partition_within_memory_limit(const Config& config, const GPT2Shape& shape,
+                                                      const schedule::Schedule& lowered,
+                                                      std::size_t* smallest_peak = nullptr);
+
+// The pipeline ranks over pipeline.memory_limit_gib: "rank 0 (9.10 GiB), rank 1 (8.02 GiB)";
+// "" when none is, or without a limit.
+std::string ranks_over_memory_limit(const Config& config, const MemoryPlan& plan);
+
 // The table `pptrain plan` prints: one row per pipeline rank, the peak of each category and
 // the total, then how activations break down and what is not counted.
 std::string describe_memory_plan(const MemoryPlan& plan);
@@ -52,9 +69,10 @@ const RankMemoryPlan& largest_rank(const MemoryPlan& plan);
 std::size_t largest_rank_bytes(const MemoryPlan& plan);
 
 // What would bring every rank under `limit_bytes`, as `--set` overrides with the largest
-// rank's planned total, e.g. "--set pipeline.recompute=full (largest rank 9.10 GiB)": recompute
+// rank's planned total, e.g. "--set pipeline.recompute=full (largest rank 9.10 GiB)": a
+// memory-limited flops partition (for a uniform or manual split at virtual_stages 1), recompute
 // selective, full, then half the micro-batch size with twice the micro-batches (the same
-// global batch), then both. Empty when none of them fits.
+// global batch), then both. Each fix's partition is steered to the limit. Empty when none fits.
 std::string memory_fixes(const Config& config, std::size_t limit_bytes);
 
 // "" when `measured` (a tracker's per-category peaks) equals the plan of pipeline rank

@@ -1,10 +1,14 @@
 #include "runtime/training_plan.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include "core/error.h"
 #include "partition/cost_model.h"
 #include "runtime/measured_costs.h"
+#include "runtime/memory_plan.h"
 #include "runtime/pipeline_layout.h"
 #include "schedule/generators.h"
 #include "schedule/lowering.h"
@@ -14,10 +18,60 @@
 #include "schedule/validator.h"
 
 namespace pptrain {
+namespace {
 
-TrainingPlan make_training_plan(const Config& config) {
+// pipeline.memory_limit_gib: steer the partition under it where the method can be steered,
+// then refuse a plan with any rank over it.
+void apply_memory_limit(const Config& config, TrainingPlan& plan, bool suggest_fixes) {
+  std::size_t smallest = 0;
+  std::vector<StageRange> limited = partition_within_memory_limit(config, plan.shape, plan.lowered, &smallest);
+  const std::string limit = fmt::format("{:g} GiB", config.pipeline.memory_limit_gib);
+  std::string refusal;
+  if (limited.empty()) {
+    refusal = fmt::format("no split of the {} layers into {} stages keeps every pipeline rank under {}: "
+                          "the best reaches {} on its largest rank", plan.shape.num_layers(),
+                          plan.lowered.stages(), limit, memory_size(smallest));
+  } else {
+    if (limited != plan.partition) {
+      plan.partition_without_limit = plan.partition;
+      plan.partition = limited;
+    }
+    const std::string over = ranks_over_memory_limit(config, plan_memory(config, plan));
+    if (!over.empty()) refusal = fmt::format("the memory plan puts {} over {}", over, limit);
+  }
+  if (refusal.empty()) return;
+  const std::string fixes = suggest_fixes ? memory_fixes(config, memory_limit_bytes(config)) : "";
+  PPT_THROW("{}: {} (`pptrain plan` breaks it down); {}", config.where("pipeline.memory_limit_gib"), refusal,
+            fixes.empty() ? std::string("more pipeline.stages would spread it") : "fits with" + fixes);
+}
+
+// What pipeline.memory_limit_gib did to the split: "memory limit 6 GiB per rank: layers per
+// stage 2, 4, 4, 4 (without the limit 4, 4, 3, 3); slowest stage +7.1% by the partition's costs".
+std::string describe_memory_limit(const Config& config, const TrainingPlan& plan) {
+  std::string out = fmt::format("memory limit {:g} GiB per rank (pipeline.memory_limit_gib): ", config.pipeline.memory_limit_gib);
+  if (plan.partition_without_limit.empty()) return out + "the split is the method's own, and every rank fits\n";
+  auto sizes = [](const std::vector<StageRange>& ranges) {
+    std::vector<int> n;
+    for (const StageRange& r : ranges) n.push_back(r.num_layers());
+    return fmt::format("{}", fmt::join(n, ", "));
+  };
+  const std::vector<double> costs = partition_costs(config, plan.shape);
+  auto slowest = [&](const std::vector<StageRange>& ranges) {
+    const std::vector<double> c = stage_costs(ranges, costs);
+    return *std::max_element(c.begin(), c.end());
+  };
+  const double before = slowest(plan.partition_without_limit), after = slowest(plan.partition);
+  return out + fmt::format("layers per stage {} (without the limit {}); slowest stage {:+.1f}% by the "
+                           "partition's costs\n", sizes(plan.partition), sizes(plan.partition_without_limit),
+                           before > 0.0 ? 100.0 * (after / before - 1.0) : 0.0);
+}
+
+}  // namespace
+
+TrainingPlan make_training_plan(const Config& config, bool suggest_memory_fixes) {
   TrainingPlan plan;
   plan.shape = GPT2Shape::from_config(config);
+  // The stage counts first (partition_layers' checks), as before any schedule is made.
   plan.partition = partition_layers(config, plan.shape);
   const PipelineConfig& p = config.pipeline;
   const std::string csv_prefix = "csv:";
@@ -37,6 +91,7 @@ TrainingPlan make_training_plan(const Config& config) {
   } catch (const Error& e) {
     PPT_THROW("{}: {}", config.where("pipeline.schedule"), e.what());
   }
+  if (memory_limit_bytes(config) > 0) apply_memory_limit(config, plan, suggest_memory_fixes);
   return plan;
 }
 
@@ -111,8 +166,9 @@ std::string describe_training_plan(const Config& config, const TrainingPlan& pla
   const bool profiled = p.partition == "profile" && !p.layer_costs.empty();
   out += "partition (" + p.partition + "):\n" +
          format_partition(plan.partition, plan.shape, p.stages, profiled ? p.layer_costs : flops,
-                          profiled ? "time share" : "FLOP share", plan.lowered.placement) +
-         "\n";
+                          profiled ? "time share" : "FLOP share", plan.lowered.placement);
+  if (p.memory_limit_gib > 0.0) out += describe_memory_limit(config, plan);
+  out += "\n";
   const schedule::ActionCosts costs = plan_costs(config, plan, costs_spec);
   const schedule::SimResult sim = schedule::simulate(plan.lowered, costs);
   out += "schedule " + schedule::describe(plan.lowered) + ", simulated with " + describe_costs(costs_spec, costs) + ":\n";

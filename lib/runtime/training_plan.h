@@ -17,13 +17,19 @@ namespace pptrain {
 struct TrainingPlan {
   GPT2Shape shape;
   std::vector<StageRange> partition;  // S = stages x virtual_stages ranges
+  // The split the partition method would pick without pipeline.memory_limit_gib, when the
+  // limit made it pick another; else empty.
+  std::vector<StageRange> partition_without_limit;
   schedule::Schedule compute_only;    // as generated or read from the CSV
   schedule::Schedule lowered;         // with SEND/RECV, validated
 };
 
 // Throws pptrain::Error naming the config key (or the CSV's line) at fault, and with the
-// validator's step x rank grid for a schedule that cannot run.
-TrainingPlan make_training_plan(const Config& config);
+// validator's step x rank grid for a schedule that cannot run. A plan with a pipeline rank over
+// pipeline.memory_limit_gib (runtime/memory_plan.h) fails naming the key and the ranks, with
+// the overrides that would fit (memory_fixes) when suggest_memory_fixes (memory_fixes' own
+// search passes false).
+TrainingPlan make_training_plan(const Config& config, bool suggest_memory_fixes = true);
 
 // The costs `pptrain plan` simulates with, from its --costs text: "" (F = 1, B = 2, I = W = 1)
 // or "F=..,B=..,I=..,W=..,comm=.." for a rank's layers, a chunk of an interleaved schedule

@@ -29,9 +29,12 @@ check_error "pipeline.schedule: csv:$csv (p=2, v=1, m=2): deadlock at step 2" \
 grep -q '^>>    2  \[0RECV_B0\]  \[1RECV_F1\]' "$WORK/stderr.txt" || { cat "$WORK/stderr.txt"; fail "no grid with the failing step"; }
 check_error "deadlock at step 2" "$PPTRAIN_BIN" plan "$WORK/tiny.yaml" --set pipeline.stages=2 \
   --set pipeline.micro_batches=2 --set "pipeline.schedule=csv:$csv"
-# A config that does not fit the memory given to `pptrain plan --fit`: the ranks over it.
-check_error "does not fit in 0.0001 GiB per rank: rank 0 (" "$PPTRAIN_BIN" plan "$WORK/tiny.yaml" \
+# A config that does not fit the memory given to `pptrain plan --fit` (pipeline.memory_limit_gib):
+# the ranks over it; the same limit stops `pptrain train` on every rank before any allocation.
+check_error "pipeline.memory_limit_gib: the memory plan puts rank 0 (" "$PPTRAIN_BIN" plan "$WORK/tiny.yaml" \
   --set pipeline.stages=2 --fit 0.0001
+check_error "pipeline.memory_limit_gib: no split of the" "$MPIEXEC" -np 2 "$PPTRAIN_BIN" train "$WORK/tiny.yaml" \
+  --set pipeline.stages=2 --set pipeline.partition=flops --set pipeline.memory_limit_gib=0.0001
 "$PPTRAIN_BIN" plan "$WORK/tiny.yaml" --set pipeline.stages=2 --fit 1 | grep -q "^fits: every rank" ||
   fail "pptrain plan --fit 1 does not report that a tiny model fits"
 # GPUs asked for where there are none (CI), or NCCL on the CPU: one line, before any work.

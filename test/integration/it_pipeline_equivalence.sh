@@ -89,6 +89,26 @@ grep -Eq "^  layer_costs: \[([0-9.e+-]+, ){9}[0-9.e+-]+\]$" "$WORK/runs/profile_
   fail "pptrain plan does not take the recorded layer costs back"
 echo "profile_p2_m5: logged its layer times, and config.yaml records all 10"
 
+# pipeline.memory_limit_gib steers a cost-based partition: under 0.0004 GiB (0.41 MiB) the
+# flops split 2,3,3,2 (rank 1 holds 0.5 MiB) becomes 2,2,2,4; the run equals the single process,
+# and every rank's measured peaks are as planned, so under the limit.
+"$PPTRAIN_BIN" plan "$WORK/eq.yaml" --set pipeline.micro_batches=9 --set pipeline.stages=4 \
+  --set pipeline.partition=flops --set pipeline.memory_limit_gib=0.0004 > "$WORK/plan_limit.txt" ||
+  fail "pptrain plan with a memory limit failed"
+grep -q "(pipeline.memory_limit_gib): layers per stage 2, 2, 2, 4 (without the limit 2, 3, 3, 2)" "$WORK/plan_limit.txt" ||
+  { cat "$WORK/plan_limit.txt"; fail "the memory limit did not move the split"; }
+run limit_p4_m9 4 --set pipeline.micro_batches=9 --set pipeline.stages=4 --set pipeline.partition=flops \
+  --set pipeline.memory_limit_gib=0.0004
+echo -n "limit_p4_m9 vs single process: "
+$compare "$WORK/runs/ref_m9" "$WORK/params/ref_m9" "$WORK/runs/limit_p4_m9" "$WORK/params/limit_p4_m9" 1e-6 1e-5 ||
+  fail "the memory-limited run differs from the single-process run"
+python3 - "$WORK/runs/limit_p4_m9/metrics.jsonl" <<'PY' || fail "a rank's peak is over the memory limit"
+import json, sys
+peaks = [json.loads(l) for l in open(sys.argv[1])][-1]["peak_mib"]
+print(f"limit_p4_m9 peak_mib {['%.3f' % x for x in peaks]}, limit {0.0004 * 1024:.3f} MiB")
+assert len(peaks) == 4 and max(peaks) <= 0.0004 * 1024
+PY
+
 # metrics.jsonl reports each pipeline rank's peak memory per logged step: p figures, the
 # largest of them the plan's largest rank.
 "$PPTRAIN_BIN" plan "$WORK/eq.yaml" --set pipeline.micro_batches=9 --set pipeline.stages=4 \
