@@ -286,11 +286,13 @@ std::string memory_fixes(const Config& config, std::size_t limit_bytes) {
   std::string out;
   const PipelineConfig& p = config.pipeline;
   const Recompute current = recompute_of(p.recompute);
-  // Under the limit, a cost-based split moves layers off the ranks that are over it, and
-  // costs no compute but the imbalance it accepts (virtual_stages 1: where it is steered).
+  // Under the limit, a cost-based split moves layers off the ranks that are over it: no
+  // extra compute, but the imbalance it accepts (`pptrain plan` prints it; virtual_stages 1
+  // only, where the split is steered).
   const bool fixed_split = (p.partition == "uniform" || p.partition == "manual") && p.virtual_stages == 1;
-  // Then cheapest in compute first: selective remakes three pointwise outputs, full a block.
-  for (const Fix fix : {Fix{"flops", nullptr, 0}, Fix{nullptr, "selective", 0}, Fix{nullptr, "full", 0},
+  // Roughly cheapest first: selective remakes three pointwise outputs per block (a few
+  // percent), the split's imbalance varies, full recompute runs a block's forward again.
+  for (const Fix fix : {Fix{nullptr, "selective", 0}, Fix{"flops", nullptr, 0}, Fix{nullptr, "full", 0},
                         Fix{nullptr, nullptr, 1}, Fix{nullptr, "selective", 1}, Fix{nullptr, "full", 1},
                         Fix{nullptr, nullptr, 2}, Fix{nullptr, "full", 2}}) {
     if (fix.partition != nullptr && !fixed_split) continue;

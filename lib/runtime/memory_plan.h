@@ -69,9 +69,9 @@ const RankMemoryPlan& largest_rank(const MemoryPlan& plan);
 std::size_t largest_rank_bytes(const MemoryPlan& plan);
 
 // What would bring every rank under `limit_bytes`, as `--set` overrides with the largest
-// rank's planned total, e.g. "--set pipeline.recompute=full (largest rank 9.10 GiB)": a
-// memory-limited flops partition (for a uniform or manual split at virtual_stages 1), recompute
-// selective, full, then half the micro-batch size with twice the micro-batches (the same
+// rank's planned total, e.g. "--set pipeline.recompute=full (largest rank 9.10 GiB)": recompute
+// selective, a memory-limited flops partition (for a uniform or manual split at
+// virtual_stages 1), recompute full, then half the micro-batch size with twice the micro-batches (the same
 // global batch), then both. Each fix's partition is steered to the limit. Empty when none fits.
 std::string memory_fixes(const Config& config, std::size_t limit_bytes);
 

@@ -142,7 +142,7 @@ TEST_CASE("A plan over the memory limit is refused with the ranks over it and wh
   set_limit_bytes(c, memory.ranks[0].total() - 1);
   CHECK_THAT(error_of([&] { make_training_plan(c); }),
              Contains("pipeline.memory_limit_gib (default): the memory plan puts rank 0 (") &&
-                 Contains("fits with --set pipeline.partition=flops (largest rank "));
+                 Contains("--set pipeline.partition=flops (largest rank "));
   // flops steered under the same limit: the rank's layers move to the later stages.
   c.pipeline.partition = "flops";
   const TrainingPlan flops = make_training_plan(c);
