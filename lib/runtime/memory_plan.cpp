@@ -175,17 +175,20 @@ std::size_t memory_limit_bytes(const Config& config) {
   return bytes >= 1.8e19 ? std::numeric_limits<std::size_t>::max() : static_cast<std::size_t>(bytes);
 }
 
+bool memory_limit_steers_partition(const PipelineConfig& p) {
+  // One stage per rank: with several, a rank's total couples stages the split's dynamic
+  // programme sees apart (those plans are checked, not steered).
+  return p.virtual_stages == 1 && p.partition != "uniform" && p.partition != "manual";
+}
+
 std::vector<StageRange> partition_within_memory_limit(const Config& config, const GPT2Shape& shape,
                                                       const schedule::Schedule& lowered,
-                                                      std::size_t* smallest_peak) {
+                                                      std::size_t& smallest_peak) {
   const std::size_t limit = memory_limit_bytes(config);
+  PPT_CHECK(limit > 0 && memory_limit_steers_partition(config.pipeline),
+            "partition_within_memory_limit: {} with no limit or a split it does not steer",
+            config.where("pipeline.memory_limit_gib"));
   const int S = lowered.stages(), L = shape.num_layers();
-  // Steered only where each rank holds one stage: with several, a rank's total couples
-  // stages the split's dynamic programme sees apart (those plans are checked, not steered).
-  if (limit == 0 || config.pipeline.virtual_stages != 1 || partition_costs(config, shape).empty() ||
-      S > L) {
-    return partition_layers(config, shape);
-  }
   // bytes[s][i][j]: rank s's total if stage s held layers [i, j) (0 where it cannot: every
   // stage keeps at least one layer).
   std::vector<std::vector<std::vector<std::size_t>>> bytes(
@@ -217,7 +220,7 @@ std::vector<StageRange> partition_within_memory_limit(const Config& config, cons
     return [&bytes, cap](int stage, const StageRange& r) { return bytes[stage][r.first_layer][r.end_layer] <= cap; };
   };
   std::vector<StageRange> ranges = partition_layers(config, shape, under(limit));
-  if (!ranges.empty() || smallest_peak == nullptr) return ranges;
+  if (!ranges.empty()) return ranges;
   // None fits: the smallest largest-rank total any split reaches (fitting is monotone in the
   // cap, so a binary search over the candidate totals finds it).
   std::sort(candidates.begin(), candidates.end());
@@ -228,7 +231,7 @@ std::vector<StageRange> partition_within_memory_limit(const Config& config, cons
     const std::size_t mid = (lo + hi) / 2;
     if (min_max_partition(zero, S, under(candidates[mid])).empty()) lo = mid + 1; else hi = mid;
   }
-  *smallest_peak = candidates[lo];
+  smallest_peak = candidates[lo];
   return ranges;
 }
 
@@ -289,7 +292,7 @@ std::string memory_fixes(const Config& config, std::size_t limit_bytes) {
   // Under the limit, a cost-based split moves layers off the ranks that are over it: no
   // extra compute, but the imbalance it accepts (`pptrain plan` prints it; virtual_stages 1
   // only, where the split is steered).
-  const bool fixed_split = (p.partition == "uniform" || p.partition == "manual") && p.virtual_stages == 1;
+  const bool fixed_split = p.virtual_stages == 1 && !memory_limit_steers_partition(p);
   // Roughly cheapest first: selective remakes three pointwise outputs per block (a few
   // percent), the split's imbalance varies, full recompute runs a block's forward again.
   for (const Fix fix : {Fix{nullptr, "selective", 0}, Fix{"flops", nullptr, 0}, Fix{nullptr, "full", 0},

@@ -46,15 +46,18 @@ MemoryPlan plan_memory(const Config& config, const TrainingPlan& plan);
 // pipeline.memory_limit_gib in bytes; 0 when there is no limit.
 std::size_t memory_limit_bytes(const Config& config);
 
-// The partition of `config` for its lowered schedule. With pipeline.memory_limit_gib, a
-// cost-based method (parameters, flops, profile) at virtual_stages 1 takes the split with the
-// smallest bottleneck among those whose every rank's plan fits, exactly (the partitioner's
-// dynamic programme over each (stage, layer range)'s planned rank total); empty when none
-// fits, and then *smallest_peak (if given) is the smallest largest-rank total any split
-// reaches. Otherwise partition_layers' split (make_training_plan checks it against the limit).
+// Whether pipeline.memory_limit_gib steers this partition (a cost-based method: parameters,
+// flops, profile; virtual_stages 1) or only checks the split.
+bool memory_limit_steers_partition(const PipelineConfig& pipeline);
+
+// The partition of `config` for its lowered schedule under pipeline.memory_limit_gib, where
+// memory_limit_steers_partition: the split with the smallest bottleneck among those whose every
+// rank's plan fits, exactly (the partitioner's dynamic programme over each (stage, layer
+// range)'s planned rank total). Empty when none fits, and then smallest_peak is the smallest
+// largest-rank total any split reaches.
 std::vector<StageRange> partition_within_memory_limit(const Config& config, const GPT2Shape& shape,
                                                       const schedule::Schedule& lowered,
-                                                      std::size_t* smallest_peak = nullptr);
+                                                      std::size_t& smallest_peak);
 
 // The pipeline ranks over pipeline.memory_limit_gib: "rank 0 (9.10 GiB), rank 1 (8.02 GiB)";
 // "" when none is, or without a limit.

@@ -24,7 +24,9 @@ namespace {
 // then refuse a plan with any rank over it.
 void apply_memory_limit(const Config& config, TrainingPlan& plan, bool suggest_fixes) {
   std::size_t smallest = 0;
-  std::vector<StageRange> limited = partition_within_memory_limit(config, plan.shape, plan.lowered, &smallest);
+  const std::vector<StageRange> limited = memory_limit_steers_partition(config.pipeline)
+      ? partition_within_memory_limit(config, plan.shape, plan.lowered, smallest)
+      : plan.partition;
   const std::string limit = fmt::format("{:g} GiB", config.pipeline.memory_limit_gib);
   std::string refusal;
   if (limited.empty()) {
