@@ -26,6 +26,9 @@
 #      within fp32 round-off
 #   9. informational: the layer times `pptrain plan` measures for partition: profile on this
 #      GPU (GPT-2 124M, B=16, bf16) and the 4-stage split they give
+#  10. data parallel on the GPU path: 2 replicas x 2 stages (4 ranks through host staging,
+#      zb-h1, one layer a gradient bucket, each started by its stage's last W) against check
+#      4's 1-rank run with the same global batch, fp32, within fp32 round-off
 # Env: BUNDLE_LD (the bundle's LD_LIBRARY_PATH), OUT, PPTRAIN (the binary), T_STEP (seconds
 # per run), MPIRUN (optional).
 set -u -o pipefail
@@ -218,10 +221,10 @@ else
   done
   emit "2 and 4 ranks on one GPU (MPI staging) vs 1 rank" "$result" "$summary"
 
-  # A 2-rank run against an earlier one, within fp32 round-off: one row.
-  parity_row() {  # parity_row LABEL NAME REFERENCE OVERRIDES...: REFERENCE names a run above
-    local label=$1 name=$2 ref=$3; shift 3
-    if ! run_ranks "$name" 2 "$@"; then
+  # A run of NP ranks against an earlier one, within fp32 round-off: one row.
+  parity_row() {  # parity_row LABEL NAME REFERENCE NP OVERRIDES...: REFERENCE names a run above
+    local label=$1 name=$2 ref=$3 np=$4; shift 4
+    if ! run_ranks "$name" "$np" "$@"; then
       emit "$label" "FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_$name.txt" | cut -c1-80)"
     elif python3 test/integration/compare_runs.py "$WORK/runs/$ref" "$WORK/params_$ref" "$WORK/runs/$name" \
         "$WORK/params_$name" 1e-6 1e-5 >"$LOGS/parity_$name.txt" 2>&1; then
@@ -231,9 +234,13 @@ else
     fi
   }
   # ---- 5. zb-h1 against 1f1b, 2 ranks ----
-  parity_row "zb-h1 vs 1f1b, 2 ranks, fp32" zb_np2 np2 --set pipeline.schedule=zb-h1
+  parity_row "zb-h1 vs 1f1b, 2 ranks, fp32" zb_np2 np2 2 --set pipeline.schedule=zb-h1
   # ---- 8. zbv on 2 ranks against 1 rank ----
-  parity_row "zbv vs 1 rank, 2 ranks, fp32" zbv_np2 one_rank --set pipeline.schedule=zbv --set pipeline.virtual_stages=2
+  parity_row "zbv vs 1 rank, 2 ranks, fp32" zbv_np2 one_rank 2 --set pipeline.schedule=zbv --set pipeline.virtual_stages=2
+  # ---- 10. 2 replicas of a 2-stage zb-h1 pipeline, gradient sums in buckets, against 1 rank ----
+  parity_row "2 replicas x 2 stages, bucketed gradient sums, vs 1 rank, fp32" dp2_np4 one_rank 4 \
+    --set pipeline.stages=2 --set parallel.data=2 --set pipeline.micro_batches=2 \
+    --set pipeline.schedule=zb-h1 --set parallel.grad_bucket_mib=0
 fi
 emit "recompute full vs none, bf16, 200 steps" "${row6[0]}" "${row6[1]}"
 emit "recompute selective vs none, bf16, 200 steps" "${row7[0]}" "${row7[1]}"

@@ -90,27 +90,32 @@ void HostStagingTransport::copy_to_device(float* device, int staging, std::size_
   s.copy_pending = true;  // in_use until the event has passed (release_copied)
 }
 
-Transport::Request HostStagingTransport::isend(const float* data, std::size_t count, int peer, int tag) {
-  const int staging = acquire(count);
-  copy_to_host(host_of(staging), data, count, fmt::format("a send to rank {} (tag {})", peer, tag));
-  Pending p;
-  p.inner = mpi_->isend(host_of(staging), count, peer, tag);
+Transport::Request HostStagingTransport::track(int staging, Request inner, float* device, std::size_t count) {
   staging_[staging].mpi_pending = true;
+  Pending p;
+  p.inner = inner;
   p.staging = staging;
+  p.device = device;
   p.count = count;
   return pending_.add(p);
 }
 
+Transport::Request HostStagingTransport::isend(const float* data, std::size_t count, int peer, int tag) {
+  const int staging = acquire(count);
+  copy_to_host(host_of(staging), data, count, fmt::format("a send to rank {} (tag {})", peer, tag));
+  return track(staging, mpi_->isend(host_of(staging), count, peer, tag), nullptr, count);
+}
+
 Transport::Request HostStagingTransport::irecv(float* data, std::size_t count, int peer, int tag) {
   const int staging = acquire(count);
-  Pending p;
-  p.inner = mpi_->irecv(host_of(staging), count, peer, tag);
-  staging_[staging].mpi_pending = true;
-  p.staging = staging;
-  p.device = data;
-  p.count = count;
-  p.is_recv = true;
-  return pending_.add(p);
+  return track(staging, mpi_->irecv(host_of(staging), count, peer, tag), data, count);
+}
+
+Transport::Request HostStagingTransport::iallreduce_sum(float* data, std::size_t count, GroupId group,
+                                                        const std::string& what) {
+  const int staging = acquire(count);
+  copy_to_host(host_of(staging), data, count, what);
+  return track(staging, mpi_->iallreduce_sum(host_of(staging), count, group, what), data, count);
 }
 
 void HostStagingTransport::wait(Request request, const std::string& what) {
@@ -119,7 +124,7 @@ void HostStagingTransport::wait(Request request, const std::string& what) {
   pending_.take(request);
   Staging& s = staging_[p.staging];
   s.mpi_pending = false;
-  if (p.is_recv) {
+  if (p.device != nullptr) {
     copy_to_device(p.device, p.staging, p.count);
   } else {
     s.in_use = false;

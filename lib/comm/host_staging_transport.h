@@ -11,7 +11,9 @@
 //           the host-to-device copy on the compute stream, so work queued after wait()
 //           sees the data. The staging buffer is reused only once that copy has run (an
 //           event recorded after it);
-//   allreduce_sum(float*): copy out, MPI all-reduce on the host, copy back on the stream.
+//   allreduce_sum(float*): copy out, MPI all-reduce on the host, copy back on the stream;
+//           iallreduce_sum copies out (waiting, as isend), starts the MPI all-reduce, and
+//           wait() copies the sum back as a receive's data.
 // Staging buffers (page-locked) are pooled: one per request in flight, reused, grown to
 // the largest message they carried. The cost over NCCL: two PCIe copies per message and
 // a host synchronization per send; fine for sharing a GPU, slow for real training.
@@ -45,6 +47,7 @@ class HostStagingTransport final : public Transport {
   void wait(Request request, const std::string& what) override;
   GroupId split_group(int color, int key) override { return mpi_->split_group(color, key); }
   void allreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) override;
+  Request iallreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) override;
   void allreduce_sum(double* data, std::size_t count, GroupId group, const std::string& what) override {
     mpi_->allreduce_sum(data, count, group, what);
   }
@@ -61,10 +64,12 @@ class HostStagingTransport final : public Transport {
   struct Pending {
     Request inner = -1;      // the MpiTransport request
     int staging = -1;
-    float* device = nullptr;  // receive destination
+    float* device = nullptr;  // where a receive or all-reduce lands, copied at wait()
     std::size_t count = 0;
-    bool is_recv = false;
   };
+  // The request of an MPI operation `inner` on staging buffer `staging`; device: where
+  // wait() copies the buffer (nullptr: a send, nothing to copy back).
+  Request track(int staging, Request inner, float* device, std::size_t count);
   float* host_of(int staging);
   int acquire(std::size_t count);  // a free staging buffer of at least count floats
   void release_copied();           // recycles buffers whose copies have run

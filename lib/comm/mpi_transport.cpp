@@ -88,11 +88,15 @@ GroupId MpiTransport::split_group(int color, int key) {
   return static_cast<GroupId>(groups_.size() - 1);
 }
 
-void MpiTransport::allreduce(void* data, std::size_t count, MPI_Datatype type, GroupId group,
-                             const std::string& what) {
+const MpiTransport::Group& MpiTransport::group_of(GroupId group, const std::string& what) const {
   PPT_CHECK(group >= 0 && static_cast<std::size_t>(group) < groups_.size(),
             "all-reduce '{}' on a group this rank is not in", what);
-  const int members = static_cast<int>(groups_[group].world_ranks.size());
+  return groups_[group];
+}
+
+void MpiTransport::allreduce(void* data, std::size_t count, MPI_Datatype type, GroupId group,
+                             const std::string& what) {
+  const int members = static_cast<int>(group_of(group, what).world_ranks.size());
   if (members == 1) return;
   // Few values, or two members: the exchange is as cheap as MPI's algorithms and names a
   // missing peer.
@@ -183,6 +187,16 @@ void MpiTransport::exchange_sum(T* data, std::size_t count, MPI_Datatype type, G
 
 void MpiTransport::allreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) {
   allreduce(data, count, MPI_FLOAT, group, what);
+}
+
+Transport::Request MpiTransport::iallreduce_sum(float* data, std::size_t count, GroupId group,
+                                               const std::string& what) {
+  const Group& g = group_of(group, what);
+  MPI_Request r = MPI_REQUEST_NULL;
+  if (g.world_ranks.size() > 1 && count > 0) {
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, to_int_count(count), MPI_FLOAT, MPI_SUM, g.comm, &r));
+  }
+  return track(r, count * sizeof(float), -1, -1, false);
 }
 
 void MpiTransport::allreduce_sum(double* data, std::size_t count, GroupId group, const std::string& what) {

@@ -4,7 +4,9 @@
 // and give up after timeout_s, naming what they waited for and, where it can be known, the
 // rank that never came. Reductions among two ranks or of a few values are exchanged point
 // to point and summed in rank order (bitwise the same on every member, and a missing member
-// is named); large ones go through MPI_Iallreduce after an arrival check.
+// is named); large ones go through MPI_Iallreduce after an arrival check. A reduction left
+// running (iallreduce_sum) is an MPI_Iallreduce whatever its size: two members get the same
+// sums as the exchange (a + b == b + a), and a timeout names the group's ranks.
 #pragma once
 
 #include <mpi.h>
@@ -29,6 +31,7 @@ class MpiTransport final : public Transport {
   GroupId split_group(int color, int key) override;
   void allreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) override;
   void allreduce_sum(double* data, std::size_t count, GroupId group, const std::string& what) override;
+  Request iallreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) override;
 
  private:
   Request track(MPI_Request request, std::size_t bytes, int peer, int tag, bool is_send);
@@ -56,6 +59,8 @@ class MpiTransport final : public Transport {
     std::vector<int> world_ranks;  // by rank within the group
     int my_index = 0;
   };
+  // The group's members; throws naming `what` when this rank is not one of them.
+  const Group& group_of(GroupId group, const std::string& what) const;
   std::vector<Group> groups_;
   RequestTable<Pending> pending_;
 };

@@ -282,17 +282,25 @@ Transport::Request NcclTransport::irecv(float* data, std::size_t count, int peer
 
 void NcclTransport::wait(Request request, const std::string& what) {
   const Pending p = pending_.take(request);
-  Channel& c = channels_[p.channel];
+  if (p.done == nullptr) return;  // an all-reduce within a group of one
+  // An all-reduce's result, like a receive's data, is for the kernels queued after wait().
+  const bool compute_reads = p.is_recv || p.group != kNoGroup;
   try {
-    // An aborted communicator is freed: never poll it again.
-    PPT_CHECK(!c.aborted, "{}: the NCCL channel with rank {} was aborted after an earlier failure", what, p.peer);
-    wait_done(p.done, c.comm, &c.aborted, what, fmt::format("rank {}", p.peer));
+    if (p.group != kNoGroup) {
+      Group& g = groups_[p.group];
+      PPT_CHECK(!g.aborted, "{}: the NCCL group was aborted after an earlier failure", what);
+      wait_done(p.done, g.comm, &g.aborted, what, fmt::format("ranks {}", fmt::join(g.world_ranks, ", ")));
+    } else {
+      Channel& c = channels_[p.channel];
+      // An aborted communicator is freed: never poll it again.
+      PPT_CHECK(!c.aborted, "{}: the NCCL channel with rank {} was aborted after an earlier failure", what, p.peer);
+      wait_done(p.done, c.comm, &c.aborted, what, fmt::format("rank {}", p.peer));
+    }
   } catch (...) {
     free_events_.push_back(p.done);
     throw;
   }
-  // Kernels queued after wait() see the received data.
-  if (p.is_recv) CUDA_CHECK(cudaStreamWaitEvent(compute_, p.done, 0));
+  if (compute_reads) CUDA_CHECK(cudaStreamWaitEvent(compute_, p.done, 0));
   free_events_.push_back(p.done);
 }
 
@@ -323,29 +331,40 @@ GroupId NcclTransport::split_group(int color, int key) {
   return static_cast<GroupId>(groups_.size() - 1);
 }
 
-void NcclTransport::allreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) {
-  PPT_CHECK(group >= 0 && static_cast<std::size_t>(group) < groups_.size(),
-            "all-reduce '{}' on a group this rank is not in", what);
-  Group& g = groups_[group];
-  if (g.world_ranks.size() == 1 || count == 0) return;
+CUevent_st* NcclTransport::issue_allreduce(float* data, std::size_t count, Group& g, const std::string& what) {
   PPT_CHECK(!g.aborted, "all-reduce '{}' on an NCCL group aborted after an earlier failure", what);
-  // NCCL cannot say which member is missing; a one-value MPI exchange first can, and names it.
-  double arrived = 1.0;
-  mpi_->allreduce_sum(&arrived, 1, g.mpi_group, what);
   CUDA_CHECK(cudaEventRecord(compute_ready_, compute_));
   CUDA_CHECK(cudaStreamWaitEvent(g.stream, compute_ready_, 0));
   NCCL_CHECK(ncclAllReduce(data, data, count, ncclFloat, ncclSum, g.comm, g.stream));
   settle(g.comm, &g.aborted, what);
   CUevent_st* done = take_event();
   CUDA_CHECK(cudaEventRecord(done, g.stream));
-  try {
-    wait_done(done, g.comm, &g.aborted, what, fmt::format("ranks {}", fmt::join(g.world_ranks, ", ")));
-  } catch (...) {
-    free_events_.push_back(done);
-    throw;
-  }
-  CUDA_CHECK(cudaStreamWaitEvent(compute_, done, 0));
-  free_events_.push_back(done);
+  return done;
+}
+
+void NcclTransport::allreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) {
+  PPT_CHECK(group >= 0 && static_cast<std::size_t>(group) < groups_.size(),
+            "all-reduce '{}' on a group this rank is not in", what);
+  Group& g = groups_[group];
+  if (g.world_ranks.size() == 1 || count == 0) return;
+  // NCCL cannot say which member is missing; a one-value MPI exchange first can, and names it.
+  double arrived = 1.0;
+  mpi_->allreduce_sum(&arrived, 1, g.mpi_group, what);
+  Pending p;
+  p.done = issue_allreduce(data, count, g, what);
+  p.group = group;
+  wait(pending_.add(p), what);
+}
+
+Transport::Request NcclTransport::iallreduce_sum(float* data, std::size_t count, GroupId group,
+                                                 const std::string& what) {
+  PPT_CHECK(group >= 0 && static_cast<std::size_t>(group) < groups_.size(),
+            "all-reduce '{}' on a group this rank is not in", what);
+  Group& g = groups_[group];
+  Pending p;
+  p.group = group;
+  if (g.world_ranks.size() > 1 && count > 0) p.done = issue_allreduce(data, count, g, what);
+  return pending_.add(p);
 }
 
 void NcclTransport::allreduce_sum(double* data, std::size_t count, GroupId group, const std::string& what) {

@@ -44,7 +44,17 @@
 // a receive does not overwrite a buffer they still read); its own done event is recorded on
 // the channel stream. wait() polls that event; for a receive it then makes the compute
 // stream wait on it, so kernels queued after wait() see the data. The float all-reduce runs
-// on its group's stream the same way and returns once it is done.
+// on its group's stream the same way and returns once it is done; iallreduce_sum returns at
+// once, and its wait() makes the compute stream wait for the sum. Only the blocking one
+// first checks, over MPI, that every member arrived (so a timeout names the missing one): a
+// reduction left running must not stop the host, so its timeout names the whole group.
+// Started during a backward (runtime/grad_reduction.h), such sums run on the group's stream
+// while the pipeline channels' transfers run on theirs: NCCL's guide warns that operations
+// of different communicators running at once can deadlock (each NCCL kernel waits on its
+// peers while it occupies the GPU). Every member starts the same sums in the same order,
+// as Megatron-LM's overlapped data-parallel sums do beside its pipeline transfers; if a job
+// still hangs there, the timeout names the group and parallel.overlap_grad_reduce: false
+// runs every sum after the step, when no transfer is in flight.
 #pragma once
 
 #include <cstddef>
@@ -90,6 +100,7 @@ class NcclTransport final : public Transport {
   GroupId split_group(int color, int key) override;
   void allreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) override;
   void allreduce_sum(double* data, std::size_t count, GroupId group, const std::string& what) override;
+  Request iallreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) override;
 
  private:
   struct Channel {
@@ -107,13 +118,17 @@ class NcclTransport final : public Transport {
     bool aborted = false;
   };
   struct Pending {
-    CUevent_st* done = nullptr;
+    CUevent_st* done = nullptr;  // nullptr: nothing was issued (a group of one)
     int channel = -1;
+    GroupId group = kNoGroup;    // an all-reduce's group (then channel is -1)
     int peer = -1, tag = -1;
     bool is_recv = false;
   };
   int channel_index(int from, int to, int direction) const;  // -1 when not connected
   Request issue(void* data, std::size_t count, int peer, int tag, bool is_recv);
+  // Queues the all-reduce on its group's stream after the compute stream's work so far;
+  // returns the event recorded after it.
+  CUevent_st* issue_allreduce(float* data, std::size_t count, Group& g, const std::string& what);
   void make_channel(int from, int to, int direction);
   // Polls comm's state until no operation is being enqueued; aborts and throws naming
   // `what` on timeout or an asynchronous NCCL error.

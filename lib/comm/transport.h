@@ -40,6 +40,11 @@ class Transport {
   virtual GroupId split_group(int color, int key) = 0;
   // In-place sum over the group's members; `what` names the reduction in a timeout error.
   virtual void allreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) = 0;
+  // The same sum, started and left running: data (backend memory) stays untouched until
+  // wait(request, what) returns, and holds the sum from then on (on a GPU: for work queued
+  // after wait). Every member must start the same reductions on the group in the same order;
+  // they may overlap point-to-point traffic and computation (runtime/grad_reduction.h).
+  virtual Request iallreduce_sum(float* data, std::size_t count, GroupId group, const std::string& what) = 0;
   virtual void allreduce_sum(double* data, std::size_t count, GroupId group, const std::string& what) = 0;
 };
 
@@ -54,6 +59,7 @@ class SingleProcessTransport final : public Transport {
   GroupId split_group(int color, int) override { return color < 0 ? kNoGroup : 0; }
   void allreduce_sum(float*, std::size_t, GroupId, const std::string&) override {}
   void allreduce_sum(double*, std::size_t, GroupId, const std::string&) override {}
+  Request iallreduce_sum(float*, std::size_t, GroupId, const std::string&) override { return 0; }
 };
 
 }  // namespace pptrain

@@ -45,6 +45,11 @@ struct PipelineConfig {
 
 struct ParallelConfig {
   int data = 1;
+  // With data > 1, each stage's gradients are summed over its replicas in buckets of
+  // consecutive layers, each started as the step's last backward of the stage completes it,
+  // while the layers below still run (runtime/grad_reduction.h); false: all after the step.
+  bool overlap_grad_reduce = true;
+  double grad_bucket_mib = 25.0;  // a bucket closes once its layers' fp32 gradients reach this
 };
 
 struct TrainingConfig {

@@ -101,6 +101,7 @@ void check_pipeline(const Config& c) {
   one_of(c, "pipeline.offload", p.offload, {"none"});
   at_least(c, "pipeline.memory_limit_gib", p.memory_limit_gib, 0.0);
   at_least(c, "parallel.data", c.parallel.data, 1);
+  at_least(c, "parallel.grad_bucket_mib", c.parallel.grad_bucket_mib, 0.0);
 }
 
 void check_training(const Config& c) {

@@ -36,6 +36,8 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"pipeline", "offload", &p.offload},
       {"pipeline", "memory_limit_gib", &p.memory_limit_gib},
       {"parallel", "data", &c.parallel.data},
+      {"parallel", "overlap_grad_reduce", &c.parallel.overlap_grad_reduce},
+      {"parallel", "grad_bucket_mib", &c.parallel.grad_bucket_mib},
       {"training", "steps", &t.steps},
       {"training", "lr", &t.lr},
       {"training", "min_lr", &t.min_lr},

@@ -181,7 +181,7 @@ void CpuStageModel::forward_block(int B, int layer, const float* x, const BlockA
   add_into(a.out, a.res2, fcproj, static_cast<std::size_t>(N) * C);
 }
 
-void CpuStageModel::run_weight_grads(Stash& base) {
+void CpuStageModel::run_weight_grads(Stash& base, const LayerGradsDone& done) {
   CpuStash& stash = static_cast<CpuStash&>(base);
   // Top down, as in run_backward: each parameter gets the same sums in the same order.
   for (int layer = end_layer_ - 1; layer >= first_layer_; --layer) {
@@ -195,6 +195,7 @@ void CpuStageModel::run_weight_grads(Stash& base) {
       }
       case LayerKind::LayerKindEmbedding: embedding_weight_grads(stash, g); break;
     }
+    if (done) done(layer);
   }
   kept_pool_.push_back(std::move(stash.kept_gradients));
   stash.kept_gradients.clear();
@@ -203,7 +204,7 @@ void CpuStageModel::run_weight_grads(Stash& base) {
 // The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_. A whole
 // backward makes each layer's parameter gradients right after its input gradient, from
 // scratch; a split one keeps what they need in the stash for backward_weight.
-void CpuStageModel::run_backward(Stash& base, const float* dout, bool split) {
+void CpuStageModel::run_backward(Stash& base, const float* dout, bool split, const LayerGradsDone& done) {
   CpuStash& stash = static_cast<CpuStash&>(base);
   const std::size_t NC = static_cast<std::size_t>(stash.B) * shape_.max_seq_len * shape_.channels;
   float* cur = grad_a_.data();
@@ -214,6 +215,7 @@ void CpuStageModel::run_backward(Stash& base, const float* dout, bool split) {
     const LayerGradients g = layer_gradients(stash, layer, split);
     head_input_grad(stash, layer, g, cur);
     if (!split) head_weight_grads(stash, layer, g);
+    if (!split && done) done(layer);
     --layer;
   } else {
     PPT_CHECK(dout != nullptr, "stage ending at layer {} needs the output gradient", end_layer_ - 1);
@@ -228,12 +230,14 @@ void CpuStageModel::run_backward(Stash& base, const float* dout, bool split) {
     }
     if (shape_.layer_kind(layer) == LayerKind::LayerKindEmbedding) {
       if (!split) embedding_weight_grads(stash, g);
+      if (!split && done) done(layer);
       break;
     }
     const float* x = layer_input(stash, layer);
     const BlockActs acts = block_activations(stash, layer, !split);
     block_input_grad(stash.B, layer, x, acts, g, next);
     if (!split) block_weight_grads(stash.B, layer, x, acts, g);
+    if (!split && done) done(layer);
     std::swap(cur, next);
   }
   input_grad_ = has_embedding() ? nullptr : cur;
@@ -439,6 +443,10 @@ void CpuStageModel::copy_logits_row(const Stash& stash, int row, std::vector<flo
 void CpuStageModel::copy_input_grad(float* dst, int batch) const {
   const float* dx = input_grad();
   std::copy(dx, dx + activation_words(batch), dst);
+}
+
+std::size_t CpuStageModel::grad_word_offset(std::size_t entry) const {
+  return table_.entries().at(entry).offset;
 }
 
 double CpuStageModel::grad_sum_of_squares(bool without_tied_wte) {

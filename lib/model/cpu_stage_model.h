@@ -60,8 +60,9 @@ class CpuStageModel final : public StageModel {
   const float* input_grad() const;                // (B,T,C) after backward, not the first stage
 
  protected:
-  void run_backward(Stash& stash, const float* dout, bool split) override;
-  void run_weight_grads(Stash& stash) override;
+  void run_backward(Stash& stash, const float* dout, bool split, const LayerGradsDone& done) override;
+  void run_weight_grads(Stash& stash, const LayerGradsDone& done) override;
+  std::size_t grad_word_offset(std::size_t entry) const override;
 
  private:
   struct LayerTensors {

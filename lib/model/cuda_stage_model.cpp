@@ -122,6 +122,8 @@ float* CudaStageModel::grad_of(int layer, int index) {
   return grads_.as<float>() + device_offset_[layer_entry_[layer - first_layer_][index]];
 }
 
+std::size_t CudaStageModel::grad_word_offset(std::size_t entry) const { return device_offset_.at(entry); }
+
 float* CudaStageModel::grad(const std::string& name) {
   const auto& entries = table_.entries();
   for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -347,7 +349,7 @@ CudaStageModel::BlockActs CudaStageModel::block_activations(CudaStash& stash, in
   return a;
 }
 
-void CudaStageModel::run_weight_grads(Stash& base) {
+void CudaStageModel::run_weight_grads(Stash& base, const LayerGradsDone& done) {
   CudaStash& stash = static_cast<CudaStash&>(base);
   // Top down, as in run_backward: each parameter gets the same sums in the same order.
   for (int layer = end_layer_ - 1; layer >= first_layer_; --layer) {
@@ -361,6 +363,7 @@ void CudaStageModel::run_weight_grads(Stash& base) {
       }
       case LayerKind::LayerKindEmbedding: embedding_weight_grads(stash, g); break;
     }
+    if (done) done(layer);
   }
   // Stream order makes the reuse safe: the next backward_input writes them after these reads.
   kept_pool_.push_back(std::move(stash.kept_gradients));
@@ -370,7 +373,7 @@ void CudaStageModel::run_weight_grads(Stash& base) {
 // The gradient flowing down the stage ping-pongs between grad_a_ and grad_b_. A whole
 // backward makes each layer's parameter gradients right after its input gradient, from
 // scratch; a split one keeps what they need in the stash for backward_weight.
-void CudaStageModel::run_backward(Stash& base, const float* dout, bool split) {
+void CudaStageModel::run_backward(Stash& base, const float* dout, bool split, const LayerGradsDone& done) {
   CudaStash& stash = static_cast<CudaStash&>(base);
   const std::size_t NC = static_cast<std::size_t>(stash.B) * shape_.max_seq_len * shape_.channels;
   const std::size_t bytes = NC * element_bytes();
@@ -383,6 +386,7 @@ void CudaStageModel::run_backward(Stash& base, const float* dout, bool split) {
     const LayerGradients g = layer_gradients(stash, layer, split);
     head_input_grad(stash, layer, g, cur);
     if (!split) head_weight_grads(stash, layer, g);
+    if (!split && done) done(layer);
     --layer;
   } else {
     PPT_CHECK(dout != nullptr, "stage ending at layer {} needs the output gradient", end_layer_ - 1);
@@ -397,12 +401,14 @@ void CudaStageModel::run_backward(Stash& base, const float* dout, bool split) {
     }
     if (shape_.layer_kind(layer) == LayerKind::LayerKindEmbedding) {
       if (!split) embedding_weight_grads(stash, g);
+      if (!split && done) done(layer);
       break;
     }
     const void* x = layer_input(stash, layer);
     const BlockActs acts = block_activations(stash, layer, !split);
     block_input_grad(stash.B, layer, x, acts, g, next);
     if (!split) block_weight_grads(stash.B, layer, x, acts, g);
+    if (!split && done) done(layer);
     std::swap(cur, next);
   }
   input_grad_ = has_embedding() ? nullptr : cur;

@@ -70,8 +70,9 @@ class CudaStageModel final : public StageModel {
   void write_moments(const float* m, const float* v) override;
 
  protected:
-  void run_backward(Stash& stash, const float* dout, bool split) override;
-  void run_weight_grads(Stash& stash) override;
+  void run_backward(Stash& stash, const float* dout, bool split, const LayerGradsDone& done) override;
+  void run_weight_grads(Stash& stash, const LayerGradsDone& done) override;
+  std::size_t grad_word_offset(std::size_t entry) const override;
 
  private:
   struct Block;

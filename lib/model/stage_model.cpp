@@ -22,24 +22,39 @@ StageModel::StageModel(const GPT2Shape& shape, int first_layer, int end_layer, i
             first_layer, end_layer, shape.num_layers());
   PPT_CHECK(max_batch >= 1, "micro-batch size must be >= 1, got {}", max_batch);
   for (int layer = first_layer; layer < end_layer; ++layer) {
+    layer_entries_.push_back(table_.entries().size());
     for (const ParamSpec& spec : shape.layer_params(layer)) table_.add(spec);
   }
+  layer_entries_.push_back(table_.entries().size());
 }
 
-void StageModel::backward(Stash& stash, const float* dout) {
+StageModel::LayerGradWords StageModel::layer_grad_words(int layer) const {
+  PPT_CHECK(first_layer_ <= layer && layer < end_layer_, "layer {} is not in this stage's [{}, {})", layer,
+            first_layer_, end_layer_);
+  const std::size_t first = layer_entries_[layer - first_layer_], end = layer_entries_[layer - first_layer_ + 1];
+  const auto& entries = table_.entries();
+  auto word = [&](std::size_t entry) { return entry < entries.size() ? grad_word_offset(entry) : grad_words(); };
+  LayerGradWords w;
+  w.begin = word(first);
+  w.end = word(end);
+  for (std::size_t e = first; e < end; ++e) w.holds_tied_wte |= entries[e].spec.name == "wte";
+  return w;
+}
+
+void StageModel::backward(Stash& stash, const float* dout, const LayerGradsDone& done) {
   PPT_CHECK(!stash.weight_grads_pending, "backward on a micro-batch whose split backward awaits its W");
-  run_backward(stash, dout, false);
+  run_backward(stash, dout, false, done);
 }
 
 void StageModel::backward_input(Stash& stash, const float* dout) {
   PPT_CHECK(!stash.weight_grads_pending, "backward_input twice before backward_weight");
-  run_backward(stash, dout, true);
+  run_backward(stash, dout, true, nullptr);
   stash.weight_grads_pending = true;
 }
 
-void StageModel::backward_weight(Stash& stash) {
+void StageModel::backward_weight(Stash& stash, const LayerGradsDone& done) {
   PPT_CHECK(stash.weight_grads_pending, "backward_weight needs the backward_input of the same micro-batch first");
-  run_weight_grads(stash);
+  run_weight_grads(stash, done);
   stash.weight_grads_pending = false;
 }
 

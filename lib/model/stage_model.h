@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -96,7 +97,13 @@ class StageModel {
   // Accumulates parameter gradients. dout (B,T,C, backend memory) is the gradient of the stage
   // output (ignored on the last stage). Afterwards, except on the first stage,
   // copy_input_grad writes d(input) (activation_words(B) words) to `dst` (backend memory).
-  void backward(Stash& stash, const float* dout);
+  //
+  // `done`, when given, is called with each layer whose parameter gradients this call has
+  // just completed, top down (on a GPU: once the kernels making them are queued), so their
+  // data-parallel reduction can start while the layers below still run
+  // (runtime/grad_reduction.h).
+  using LayerGradsDone = std::function<void(int layer)>;
+  void backward(Stash& stash, const float* dout, const LayerGradsDone& done = nullptr);
   virtual void copy_input_grad(float* dst, int batch) const = 0;
 
   // The same backward in two halves, for zero-bubble schedules (I and W actions):
@@ -106,13 +113,21 @@ class StageModel {
   // the stash stays in use until backward_weight. Out of order (W without its I, I twice, B
   // between I and W) they throw.
   void backward_input(Stash& stash, const float* dout);
-  void backward_weight(Stash& stash);
+  void backward_weight(Stash& stash, const LayerGradsDone& done = nullptr);
 
   // fp32 gradients in backend memory: all of them (grad_words() words: the device layout
   // may pad between tensors, with zeros), or one tensor by name.
   virtual float* grads() = 0;
   virtual std::size_t grad_words() const = 0;
   virtual float* grad(const std::string& name) = 0;
+  // Where `layer`'s own parameters' gradients lie in grads(): words [begin, end), padding
+  // included; a layer owns the tensors it added to the table (a stage holding the embedding
+  // and the head has one wte, the embedding's).
+  struct LayerGradWords {
+    std::size_t begin = 0, end = 0;
+    bool holds_tied_wte = false;  // its tensors include wte
+  };
+  LayerGradWords layer_grad_words(int layer) const;
   virtual void zero_grads() = 0;
   // Sum of squared gradients; without_tied_wte leaves out this stage's wte (the head's copy
   // of the tied embedding, counted once by the first stage). Reads back to the host.
@@ -136,12 +151,16 @@ class StageModel {
  protected:
   // The backends' halves: the input gradients (and, unless split, each layer's parameter
   // gradients right after its own), and the parameter gradients of a split backward.
-  virtual void run_backward(Stash& stash, const float* dout, bool split) = 0;
-  virtual void run_weight_grads(Stash& stash) = 0;
+  virtual void run_backward(Stash& stash, const float* dout, bool split, const LayerGradsDone& done) = 0;
+  virtual void run_weight_grads(Stash& stash, const LayerGradsDone& done) = 0;
+  // The first word of table entry `entry`'s gradient in grads().
+  virtual std::size_t grad_word_offset(std::size_t entry) const = 0;
 
   GPT2Shape shape_;
   int first_layer_, end_layer_, max_batch_;
   ParamTable table_;
+  // Layer first_layer + i owns table entries [layer_entries_[i], layer_entries_[i + 1]).
+  std::vector<std::size_t> layer_entries_;
 };
 
 // The backend `device` selects (nullptr: the CPU); parameters initialised from `seed`

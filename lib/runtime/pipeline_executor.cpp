@@ -5,9 +5,12 @@
 #include <optional>
 #include <tuple>
 
+#include <fmt/ranges.h>
+
 #include "core/error.h"
 #include "core/rng.h"
 #include "runtime/generate.h"
+#include "runtime/grad_reduction.h"
 #include "runtime/lr_schedule.h"
 #include "schedule/lowering.h"
 #include "schedule/posting_order.h"
@@ -25,6 +28,10 @@ struct PipelineExecutor::Chunk {
   // Forward-only passes of another batch size than training's (sampling: 1), by size.
   // Evaluation borrows a training stash: it runs between steps, when all are free.
   std::map<int, std::unique_ptr<Stash>> forward_only;
+  // With data-parallel replicas: sums the gradients over them. The step's last B or W of
+  // this stage reports its layers to it, so buckets start during that backward.
+  std::unique_ptr<GradReducer> reducer;
+  std::optional<Action> last_weight_grads;
 };
 
 // Activation-sized (B,T,C) buffers in the backend's memory for messages and local gradient
@@ -111,12 +118,33 @@ PipelineExecutor::PipelineExecutor(const Config& config, const GPT2Shape& shape,
   const bool holds_tied = layout.stages() > 1 && layout.pp > 1 &&
                           (layout.holds_stage(0) || layout.holds_stage(layout.stages() - 1));
   embedding_group_ = transport.split_group(holds_tied ? layout.dp_rank : -1, layout.pp_rank);
+  if (layout.dp > 1) {
+    std::vector<int> replicas;
+    for (int d = 0; d < layout.dp; ++d) replicas.push_back(layout.world_rank_of(layout.pp_rank, d));
+    for (auto& c : chunks_) {
+      c->reducer = std::make_unique<GradReducer>(
+          *c->model, config.parallel.overlap_grad_reduce, grad_bucket_words(config.parallel.grad_bucket_mib),
+          transport, replica_group_, fmt::format("{}", fmt::join(replicas, ", ")));
+      for (const Action& a : schedule_.actions[layout.pp_rank]) {
+        const bool weight_grads = a.kind == ActionKind::Backward || a.kind == ActionKind::BackwardWeight;
+        if (a.stage == c->stage && weight_grads) c->last_weight_grads = a;
+      }
+    }
+  }
 }
 
 PipelineExecutor::~PipelineExecutor() = default;
 
 Recompute PipelineExecutor::training_recompute() const {
   return recompute_of(config_.pipeline.recompute);
+}
+
+std::string PipelineExecutor::grad_reduction_summary() const {
+  std::vector<std::string> parts;
+  for (const auto& c : chunks_) {
+    if (c->reducer) parts.push_back(fmt::format("stage {}: {}", c->stage, c->reducer->summary()));
+  }
+  return fmt::format("{}", fmt::join(parts, "; "));
 }
 
 StageModel& PipelineExecutor::chunk_model(int i) { return *chunks_.at(i)->model; }
@@ -213,6 +241,11 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
     c.live.erase(it);
   };
 
+  // The step's last weight gradients of a chunk start its data-parallel sums, layer by layer.
+  auto layers_done = [](Chunk& c, const Action& a) -> StageModel::LayerGradsDone {
+    if (!c.reducer || c.last_weight_grads != a) return nullptr;
+    return [&c](int layer) { c.reducer->layer_done(layer); };
+  };
   // Comm actions are posted in the list's order, the receives of the comm group after a
   // compute just before it (schedule/posting_order.h), so the data can arrive meanwhile.
   auto compute = [&](const Action& a) {
@@ -251,7 +284,7 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
       PPT_CHECK(it != c.live.end(), "{} runs before its forward", schedule::to_string(a));
       const double start = now_us();
       if (a.kind == ActionKind::Backward) {
-        c.model->backward(*it->second, dout);
+        c.model->backward(*it->second, dout, layers_done(c, a));
       } else {
         c.model->backward_input(*it->second, dout);
       }
@@ -268,7 +301,7 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
       auto it = c.live.find(mb);
       PPT_CHECK(it != c.live.end(), "{} runs before its forward", schedule::to_string(a));
       const double start = now_us();
-      c.model->backward_weight(*it->second);
+      c.model->backward_weight(*it->second, layers_done(c, a));
       timeline_.push_back({schedule::to_string(a), start, now_us(), true});
       retire(c, s, mb);
     }
@@ -298,17 +331,22 @@ void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& 
   Chunk* first = layout_.holds_stage(0) ? &chunk_of_stage(0) : nullptr;
   Chunk* last = layout_.holds_stage(S - 1) ? &chunk_of_stage(S - 1) : nullptr;
   const std::size_t wte_floats = static_cast<std::size_t>(shape_.padded_vocab_size) * shape_.channels;
+  // Data parallel (runtime/grad_reduction.h): the buckets the last backwards started, then
+  // the tied-embedding sum, then what no bucket held.
+  for (auto& c : chunks_) {
+    if (c->reducer) c->reducer->wait_started();
+  }
+  if (layout_.dp > 1 && config_.parallel.overlap_grad_reduce) {
+    timeline_.push_back({"wait data-parallel buckets", t0, now_us(), false});
+  }
   if (S > 1 && first != nullptr && last != nullptr) {
     first->model->sum_tied_wte_grads(*last->model);
   } else if (S > 1 && (first != nullptr || last != nullptr)) {
     transport_.allreduce_sum((first ? first : last)->model->grad("wte"), wte_floats,
                              embedding_group_, "the tied-embedding gradient all-reduce");
   }
-  if (layout_.dp > 1) {
-    for (auto& c : chunks_) {
-      transport_.allreduce_sum(c->model->grads(), c->model->grad_words(), replica_group_,
-                               fmt::format("the data-parallel gradient all-reduce of stage {}", c->stage));
-    }
+  for (auto& c : chunks_) {
+    if (c->reducer) c->reducer->reduce_rest();
   }
   // [sum of squares, loss sum, bubble of each pipeline rank]; the head's copy of wte is not
   // counted in the norm when stage 0 holds the other: the model has one wte.

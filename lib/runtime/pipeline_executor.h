@@ -79,6 +79,10 @@ class PipelineExecutor {
   // start-up work such as loading a checkpoint.
   void run_on_all_ranks(const std::function<void()>& step, const std::string& what);
 
+  // With replicas: how this rank's stages sum their gradients over them, for the log
+  // ("stage 0: buckets of layers 4-3, 2-1 during the last backward, layer 0 after the step").
+  std::string grad_reduction_summary() const;
+
   // The chunks this rank holds, by ascending stage (for tests and checkpoints).
   int num_chunks() const { return static_cast<int>(chunks_.size()); }
   StageModel& chunk_model(int i);

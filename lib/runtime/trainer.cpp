@@ -235,6 +235,10 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
                shape.padded_vocab_size, T, shape.num_parameters() / 1e6);
   spdlog::info("pipeline: {} on {} rank(s) x {} replica(s); {} thread(s) per rank",
                schedule::describe(plan.lowered), layout.pp, layout.dp, threads);
+  if (layout.dp > 1) {
+    spdlog::info("data parallel: gradients summed over {} replicas; rank 0's {}", layout.dp,
+                 executor.grad_reduction_summary());
+  }
   spdlog::info("compute: {}", device ? device->description() : std::string("cpu fp32"));
   const RankMemoryPlan& largest = largest_rank(memory_plan);
   spdlog::info("memory plan: {:.1f} MiB of {} memory on the largest rank (pipeline rank {}); "

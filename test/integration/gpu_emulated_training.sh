@@ -75,6 +75,21 @@ run gpu_p2_zbv 2 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.
 echo -n "emulated GPU, 2-rank zbv vs 1 rank: "
 $compare "$WORK/runs/gpu_l4" "$WORK/params/gpu_l4" "$WORK/runs/gpu_p2_zbv" "$WORK/params/gpu_p2_zbv" 1e-6 1e-5 ||
   fail "zbv on the GPU path differs from the single-rank GPU run"
+# Data parallel on the GPU path: 2 replicas of a 2-stage zb-h1 pipeline (their gradient sums
+# through host staging, one layer a bucket, started by each stage's last W) equal one rank with
+# the same global batch, and bitwise the same replicas summing once after the step.
+run gpu_p2_dp2 4 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=2 \
+  --set pipeline.stages=2 --set parallel.data=2 --set pipeline.schedule=zb-h1 --set parallel.grad_bucket_mib=0
+grep -q "data parallel: gradients summed over 2 replicas; rank 0's stage 0: buckets of layers 2, 1 during" \
+  "$WORK/gpu_p2_dp2.log" || { grep "data parallel" "$WORK/gpu_p2_dp2.log"; fail "the replicas did not use one bucket a layer"; }
+echo -n "emulated GPU, 2 replicas of a 2-stage zb-h1 pipeline vs 1 rank: "
+$compare "$WORK/runs/gpu_l4" "$WORK/params/gpu_l4" "$WORK/runs/gpu_p2_dp2" "$WORK/params/gpu_p2_dp2" 1e-6 1e-5 ||
+  fail "the data-parallel GPU pipeline differs from the single-rank GPU run"
+run gpu_p2_dp2_after 4 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=2 \
+  --set pipeline.stages=2 --set parallel.data=2 --set pipeline.schedule=zb-h1 --set parallel.overlap_grad_reduce=false
+echo -n "emulated GPU, replicas' sums in buckets during the last W vs after the step, bitwise: "
+$compare "$WORK/runs/gpu_p2_dp2_after" "$WORK/params/gpu_p2_dp2_after" "$WORK/runs/gpu_p2_dp2" "$WORK/params/gpu_p2_dp2" 0 0 ||
+  fail "bucketed data-parallel sums differ from one sum after the step on the GPU path"
 run gpu_bf16_p2 2 --set runtime.device=cuda --set runtime.precision=bf16 --set pipeline.stages=2 \
   --set pipeline.micro_batches=3
 run gpu_bf16_p2_zb 2 --set runtime.device=cuda --set runtime.precision=bf16 --set pipeline.stages=2 \
@@ -122,4 +137,4 @@ PY
 PPTRAIN_EMULATED_GPU_GIB=0.0001 check_error "pipeline rank 0 needs" \
   "$MPIEXEC" -np 1 "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set runtime.device=cuda --set logging.name=too_big
 grep -q "GPU 0 has 0.00 GiB free" "$WORK/stderr.txt" || fail "the error does not say how much the GPU has free"
-echo "the GPU path trains: fp32 equals the CPU backend, 2- and 4-rank GPU pipelines through host staging equal 1 rank, so does zbv, zb-h1 equals 1f1b, bf16 follows fp32"
+echo "the GPU path trains: fp32 equals the CPU backend, 2- and 4-rank GPU pipelines through host staging equal 1 rank, so do zbv and 2 replicas, zb-h1 equals 1f1b, bf16 follows fp32"

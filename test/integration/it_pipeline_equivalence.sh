@@ -169,7 +169,8 @@ check_error "no trace-rank<N>.json in it" "$PPTRAIN_BIN" plan "$WORK/eq.yaml" --
 
 # Data parallel: 2 replicas of a 2-stage pipeline (1F1B, and zbv with m=3) with m
 # micro-batches each equal one process with 2m micro-batches (the replica's micro-batch index
-# is folded into the global one).
+# is folded into the global one); and their gradient sums bucket by bucket during the last
+# backward equal one sum after the step, bitwise.
 for spec in 1f1b:1:2 1f1b:1:3 zbv:2:3; do
   IFS=: read -r schedule v m <<< "$spec"
   [ -f "$WORK/runs/ref_m$((2 * m))/metrics.jsonl" ] || run "ref_m$((2 * m))" 1 --set "pipeline.micro_batches=$((2 * m))"
@@ -180,5 +181,15 @@ for spec in 1f1b:1:2 1f1b:1:3 zbv:2:3; do
   $compare "$WORK/runs/ref_m$((2 * m))" "$WORK/params/ref_m$((2 * m))" "$WORK/runs/$name" "$WORK/params/$name" 1e-6 1e-5 ||
     fail "$name differs from the single-process run"
   checked=$((checked + 1))
+  # The replicas' gradient sums started bucket by bucket during the last backward (one layer
+  # a bucket here; the default 25 MiB makes one bucket of this tiny stage) add the same
+  # numbers as one sum after the step: bitwise the same training (runtime/grad_reduction.h).
+  for variant in parallel.grad_bucket_mib=0 parallel.overlap_grad_reduce=false; do
+    run "${name}_${variant#parallel.}" 4 --set "pipeline.micro_batches=$m" --set pipeline.stages=2 \
+      --set parallel.data=2 --set "pipeline.schedule=$schedule" --set "pipeline.virtual_stages=$v" --set "$variant"
+    echo -n "$name with $variant, bitwise: "
+    $compare "$WORK/runs/$name" "$WORK/params/$name" "$WORK/runs/${name}_${variant#parallel.}" \
+      "$WORK/params/${name}_${variant#parallel.}" 0 0 || fail "$name with $variant differs"
+  done
 done
 echo "$checked pipelined layouts equal the single-process run"

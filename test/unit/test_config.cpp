@@ -73,7 +73,9 @@ TEST_CASE("config: good_full sets every key and round-trips through config_to_ya
   CHECK(c.data.train == "data/fineweb/*train*.bin");
   CHECK(c.runtime.timeout_s == 600.5);
   CHECK(c.logging.trace);
-  CHECK(c.where("training.lr") == path + ":32:7: training.lr");
+  CHECK(c.where("training.lr") == path + ":34:7: training.lr");
+  CHECK(!c.parallel.overlap_grad_reduce);
+  CHECK(c.parallel.grad_bucket_mib == 40.0);
   CHECK(c.model.init_from == "models/gpt2_124M.bin");
 
   const std::string yaml = pptrain::config_to_yaml(c);
