@@ -14,6 +14,8 @@ packages=(
 )
 
 python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet numpy || echo "setup: pip could not install numpy (test/integration/hf_reference.py needs it)" >&2
+python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet matplotlib ||
+  echo "setup: pip could not install matplotlib (scripts/plot.py and its test need it)" >&2
 
 missing=()
 for p in "${packages[@]}"; do

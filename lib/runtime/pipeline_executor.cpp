@@ -359,6 +359,10 @@ void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& 
   sums[2 + layout_.pp_rank] = report.bubble;
   if (layout_.pp > 1) transport_.allreduce_sum(sums.data(), sums.size(), pipeline_group_, "the loss and grad-norm all-reduce");
   if (layout_.dp > 1) transport_.allreduce_sum(&sums[1], 1, replica_group_, "the loss all-reduce");
+  // Every rank leaves these sums at about the same moment: the trace's one common instant of
+  // the step, where scripts/plot.py aligns the ranks' clocks.
+  const double synced = now_us();
+  timeline_.push_back({"step synced", synced, synced, false});
   report.loss = sums[1] / (static_cast<double>(layout_.dp) * schedule_.micro_batches);
   // max() guards the head-wte subtraction's round-off; it must not turn a NaN into 0.
   report.grad_norm = std::isnan(sums[0]) ? sums[0] : std::sqrt(std::max(0.0, sums[0]));

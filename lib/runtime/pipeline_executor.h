@@ -31,7 +31,9 @@ using BatchFiller = std::function<void(int global_micro_batch, int* inputs, int*
 
 // One executed action on this rank, in microseconds since the executor was made.
 struct ExecutedAction {
-  std::string name;  // "2F5", "wait 2RECV_F5", "allreduce grads"
+  // "2F5", "wait 2RECV_F5", "wait data-parallel buckets", "step synced" (an instant: the
+  // step's sums are done on every rank), "reduce + optimizer"
+  std::string name;
   double start_us = 0.0, end_us = 0.0;
   bool compute = false;
 };
