@@ -29,6 +29,8 @@
 #  10. data parallel on the GPU path: 2 replicas x 2 stages (4 ranks through host staging,
 #      zb-h1, one layer a gradient bucket, each started by its stage's last W) against check
 #      4's 1-rank run with the same global batch, fp32, within fp32 round-off
+#  11. (after 3) the bubble the 124M run logged: its compute actions timed on the GPU must
+#      leave under 10% of a one-rank, one-micro-batch step idle
 # Env: BUNDLE_LD (the bundle's LD_LIBRARY_PATH), OUT, PPTRAIN (the binary), T_STEP (seconds
 # per run), MPIRUN (optional).
 set -u -o pipefail
@@ -170,6 +172,17 @@ if pptrain train "$WORK/gpt2.yaml" >"$LOGS/train_gpt2_124m.txt" 2>&1; then
     emit "goal: tok/s >= PyTorch and MFU >= 40%" "$goal" "pptrain $(printf '%.0f' "$tps") vs PyTorch $(printf '%.0f' "$TORCH_TOKENS_PER_S") tok/s, MFU $(printf '%.1f' "$mfu")%"
   fi
   emit "GPT-2 124M training, B=16 T=1024 bf16" PASS "$fig"
+  # ---- 11. the GPU-timed bubble: one rank, one micro-batch, so the GPU idles only between
+  # steps; its actions timed on the GPU (model/stream_clock.h) leave a bubble of a few %
+  # (host-clock times around the queueing would leave nearly all of the step idle).
+  bubble=$(python3 - "$WORK/runs/gpt2/metrics.jsonl" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(f"{statistics.median(r['bubble_pct'][0] for r in rows[5:]):.1f}")
+EOF
+)
+  emit "124M: GPU-timed bubble, 1 rank, m=1" "$(python3 -c "print('PASS' if $bubble < 10 else 'FAIL')")" \
+    "bubble ${bubble}% (median of steps 6-15; under 10% expected)"
   # The attention tile shapes training timed at start-up and kept (bitwise-equal shapes).
   shapes=$(grep -m1 -o 'attention tile shapes (.*' "$LOGS/train_gpt2_124m.txt" || true)
   if [[ -n $shapes ]]; then emit "124M: attention tile shapes kept" "-" "${shapes#attention tile shapes }"; fi

@@ -93,4 +93,25 @@ class StreamEvent {
   bool recorded_ = false;
 };
 
+// A point in a stream's queue that also keeps when the GPU reached it: elapsed_ms(a, b) is
+// the GPU time from a to b, both recorded and passed (wait_host on the later one first).
+// Dearer than a StreamEvent (a timestamp is written), so only where times are wanted: the
+// executor's timeline of compute actions (model/compute_device.h: StreamClock).
+class TimingEvent {
+ public:
+  TimingEvent();
+  ~TimingEvent();
+  TimingEvent(const TimingEvent&) = delete;
+  TimingEvent& operator=(const TimingEvent&) = delete;
+  void record(Stream stream);
+  void wait_host() const;
+
+ private:
+  friend double elapsed_ms(const TimingEvent& from, const TimingEvent& to);
+  void* handle_ = nullptr;
+  double host_ms_ = 0.0;  // the emulated backend's timestamp: its work runs at record time
+  bool recorded_ = false;
+};
+double elapsed_ms(const TimingEvent& from, const TimingEvent& to);
+
 }  // namespace pptrain::kernels::cuda

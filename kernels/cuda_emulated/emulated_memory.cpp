@@ -2,6 +2,7 @@
 // memory (PPTRAIN_CUDA=EMULATE): every op runs synchronously on the calling thread, so streams
 // and events carry nothing and synchronize() has nothing to wait for. Allocations are 256-byte
 // aligned, as cudaMalloc's, and counted per category exactly as in kernels/cuda/device_memory.cu.
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -125,5 +126,17 @@ StreamEvent::~StreamEvent() = default;
 void StreamEvent::record(Stream) { recorded_ = true; }
 void StreamEvent::wait_host() const {}
 bool StreamEvent::done() const { return true; }
+
+TimingEvent::TimingEvent() = default;
+TimingEvent::~TimingEvent() = default;
+void TimingEvent::record(Stream) {
+  host_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  recorded_ = true;
+}
+void TimingEvent::wait_host() const {}
+double elapsed_ms(const TimingEvent& from, const TimingEvent& to) {
+  PPT_CHECK(from.recorded_ && to.recorded_, "elapsed time between timing events never recorded");
+  return to.host_ms_ - from.host_ms_;
+}
 
 }  // namespace pptrain::kernels::cuda

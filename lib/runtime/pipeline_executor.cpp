@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "model/stream_clock.h"
 #include "runtime/generate.h"
 #include "runtime/grad_reduction.h"
 #include "runtime/lr_schedule.h"
@@ -109,6 +110,7 @@ PipelineExecutor::PipelineExecutor(const Config& config, const GPT2Shape& shape,
                                 config.training.seed, memory, device);
     chunks_.push_back(std::move(c));
   }
+  if (device != nullptr) clock_ = std::make_unique<StreamClock>(*device);
   StageModel& first_model = *chunks_.front()->model;
   buffers_ = std::make_unique<Buffers>(first_model, first_model.activation_words(B));
   // Groups are made collectively by every world rank, in the same order on all of them.
@@ -241,6 +243,22 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
     c.live.erase(it);
   };
 
+  // A compute action's times: the host's clock on the CPU; on a GPU, marks in the compute
+  // stream (model/stream_clock.h), made times when the step has settled below.
+  struct Started {
+    double host_us = 0.0;
+    int mark = -1;
+  };
+  struct Marked {
+    std::size_t entry;  // in timeline_
+    int start, end;
+  };
+  std::vector<Marked> marked;
+  auto start_compute = [&] { return clock_ ? Started{0.0, clock_->mark()} : Started{now_us(), -1}; };
+  auto finish_compute = [&](const Action& a, const Started& start) {
+    if (clock_) marked.push_back({timeline_.size(), start.mark, clock_->mark()});
+    timeline_.push_back({schedule::to_string(a), start.host_us, clock_ ? 0.0 : now_us(), true});
+  };
   // The step's last weight gradients of a chunk start its data-parallel sums, layer by layer.
   auto layers_done = [](Chunk& c, const Action& a) -> StageModel::LayerGradsDone {
     if (!c.reducer || c.last_weight_grads != a) return nullptr;
@@ -268,10 +286,10 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
         stash = std::move(c.free.back());
         c.free.pop_back();
       }
-      const double start = now_us();
+      const Started start = start_compute();
       c.model->forward(*stash, tokens.data(), input, s == S - 1 ? targets.data() : nullptr,
                        dloss_scale, true);
-      timeline_.push_back({schedule::to_string(a), start, now_us(), true});
+      finish_compute(a, start);
       c.live.emplace(mb, std::move(stash));
       buffers_->release(Buffers::kReceivedActivation, s, mb);
     } else if (a.kind == ActionKind::Backward || a.kind == ActionKind::BackwardInput) {
@@ -282,7 +300,7 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
       }
       auto it = c.live.find(mb);
       PPT_CHECK(it != c.live.end(), "{} runs before its forward", schedule::to_string(a));
-      const double start = now_us();
+      const Started start = start_compute();
       if (a.kind == ActionKind::Backward) {
         c.model->backward(*it->second, dout, layers_done(c, a));
       } else {
@@ -293,16 +311,16 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
                                   : buffers_->acquire(Buffers::kGradToSend, s, mb);
         c.model->copy_input_grad(dst, B);
       }
-      timeline_.push_back({schedule::to_string(a), start, now_us(), true});
+      finish_compute(a, start);
       buffers_->release(Buffers::kOutputGrad, s, mb);
       if (a.kind == ActionKind::Backward) retire(c, s, mb);
     } else {
       // W: the stash's kept gradients become parameter gradients; nothing is sent.
       auto it = c.live.find(mb);
       PPT_CHECK(it != c.live.end(), "{} runs before its forward", schedule::to_string(a));
-      const double start = now_us();
+      const Started start = start_compute();
       c.model->backward_weight(*it->second, layers_done(c, a));
-      timeline_.push_back({schedule::to_string(a), start, now_us(), true});
+      finish_compute(a, start);
       retire(c, s, mb);
     }
   };
@@ -321,6 +339,14 @@ void PipelineExecutor::run_schedule(const BatchFiller& fill, double* loss_sum) {
               ch->stage, ch->live.size());
   }
   if (local(S - 1)) *loss_sum = chunk_of_stage(S - 1).model->take_loss_sum();
+  if (clock_) {
+    // One wait per step for the compute stream (the step's gradient norm reads it soon anyway).
+    clock_->settle([this] { return now_us(); });
+    for (const Marked& m : marked) {
+      timeline_[m.entry].start_us = clock_->at(m.start);
+      timeline_[m.entry].end_us = clock_->at(m.end);
+    }
+  }
 }
 
 void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& report) {

@@ -24,12 +24,15 @@
 
 namespace pptrain {
 
+class StreamClock;
+
 // fill(global micro-batch index, inputs (B,T), targets (B,T)). The global index is
 // replica * m + micro_batch, so a run with dp replicas draws the same sequences as one
 // replica with dp * m micro-batches (DESIGN.md 6a).
 using BatchFiller = std::function<void(int global_micro_batch, int* inputs, int* targets)>;
 
-// One executed action on this rank, in microseconds since the executor was made.
+// One executed action on this rank, in microseconds since the executor was made. On a GPU a
+// compute action's times are when the GPU ran it (model/stream_clock.h); waits are the host's.
 struct ExecutedAction {
   // "2F5", "wait 2RECV_F5", "wait data-parallel buckets", "step synced" (an instant: the
   // step's sums are done on every rank), "reduce + optimizer"
@@ -114,6 +117,7 @@ class PipelineExecutor {
   GroupId world_group_ = kNoGroup, pipeline_group_ = kNoGroup, replica_group_ = kNoGroup, embedding_group_ = kNoGroup;
   std::map<int, std::unique_ptr<WordBuffer>> forward_only_received_;  // by batch size
   std::vector<ExecutedAction> timeline_;
+  std::unique_ptr<StreamClock> clock_;  // on a GPU: when the compute actions ran there
   std::int64_t origin_ns_ = 0;
 };
 

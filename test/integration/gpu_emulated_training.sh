@@ -79,7 +79,32 @@ $compare "$WORK/runs/gpu_l4" "$WORK/params/gpu_l4" "$WORK/runs/gpu_p2_zbv" "$WOR
 # through host staging, one layer a bucket, started by each stage's last W) equal one rank with
 # the same global batch, and bitwise the same replicas summing once after the step.
 run gpu_p2_dp2 4 --set runtime.device=cuda --set model.n_layer=4 --set pipeline.micro_batches=2 \
-  --set pipeline.stages=2 --set parallel.data=2 --set pipeline.schedule=zb-h1 --set parallel.grad_bucket_mib=0
+  --set pipeline.stages=2 --set parallel.data=2 --set pipeline.schedule=zb-h1 --set parallel.grad_bucket_mib=0 \
+  --set logging.trace=true
+# On a GPU rank the compute actions are timed by marks in the compute stream
+# (model/stream_clock.h), made times at the end of the step's schedule: every one must lie in
+# its step, after the last step's sums and before this one's, and the logged bubble is theirs.
+python3 - "$WORK/runs/gpu_p2_dp2" <<'PY' || fail "the GPU-timed trace is not the steps' actions"
+import glob, json, os, re, sys
+rows = [json.loads(l) for l in open(os.path.join(sys.argv[1], "metrics.jsonl"))]
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "trace-rank*.json"))):
+    rank = int(re.search(r"rank(\d+)", path).group(1))
+    replica = rank % 2  # world rank = pipeline rank x 2 + replica; the log has replica 0's bubbles
+    events = [e for e in json.load(open(path))["traceEvents"] if e["ph"] == "X"]
+    step, begin, busy, last_end = 0, None, 0.0, 0.0
+    for e in events:  # in the order recorded: a step ends with its "reduce + optimizer"
+        begin = e["ts"] if begin is None else begin
+        if e["name"] == "reduce + optimizer":
+            span = e["ts"] - begin
+            logged = rows[step]["bubble_pct"][rank // 2]
+            assert replica == 1 or abs(100 * (1 - busy / span) - logged) < 1.0, (path, step, busy, span, logged)
+            step, begin, busy, last_end = step + 1, None, 0.0, e["ts"] + e["dur"]
+        elif e["cat"] == "compute":
+            assert e["dur"] > 0 and e["ts"] >= last_end, (path, step, e)
+            busy += e["dur"]
+    assert step == len(rows), (path, step)
+print(f"emulated GPU: every rank's GPU-timed actions lie in their steps, {step} steps, bubble as logged")
+PY
 grep -q "data parallel: gradients summed over 2 replicas; rank 0's stage 0: buckets of layers 2, 1 during" \
   "$WORK/gpu_p2_dp2.log" || { grep "data parallel" "$WORK/gpu_p2_dp2.log"; fail "the replicas did not use one bucket a layer"; }
 echo -n "emulated GPU, 2 replicas of a 2-stage zb-h1 pipeline vs 1 rank: "
