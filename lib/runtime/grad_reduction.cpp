@@ -1,6 +1,7 @@
 #include "runtime/grad_reduction.h"
 
 #include <cmath>
+#include <limits>
 
 #include <fmt/ranges.h>
 
@@ -35,7 +36,9 @@ std::vector<GradBucket> plan_grad_buckets(const StageModel& model, std::size_t b
 }
 
 std::size_t grad_bucket_words(double mib) {
-  return static_cast<std::size_t>(std::llround(mib * static_cast<double>(kMiB) / sizeof(float)));
+  const double words = mib * kMiB / sizeof(float);
+  // Any bucket past 2^60 words is "one bucket for the whole stage"; llround would overflow.
+  return words >= 0x1p60 ? std::numeric_limits<std::size_t>::max() : static_cast<std::size_t>(std::llround(words));
 }
 
 GradReducer::GradReducer(StageModel& model, bool overlap, std::size_t bucket_words, Transport& transport,

@@ -3,6 +3,7 @@
 // its layers' gradients: what it would send then is what the step ends with.
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <map>
 #include <memory>
 #include <vector>
@@ -166,4 +167,10 @@ TEST_CASE("A bucket that never started is an error naming its layer", "[grad_red
   CHECK_THROWS_WITH(reducer.wait_started(),
                     Catch::Contains("2 of the 4 gradient buckets of layers 1-4 started this step") &&
                         Catch::Contains("did not report layer 2"));
+}
+
+TEST_CASE("parallel.grad_bucket_mib in gradient words", "[grad_reduction]") {
+  CHECK(grad_bucket_words(25.0) == 25u * 1024 * 1024 / 4);
+  CHECK(grad_bucket_words(0.0) == 0u);
+  CHECK(grad_bucket_words(1e300) == std::numeric_limits<std::size_t>::max());  // one bucket a stage
 }
