@@ -56,8 +56,11 @@ struct TrainingConfig {
   int steps = 100;
   double lr = 6e-4;
   double min_lr = 0.0;          // cosine decays from lr to min_lr
-  std::string lr_schedule = "cosine";  // cosine | constant
+  std::string lr_schedule = "cosine";  // cosine | linear | constant
   int warmup_steps = 0;
+  // The last decay_steps steps decay lr to min_lr, held at lr before them (warmup-stable-decay);
+  // 0: every step after the warmup decays.
+  int decay_steps = 0;
   double weight_decay = 0.1;
   double grad_clip = 1.0;       // 0 disables clipping
   double beta1 = 0.9;

@@ -113,8 +113,18 @@ void check_training(const Config& c) {
     fail(c, {"training.min_lr", "training.lr"},
          fmt::format("must be <= training.lr ({}), got {}", value_of(c, "training.lr"), t.min_lr));
   }
-  one_of(c, "training.lr_schedule", t.lr_schedule, {"cosine", "constant"});
+  one_of(c, "training.lr_schedule", t.lr_schedule, {"cosine", "linear", "constant"});
   at_least(c, "training.warmup_steps", t.warmup_steps, 0);
+  at_least(c, "training.decay_steps", t.decay_steps, 0);
+  if (t.decay_steps > 0 && t.lr_schedule == "constant") {
+    fail(c, {"training.decay_steps", "training.lr_schedule"},
+         "a constant schedule does not decay: use lr_schedule cosine or linear, or decay_steps 0");
+  }
+  if (static_cast<long long>(t.warmup_steps) + t.decay_steps > t.steps) {
+    fail(c, {"training.decay_steps", "training.warmup_steps", "training.steps"},
+         fmt::format("warmup ({}) and decay ({}) steps exceed training.steps ({})", t.warmup_steps,
+                     t.decay_steps, t.steps));
+  }
   at_least(c, "training.weight_decay", t.weight_decay, 0.0);
   at_least(c, "training.grad_clip", t.grad_clip, 0.0);
   for (auto [key, beta] : {std::pair{"training.beta1", t.beta1}, {"training.beta2", t.beta2}}) {

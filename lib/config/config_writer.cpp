@@ -43,6 +43,7 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"training", "min_lr", &t.min_lr},
       {"training", "lr_schedule", &t.lr_schedule},
       {"training", "warmup_steps", &t.warmup_steps},
+      {"training", "decay_steps", &t.decay_steps},
       {"training", "weight_decay", &t.weight_decay},
       {"training", "grad_clip", &t.grad_clip},
       {"training", "beta1", &t.beta1},

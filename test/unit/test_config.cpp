@@ -199,8 +199,9 @@ TEST_CASE("config: each kind of error has the shape file:line:col: key: what", "
   CHECK(parse_error(kMinimal + "pipeline:\n  recompute: selective\n") == "<no error thrown>");
   CHECK(parse_error(kMinimal + "pipeline:\n  offload: cpu\n").find(
             "mem.yaml:4:12: pipeline.offload: cpu is not implemented yet; use none") == 0);
-  CHECK(parse_error(kMinimal + "training:\n  lr_schedule: linear\n") ==
-        "mem.yaml:4:16: training.lr_schedule: expected one of cosine, constant; got 'linear'");
+  CHECK(parse_error(kMinimal + "training:\n  lr_schedule: wsd\n") ==
+        "mem.yaml:4:16: training.lr_schedule: expected one of cosine, linear, constant; got 'wsd'");
+  CHECK(parse_error(kMinimal + "training:\n  lr_schedule: linear\n  decay_steps: 20\n") == "<no error thrown>");
   CHECK(parse_error(kMinimal + "runtime:\n  comm: gloo\n") ==
         "mem.yaml:4:9: runtime.comm: expected one of auto, nccl, mpi; got 'gloo'");
   CHECK(parse_error(kMinimal + "pipeline:\n  manual_layers: [3, 3]\n") ==

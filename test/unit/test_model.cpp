@@ -222,7 +222,7 @@ TEST_CASE("Training the whole model lowers the loss on a fixed batch", "[model]"
   CHECK(last < 0.5f * first);
 }
 
-TEST_CASE("Cosine schedule with warmup", "[model]") {
+TEST_CASE("Learning-rate schedules: warmup, then cosine, linear or constant, with a stable phase before decay_steps", "[model]") {
   TrainingConfig t;
   t.steps = 11;
   t.lr = 1.0;
@@ -233,7 +233,22 @@ TEST_CASE("Cosine schedule with warmup", "[model]") {
   CHECK(learning_rate(t, 2) == Approx(1.0));
   CHECK(learning_rate(t, 6) == Approx(0.55));
   CHECK(learning_rate(t, 10) == Approx(0.1));
+  t.lr_schedule = "linear";
+  CHECK(learning_rate(t, 1) == Approx(1.0));
+  CHECK(learning_rate(t, 4) == Approx(0.775));  // 2 of the 8 decaying steps: 1 - 0.9 * 2/8
+  CHECK(learning_rate(t, 10) == Approx(0.1));
+  // Warmup-stable-decay: held at lr, then the last 4 steps decay (linear: 1, 0.7, 0.4, 0.1).
+  t.decay_steps = 4;
+  CHECK(learning_rate(t, 6) == Approx(1.0));
+  CHECK(learning_rate(t, 7) == Approx(1.0));
+  CHECK(learning_rate(t, 8) == Approx(0.7));
+  CHECK(learning_rate(t, 10) == Approx(0.1));
+  t.lr_schedule = "cosine";
+  CHECK(learning_rate(t, 6) == Approx(1.0));
+  CHECK(learning_rate(t, 8) == Approx(0.1 + 0.9 * 0.75));  // cos(pi/3) = 0.5: 0.5 * (1 + 0.5)
+  CHECK(learning_rate(t, 10) == Approx(0.1));
   t.lr_schedule = "constant";
+  t.decay_steps = 0;
   CHECK(learning_rate(t, 9) == Approx(1.0));
 }
 
