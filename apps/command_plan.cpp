@@ -10,6 +10,7 @@
 #include "config/config_loader.h"
 #include "core/error.h"
 #include "model/compute_device.h"
+#include "runtime/grad_reduction.h"
 #include "runtime/layer_profile.h"
 #include "runtime/memory_plan.h"
 #include "runtime/schedule_comparison.h"
@@ -71,6 +72,10 @@ Command add_plan_command(CLI::App& app) {
     fmt::print("{}", describe_training_plan(config, plan, o->costs));
     const MemoryPlan memory = plan_memory(config, plan);
     fmt::print("\n{}", describe_memory_plan(memory));
+    std::vector<std::pair<int, int>> stage_layers;
+    for (const StageRange& r : plan.partition) stage_layers.emplace_back(r.first_layer, r.end_layer);
+    const std::string grad_sums = describe_grad_reduction(config, plan.shape, stage_layers);
+    if (!grad_sums.empty()) fmt::print("\n{}", grad_sums);
     if (o->compare) fmt::print("\n{}", compare_schedules(o->config_path, overrides, o->costs));
     auto write = [](const std::string& path, const std::string& text) {
       std::ofstream out(path, std::ios::trunc);

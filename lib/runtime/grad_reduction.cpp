@@ -1,7 +1,9 @@
 #include "runtime/grad_reduction.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include <fmt/ranges.h>
 
@@ -10,11 +12,39 @@
 
 namespace pptrain {
 
-std::vector<GradBucket> plan_grad_buckets(const StageModel& model, std::size_t bucket_words) {
+StageGradWords stage_grad_words(const StageModel& model) {
+  StageGradWords out{model.first_layer(), {}};
+  for (int layer = model.first_layer(); layer < model.end_layer(); ++layer) {
+    out.layers.push_back(model.layer_grad_words(layer));
+  }
+  return out;
+}
+
+StageGradWords stage_grad_words(const GPT2Shape& shape, int first_layer, int end_layer) {
+  // As ParamTable::add: a name seen before (the head's tied wte) is not the layer's own.
+  std::set<std::string> seen;
+  StageGradWords out{first_layer, {}};
+  std::size_t word = 0;
+  for (int layer = first_layer; layer < end_layer; ++layer) {
+    StageModel::LayerGradWords w;
+    w.begin = word;
+    for (const ParamSpec& spec : shape.layer_params(layer)) {
+      if (!seen.insert(spec.name).second) continue;
+      word += spec.numel();
+      w.holds_tied_wte |= spec.name == "wte";
+    }
+    w.end = word;
+    out.layers.push_back(w);
+  }
+  return out;
+}
+
+std::vector<GradBucket> plan_grad_buckets(const StageGradWords& stage, std::size_t bucket_words) {
   std::vector<GradBucket> buckets;
   bool open = false;
-  for (int layer = model.end_layer() - 1; layer >= model.first_layer(); --layer) {
-    const StageModel::LayerGradWords w = model.layer_grad_words(layer);
+  for (int i = static_cast<int>(stage.layers.size()) - 1; i >= 0; --i) {
+    const int layer = stage.first_layer + i;
+    const StageModel::LayerGradWords& w = stage.layers[i];
     if (w.holds_tied_wte) {
       open = false;
       continue;
@@ -48,7 +78,7 @@ GradReducer::GradReducer(StageModel& model, bool overlap, std::size_t bucket_wor
     rest_.push_back({model.first_layer(), model.end_layer(), 0, model.grad_words()});
     return;
   }
-  buckets_ = plan_grad_buckets(model, bucket_words);
+  buckets_ = plan_grad_buckets(stage_grad_words(model), bucket_words);
   for (int layer = model.first_layer(); layer < model.end_layer(); ++layer) {
     const StageModel::LayerGradWords w = model.layer_grad_words(layer);
     if (w.holds_tied_wte) rest_.push_back({layer, layer + 1, w.begin, w.end});
@@ -109,6 +139,40 @@ void GradReducer::reduce_rest() {
     transport_.allreduce_sum(model_.grads() + r.begin_word, r.words(), group_,
                              describe(r.first_layer, r.end_layer));
   }
+}
+
+std::string describe_grad_reduction(const Config& config, const GPT2Shape& shape,
+                                    const std::vector<std::pair<int, int>>& stage_layers) {
+  const ParallelConfig& p = config.parallel;
+  if (p.data <= 1) return "";
+  const std::size_t bucket_words = grad_bucket_words(p.grad_bucket_mib);
+  std::string out = fmt::format(
+      "data parallel: each stage's fp32 gradients summed over {} replicas every step (each rank sends and "
+      "receives about 2 x {}/{} of them), {}:\n",
+      p.data, p.data - 1, p.data,
+      p.overlap_grad_reduce
+          ? fmt::format("in buckets of >= {} MiB started during the stage's last backward, the tied wte's layers "
+                        "after the step (parallel.grad_bucket_mib, parallel.overlap_grad_reduce)",
+                        p.grad_bucket_mib)
+          : std::string("all after the step (parallel.overlap_grad_reduce: false)"));
+  out += "  stage | layers    | gradients MiB | buckets | largest bucket MiB | after the step MiB\n";
+  auto mib = [](std::size_t words) { return static_cast<double>(words) * sizeof(float) / kMiB; };
+  for (std::size_t s = 0; s < stage_layers.size(); ++s) {
+    const auto [first, end] = stage_layers[s];
+    const StageGradWords words = stage_grad_words(shape, first, end);
+    const std::size_t total = words.layers.back().end;
+    std::vector<GradBucket> buckets;
+    if (p.overlap_grad_reduce) buckets = plan_grad_buckets(words, bucket_words);
+    std::size_t in_buckets = 0, largest = 0;
+    for (const GradBucket& b : buckets) {
+      in_buckets += b.words();
+      largest = std::max(largest, b.words());
+    }
+    out += fmt::format("  {:>5} | {:<9} | {:>13.1f} | {:>7} | {:>18.1f} | {:>18.1f}\n", s,
+                       fmt::format("{}-{}", first, end - 1), mib(total), buckets.size(), mib(largest),
+                       mib(total - in_buckets));
+  }
+  return out;
 }
 
 }  // namespace pptrain

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/transport.h"
@@ -30,10 +31,27 @@ struct GradBucket {
   std::size_t words() const { return end_word - begin_word; }
 };
 
+// Where each layer of a stage keeps its gradients: StageModel::layer_grad_words of
+// first_layer, first_layer + 1, ...
+struct StageGradWords {
+  int first_layer = 0;
+  std::vector<StageModel::LayerGradWords> layers;
+};
+// A stage model's own (its backend's layout, padding included).
+StageGradWords stage_grad_words(const StageModel& model);
+// Without a model, for `pptrain plan`: fp32 words in table order, no padding (the CPU layout;
+// a GPU's differs by its 256-byte alignment of each tensor).
+StageGradWords stage_grad_words(const GPT2Shape& shape, int first_layer, int end_layer);
+
 // The buckets of a stage, in the order its backward completes them (top down): each closes
 // once it holds at least bucket_words words (so 0 makes one bucket per layer), the last may
 // hold fewer. Layers holding the tied wte are in none.
-std::vector<GradBucket> plan_grad_buckets(const StageModel& model, std::size_t bucket_words);
+std::vector<GradBucket> plan_grad_buckets(const StageGradWords& stage, std::size_t bucket_words);
+
+// For `pptrain plan` with parallel.data > 1: per stage, the gradients summed over the
+// replicas each step, in how many buckets and how many after the step. Empty for one replica.
+std::string describe_grad_reduction(const Config& config, const GPT2Shape& shape,
+                                    const std::vector<std::pair<int, int>>& stage_layers);
 
 // parallel.grad_bucket_mib in 4-byte gradient words.
 std::size_t grad_bucket_words(double mib);

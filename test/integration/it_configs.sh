@@ -1,6 +1,7 @@
 # Every config shipped in configs/ loads and plans without a GPU (`pptrain plan`), every rank's
 # planned memory fits in 80 GiB (an A100/H100 80GB), and a config whose header says "on N
-# GPUs" asks for N ranks (pipeline.stages x parallel.data).
+# GPUs" asks for N ranks (pipeline.stages x parallel.data); with replicas the plan tables
+# the data-parallel gradient buckets.
 source "$(dirname "$0")/common.sh"
 checked=0
 for cfg in "$PPTRAIN_SOURCE_DIR"/configs/*.yaml; do
@@ -14,4 +15,12 @@ for cfg in "$PPTRAIN_SOURCE_DIR"/configs/*.yaml; do
   checked=$((checked + 1))
 done
 [ "$checked" -ge 5 ] || fail "only $checked configs in configs/"
+# With replicas the plan lists each stage's gradient sums: GPT-2 774M's stage 0 holds the
+# embedding and 9 blocks of 75 MiB (fp32), so 9 buckets of one block at 25 MiB, and the
+# embedding (its tied wte) summed after the step.
+"$PPTRAIN_BIN" plan "$PPTRAIN_SOURCE_DIR/configs/gpt2-774m.yaml" > "$WORK/plan.txt"
+grep -q "^data parallel: each stage's fp32 gradients summed over 2 replicas every step" "$WORK/plan.txt" &&
+  grep -Eq "^ +0 \| 0-9 +\| +926\.2 \| +9 \| +75\.1 \| +250\.6$" "$WORK/plan.txt" ||
+  { sed -n '/^data parallel/,$p' "$WORK/plan.txt"; fail "the plan does not list the gradient buckets"; }
+sed -n '/^data parallel/,$p' "$WORK/plan.txt"
 echo "$checked configs plan and fit"

@@ -96,7 +96,7 @@ TEST_CASE("Gradient buckets cover each layer's gradients once, top down, the tie
     CpuStageModel model(shape(), r.first, r.end, 2, 7, memory);
     for (std::size_t bucket_words : {std::size_t{0}, block / 2, block + 1, std::size_t{1} << 30}) {
       CAPTURE(r.first, r.end, bucket_words);
-      const std::vector<GradBucket> buckets = plan_grad_buckets(model, bucket_words);
+      const std::vector<GradBucket> buckets = plan_grad_buckets(stage_grad_words(model), bucket_words);
       std::vector<int> covered(model.grad_words(), 0);
       int expect_end = r.end;
       for (std::size_t i = 0; i < buckets.size(); ++i) {
@@ -116,6 +116,23 @@ TEST_CASE("Gradient buckets cover each layer's gradients once, top down, the tie
         CHECK(w.holds_tied_wte == (layer == 0 || (layer == 5 && r.first > 0)));
         for (std::size_t i = w.begin; i < w.end; ++i) CHECK(covered[i] == (w.holds_tied_wte ? 0 : 1));
       }
+    }
+  }
+}
+
+TEST_CASE("The plan's gradient layout, from the shape alone, is the CPU stage model's", "[grad_reduction]") {
+  MemoryTracker memory;
+  struct Range { int first, end; };
+  for (const Range r : {Range{0, 6}, Range{0, 1}, Range{0, 2}, Range{1, 5}, Range{3, 6}, Range{5, 6}}) {
+    CAPTURE(r.first, r.end);
+    const StageGradWords planned = stage_grad_words(shape(), r.first, r.end);
+    const StageGradWords actual = stage_grad_words(CpuStageModel(shape(), r.first, r.end, 2, 7, memory));
+    REQUIRE(planned.first_layer == actual.first_layer);
+    REQUIRE(planned.layers.size() == actual.layers.size());
+    for (std::size_t i = 0; i < planned.layers.size(); ++i) {
+      CHECK(planned.layers[i].begin == actual.layers[i].begin);
+      CHECK(planned.layers[i].end == actual.layers[i].end);
+      CHECK(planned.layers[i].holds_tied_wte == actual.layers[i].holds_tied_wte);
     }
   }
 }
