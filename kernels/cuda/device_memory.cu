@@ -90,9 +90,9 @@ PinnedHostBuffer& PinnedHostBuffer::operator=(PinnedHostBuffer&& other) noexcept
   return *this;
 }
 
-StreamEvent::StreamEvent() {
+StreamEvent::StreamEvent(bool timed) : timed_(timed) {
   cudaEvent_t e = nullptr;
-  CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventCreateWithFlags(&e, timed ? cudaEventDefault : cudaEventDisableTiming));
   handle_ = e;
 }
 
@@ -117,27 +117,9 @@ void StreamEvent::wait_host() const {
   if (recorded_) CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(handle_)));
 }
 
-TimingEvent::TimingEvent() {
-  cudaEvent_t e = nullptr;
-  CUDA_CHECK(cudaEventCreate(&e));
-  handle_ = e;
-}
-
-TimingEvent::~TimingEvent() {
-  if (handle_ != nullptr) cudaEventDestroy(static_cast<cudaEvent_t>(handle_));
-}
-
-void TimingEvent::record(Stream stream) {
-  CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(handle_), to_cuda(stream)));
-  recorded_ = true;
-}
-
-void TimingEvent::wait_host() const {
-  if (recorded_) CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(handle_)));
-}
-
-double elapsed_ms(const TimingEvent& from, const TimingEvent& to) {
-  PPT_CHECK(from.recorded_ && to.recorded_, "elapsed time between timing events never recorded");
+double elapsed_ms(const StreamEvent& from, const StreamEvent& to) {
+  PPT_CHECK(from.timed_ && to.timed_, "elapsed time between events made without timing");
+  PPT_CHECK(from.recorded_ && to.recorded_, "elapsed time between events never recorded");
   float ms = 0.0f;
   CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(from.handle_), static_cast<cudaEvent_t>(to.handle_)));
   return ms;

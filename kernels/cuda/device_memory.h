@@ -73,12 +73,14 @@ class PinnedHostBuffer {
   std::size_t bytes_ = 0;
 };
 
-// A point in a stream's queue (a cudaEvent_t without timing): record() marks it, wait_host()
-// blocks the host until the work queued before it is done (returns at once if never
-// recorded). Not copyable.
+// A point in a stream's queue (a cudaEvent_t): record() marks it, wait_host() blocks the host
+// until the work queued before it is done (returns at once if never recorded). A timed one
+// also keeps when the GPU reached it, for elapsed_ms; it costs a timestamp per record, so
+// only the executor's timeline of compute actions uses them (model/stream_clock.h). Not
+// copyable.
 class StreamEvent {
  public:
-  StreamEvent();
+  explicit StreamEvent(bool timed = false);
   ~StreamEvent();
   StreamEvent(const StreamEvent&) = delete;
   StreamEvent& operator=(const StreamEvent&) = delete;
@@ -89,29 +91,13 @@ class StreamEvent {
   bool done() const;
 
  private:
+  friend double elapsed_ms(const StreamEvent& from, const StreamEvent& to);
   void* handle_ = nullptr;
+  bool timed_ = false;
   bool recorded_ = false;
+  double host_ms_ = 0.0;  // the emulated backend's timestamp: its work runs when queued
 };
-
-// A point in a stream's queue that also keeps when the GPU reached it: elapsed_ms(a, b) is
-// the GPU time from a to b, both recorded and passed (wait_host on the later one first).
-// Dearer than a StreamEvent (a timestamp is written), so only where times are wanted: the
-// executor's timeline of compute actions (model/compute_device.h: StreamClock).
-class TimingEvent {
- public:
-  TimingEvent();
-  ~TimingEvent();
-  TimingEvent(const TimingEvent&) = delete;
-  TimingEvent& operator=(const TimingEvent&) = delete;
-  void record(Stream stream);
-  void wait_host() const;
-
- private:
-  friend double elapsed_ms(const TimingEvent& from, const TimingEvent& to);
-  void* handle_ = nullptr;
-  double host_ms_ = 0.0;  // the emulated backend's timestamp: its work runs at record time
-  bool recorded_ = false;
-};
-double elapsed_ms(const TimingEvent& from, const TimingEvent& to);
+// The GPU time from `from` to `to`, both timed, recorded and passed (wait_host on `to` first).
+double elapsed_ms(const StreamEvent& from, const StreamEvent& to);
 
 }  // namespace pptrain::kernels::cuda

@@ -121,21 +121,17 @@ PinnedHostBuffer& PinnedHostBuffer::operator=(PinnedHostBuffer&& other) noexcept
   return *this;
 }
 
-StreamEvent::StreamEvent() = default;
+StreamEvent::StreamEvent(bool timed) : timed_(timed) {}
 StreamEvent::~StreamEvent() = default;
-void StreamEvent::record(Stream) { recorded_ = true; }
-void StreamEvent::wait_host() const {}
-bool StreamEvent::done() const { return true; }
-
-TimingEvent::TimingEvent() = default;
-TimingEvent::~TimingEvent() = default;
-void TimingEvent::record(Stream) {
+void StreamEvent::record(Stream) {
   host_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
   recorded_ = true;
 }
-void TimingEvent::wait_host() const {}
-double elapsed_ms(const TimingEvent& from, const TimingEvent& to) {
-  PPT_CHECK(from.recorded_ && to.recorded_, "elapsed time between timing events never recorded");
+void StreamEvent::wait_host() const {}
+bool StreamEvent::done() const { return true; }
+double elapsed_ms(const StreamEvent& from, const StreamEvent& to) {
+  PPT_CHECK(from.timed_ && to.timed_, "elapsed time between events made without timing");
+  PPT_CHECK(from.recorded_ && to.recorded_, "elapsed time between events never recorded");
   return to.host_ms_ - from.host_ms_;
 }
 

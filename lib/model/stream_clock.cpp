@@ -10,8 +10,8 @@ namespace pptrain {
 
 #if PPTRAIN_WITH_CUDA
 struct StreamClock::Events {
-  std::vector<std::unique_ptr<kernels::cuda::TimingEvent>> marks;
-  kernels::cuda::TimingEvent end;  // recorded by settle, after every mark
+  std::vector<std::unique_ptr<kernels::cuda::StreamEvent>> marks;  // timed
+  kernels::cuda::StreamEvent end{true};  // recorded by settle, after every mark
 };
 #else
 struct StreamClock::Events {};
@@ -24,7 +24,7 @@ StreamClock::~StreamClock() = default;
 int StreamClock::mark() {
 #if PPTRAIN_WITH_CUDA
   if (marks_ == static_cast<int>(events_->marks.size())) {
-    events_->marks.push_back(std::make_unique<kernels::cuda::TimingEvent>());
+    events_->marks.push_back(std::make_unique<kernels::cuda::StreamEvent>(/*timed=*/true));
   }
   events_->marks[marks_]->record(device_.stream());
   return marks_++;
