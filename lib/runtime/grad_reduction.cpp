@@ -78,10 +78,11 @@ GradReducer::GradReducer(StageModel& model, bool overlap, std::size_t bucket_wor
     rest_.push_back({model.first_layer(), model.end_layer(), 0, model.grad_words()});
     return;
   }
-  buckets_ = plan_grad_buckets(stage_grad_words(model), bucket_words);
-  for (int layer = model.first_layer(); layer < model.end_layer(); ++layer) {
-    const StageModel::LayerGradWords w = model.layer_grad_words(layer);
-    if (w.holds_tied_wte) rest_.push_back({layer, layer + 1, w.begin, w.end});
+  const StageGradWords words = stage_grad_words(model);
+  buckets_ = plan_grad_buckets(words, bucket_words);
+  for (std::size_t i = 0; i < words.layers.size(); ++i) {
+    const int layer = words.first_layer + static_cast<int>(i);
+    if (words.layers[i].holds_tied_wte) rest_.push_back({layer, layer + 1, words.layers[i].begin, words.layers[i].end});
   }
 }
 
@@ -95,7 +96,7 @@ std::string layer_ranges(const std::vector<GradBucket>& ranges) {
   std::vector<std::string> parts;
   for (const GradBucket& r : ranges) {
     parts.push_back(r.end_layer - r.first_layer == 1 ? fmt::format("{}", r.first_layer)
-                                                     : fmt::format("{}-{}", r.end_layer - 1, r.first_layer));
+                                                     : fmt::format("{}-{}", r.first_layer, r.end_layer - 1));
   }
   return fmt::format("{}", fmt::join(parts, ", "));
 }

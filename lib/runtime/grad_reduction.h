@@ -74,7 +74,7 @@ class GradReducer {
   void reduce_rest();
 
   const std::vector<GradBucket>& buckets() const { return buckets_; }
-  // "buckets of layers 6-5, 4-3, 2-1 during the last backward, layer 0 after the step"
+  // "buckets of layers 5-6, 3-4, 1-2 during the last backward, layer 0 after the step"
   std::string summary() const;
 
  private:

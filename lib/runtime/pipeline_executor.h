@@ -85,7 +85,7 @@ class PipelineExecutor {
   void run_on_all_ranks(const std::function<void()>& step, const std::string& what);
 
   // With replicas: how this rank's stages sum their gradients over them, for the log
-  // ("stage 0: buckets of layers 4-3, 2-1 during the last backward, layer 0 after the step").
+  // ("stage 0: buckets of layers 3-4, 1-2 during the last backward, layer 0 after the step").
   std::string grad_reduction_summary() const;
 
   // The chunks this rank holds, by ascending stage (for tests and checkpoints).
