@@ -120,7 +120,7 @@ void check_training(const Config& c) {
     fail(c, {"training.decay_steps", "training.lr_schedule"},
          "a constant schedule does not decay: use lr_schedule cosine or linear, or decay_steps 0");
   }
-  if (static_cast<long long>(t.warmup_steps) + t.decay_steps > t.steps) {
+  if (t.decay_steps > 0 && static_cast<long long>(t.warmup_steps) + t.decay_steps > t.steps) {
     fail(c, {"training.decay_steps", "training.warmup_steps", "training.steps"},
          fmt::format("warmup ({}) and decay ({}) steps exceed training.steps ({})", t.warmup_steps,
                      t.decay_steps, t.steps));
