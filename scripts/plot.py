@@ -5,8 +5,9 @@
   python3 scripts/plot.py timeline SOURCE [SOURCE ...] [--step N] [--out FILE]
 
 loss: each run's metrics.jsonl against the step, one colour per run: the training loss (and
-the validation loss where the run measured it), the learning rate, tokens/s and the gradient
-norm. Default output: RUN_DIR/loss.png for one run, loss.png for several.
+the validation loss where the run measured it), the learning rate, the gradient norm,
+tokens/s, the bubble (mean over the pipeline ranks) and the peak memory (the largest
+pipeline rank). Default output: RUN_DIR/loss.png for one run, loss.png for several.
 
 timeline: one step of a pipeline, one row per rank, each forward (F), backward (B), input
 gradient (I) and weight gradient (W) a box labelled with its micro-batch (a rank holding two
@@ -28,6 +29,7 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 
 KIND_COLOURS = {"F": "#4c72b0", "B": "#55a868", "I": "#dd8452", "W": "#8172b3"}
@@ -82,17 +84,23 @@ def moving_average(values):
 def plot_loss(args):
     plt = pyplot()
     runs = [(os.path.basename(os.path.normpath(d)), read_metrics(d)) for d in args.runs]
-    fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharex=True)
-    panels = [(axes[0][0], "loss", "loss"), (axes[0][1], "lr", "learning rate"),
-              (axes[1][0], "tokens_per_s", "tokens/s"), (axes[1][1], "grad_norm", "gradient norm")]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7), sharex=True)
+    scalar = lambda key: lambda r: r.get(key)
+    listed = lambda key, of: lambda r: of(r[key]) if r.get(key) else None  # per pipeline rank
+    # (axes, title, value of a metrics row or None, moving average on long runs)
+    panels = [(axes[0][0], "loss", scalar("loss"), True), (axes[0][1], "learning rate", scalar("lr"), False),
+              (axes[0][2], "gradient norm", scalar("grad_norm"), True),
+              (axes[1][0], "tokens/s", scalar("tokens_per_s"), True),
+              (axes[1][1], "bubble % (mean over pipeline ranks)", listed("bubble_pct", statistics.mean), True),
+              (axes[1][2], "peak memory MiB (largest pipeline rank)", listed("peak_mib", max), False)]
     for i, (name, rows) in enumerate(runs):
         colour = f"C{i}"
-        for ax, key, _ in panels:
-            points = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
+        for ax, title, value, smooth in panels:
+            points = [(r["step"], v) for r in rows for v in [value(r)] if v is not None and math.isfinite(v)]
             if not points:
                 continue
-            label = name if key == "loss" else None
-            if key in ("loss", "tokens_per_s", "grad_norm") and len(points) > 50:
+            label = name if ax is axes[0][0] else None
+            if smooth and len(points) > 50:
                 # Long runs: the raw values faint, their moving average over them.
                 ax.plot(*zip(*points), color=colour, lw=0.6, alpha=0.3)
                 ax.plot([p[0] for p in points], moving_average([p[1] for p in points]), color=colour, lw=1.4,
@@ -106,13 +114,16 @@ def plot_loss(args):
         text = f"{name}: {len(rows)} steps logged, last step {last['step']}, loss {last['loss']:.4f}"
         if val:
             text += f", val {val[-1][1]:.4f}"
+        for title, value, unit in (("bubble", panels[4][2], "%"), ("peak", panels[5][2], " MiB")):
+            if value(last) is not None:
+                text += f", {title} {value(last):.1f}{unit}"
         print(text)
-    for ax, key, title in panels:
+    for ax, title, _, _ in panels:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    axes[1][0].set_xlabel("step")
-    axes[1][1].set_xlabel("step")
+    for ax in axes[1]:
+        ax.set_xlabel("step")
     fig.tight_layout()
     out = args.out or (os.path.join(args.runs[0], "loss.png") if len(args.runs) == 1 else "loss.png")
     fig.savefig(out, dpi=110)

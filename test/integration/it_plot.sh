@@ -45,7 +45,8 @@ PY
 $PLOT loss "$run" > "$WORK/loss.txt" || { cat "$WORK/loss.txt"; fail "plot.py loss failed"; }
 is_png "$run/loss.png"
 last=$(tail -1 "$run/metrics.jsonl" | python3 -c 'import json, sys; r = json.load(sys.stdin)
-print("last step {}, loss {:.4f}, val {:.4f}".format(r["step"], r["loss"], r["val_loss"]))')
+print("last step {}, loss {:.4f}, val {:.4f}, bubble {:.1f}%, peak {:.1f} MiB".format(r["step"], r["loss"],
+      r["val_loss"], sum(r["bubble_pct"]) / len(r["bubble_pct"]), max(r["peak_mib"])))')
 grep -q "traced: 6 steps logged, $last" "$WORK/loss.txt" || { cat "$WORK/loss.txt"; fail "plot.py loss did not read the run's last step ($last)"; }
 echo "loss: $last"
 
