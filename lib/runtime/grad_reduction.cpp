@@ -87,8 +87,9 @@ GradReducer::GradReducer(StageModel& model, bool overlap, std::size_t bucket_wor
 }
 
 std::string GradReducer::describe(int first_layer, int end_layer) const {
-  return fmt::format("the data-parallel gradient sum of layers {}-{} among ranks {}", first_layer,
-                     end_layer - 1, replicas_);
+  const std::string layers = end_layer - first_layer == 1 ? fmt::format("layer {}", first_layer)
+                                                          : fmt::format("layers {}-{}", first_layer, end_layer - 1);
+  return fmt::format("the data-parallel gradient sum of {} among ranks {}", layers, replicas_);
 }
 
 namespace {

@@ -1,17 +1,20 @@
 # A lost rank ends the whole job with a non-zero exit, naming the rank, within the timeout:
 #  1. kill -9 of rank 1 in the middle of a 4-rank run (mpirun sees the death and ends the job);
 #  2. SIGSTOP of rank 2 (alive but stuck, the case no launcher notices): its neighbours'
-#     waits time out after runtime.timeout_s and abort the job, naming rank 2.
+#     waits time out after runtime.timeout_s and abort the job, naming rank 2;
+#  3. the same for rank 1 of 2 replicas x 2 stages whose gradient sums run in buckets during
+#     the last backward (runtime/grad_reduction.h): its replica's wait for a bucket, or for
+#     another sum of the step, times out naming it or the group.
 source "$(dirname "$0")/common.sh"
 make_tiny_corpus
 write_tiny_config
 timeout_s=3
 
 # Starts a 4-rank run in the background; sets JOB_PID and waits until training has begun.
-start_job() {
-  local name="$1"
+start_job() {  # start_job NAME [OVERRIDES...]
+  local name="$1"; shift
   ( rc=0; "$MPIEXEC" -np 4 "$PPTRAIN_BIN" train "$WORK/tiny.yaml" --set pipeline.stages=4 \
-      --set model.n_layer=4 --set training.steps=100000 --set logging.every=1 \
+      --set model.n_layer=4 --set training.steps=100000 --set logging.every=1 "$@" \
       --set "logging.name=$name" --set "runtime.timeout_s=$timeout_s" \
       --set training.val_every=0 > "$WORK/$name.log" 2>&1 || rc=$?; echo "$rc" > "$WORK/$name.rc" ) &
   JOB_PID=$!
@@ -57,3 +60,9 @@ kill -STOP "$(rank_pid stopped 2)"
 expect_job_ends stopped
 grep -E "^pptrain: error: rank [0-9]: waited [0-9.]+ s for .*((from|to) rank 2 \(runtime|nothing came from rank 2[,:])" "$WORK/stopped.log" ||
   { cat "$WORK/stopped.log"; fail "stopped: no timeout error naming rank 2"; }
+
+start_job stopped_replica --set pipeline.stages=2 --set parallel.data=2 --set parallel.grad_bucket_mib=0
+kill -STOP "$(rank_pid stopped_replica 1)"
+expect_job_ends stopped_replica
+grep -E "^pptrain: error: rank [0-9]: waited [0-9.]+ s for .*(rank 1[ ,:(]|ranks 0, 1)" "$WORK/stopped_replica.log" ||
+  { cat "$WORK/stopped_replica.log"; fail "stopped_replica: no timeout error naming rank 1 or its replica group"; }
