@@ -27,9 +27,4 @@ double sum_of_squares(const float* x, std::size_t n) {
   return total;
 }
 
-void scale_in_place(float* x, std::size_t n, float factor) {
-#pragma omp parallel for schedule(static) if (n >= std::size_t(kMinParallelWork))
-  for (std::size_t i = 0; i < n; ++i) x[i] *= factor;
-}
-
 }  // namespace pptrain::kernels::cpu

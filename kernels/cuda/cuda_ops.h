@@ -18,8 +18,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "core/memory.h"
+#include "kernels/adamw.h"
 #include "kernels/cuda/cuda_types.h"
 
 namespace pptrain::kernels::cuda {
@@ -146,15 +148,28 @@ void matmul_backward_gelu(CublasLtContext& ctx, void* dgelu_pre, void* scratch, 
                           float* dbias, const void* dout, const void* inp, const void* gelu_pre,
                           const void* weight, int N, int C, int OC, DType dt, Stream stream);
 
-// ---- AdamW (kernels/adamw.h): fp32 master params, grads, m, v; t counts steps from 1 ----
-void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, int t, Stream stream);
-// The same update, also writing the bf16 working copy params_bf16 (n words) with stochastic
-// rounding. The random bits are a hash of (seed, element index): pass a new seed every step
-// (e.g. stream_key(seed, "adamw", t)) and two runs with the same seeds agree bitwise.
-void adamw_update_bf16(float* params, std::uint16_t* params_bf16, const float* grads, float* m,
-                       float* v, std::size_t n, float lr, float beta1, float beta2, float eps,
-                       float weight_decay, int t, std::uint64_t seed, Stream stream);
+// ---- AdamW (kernels/adamw.h) over a stage's tensors ----
+// params, grads, m, v (fp32 master, gradients, moments) hold every tensor at its word offset;
+// params_bf16, when not null, is the bf16 working copy at the same offsets, written with
+// stochastic rounding from bits hashed from (tensor seed, index within the tensor): pass new
+// seeds every step (e.g. stream_key(seed, name, t)) and two runs with the same seeds agree
+// bitwise. One launch covers up to kAdamwTensorsPerLaunch tensors, so a stage's step is a
+// few launches, not one per tensor (GPT-2 124M has 148 tensors, many of 768 values).
+struct AdamwTensor {
+  std::size_t offset = 0, n = 0;  // words
+  float weight_decay = 0.0f;
+  std::uint64_t seed = 0;  // for the bf16 rounding only
+};
+struct AdamwBuffers {
+  float* params = nullptr;
+  std::uint16_t* params_bf16 = nullptr;
+  const float* grads = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+};
+constexpr int kAdamwTensorsPerLaunch = 64;  // the kernel's arguments: about 2 KiB of the 4 KiB
+void adamw_update(const AdamwBuffers& buffers, const std::vector<AdamwTensor>& tensors,
+                  const AdamwStep& step, Stream stream);
 
 // ---- global gradient norm (kernels/grad_norm.h) ----
 // Bytes of device scratch sum_of_squares needs (independent of n).
@@ -163,7 +178,6 @@ inline std::size_t sum_of_squares_scratch_bytes() { return kSumOfSquaresScratchB
 // only. Zero *acc first; call once per tensor or flat gradient array, then read it back.
 void sum_of_squares(double* acc, const float* x, std::size_t n, void* scratch,
                     std::size_t scratch_bytes, Stream stream);
-void scale_in_place(float* x, std::size_t n, float factor, Stream stream);
 // *acc (one device double) += scale * sum_i x_i, in the same fixed order as sum_of_squares
 // (same scratch): a micro-batch's mean loss from its per-token losses, with no host read.
 void add_scaled_sum(double* acc, const float* x, std::size_t n, double scale, void* scratch,
@@ -177,7 +191,7 @@ void add_vectors(void* out, const void* a, const void* b, std::size_t n, DType d
 void cast_f32_to_bf16(std::uint16_t* dst, const float* src, std::size_t n, Stream stream);
 void cast_bf16_to_f32(float* dst, const std::uint16_t* src, std::size_t n, Stream stream);
 // Rounds up with probability (distance to the lower bf16) / (bf16 spacing): unbiased in
-// expectation. Random bits from (seed, element index), as in adamw_update_bf16.
+// expectation. Random bits from (seed, element index), as in adamw_update's bf16 copy.
 void cast_f32_to_bf16_stochastic(std::uint16_t* dst, const float* src, std::size_t n,
                                  std::uint64_t seed, Stream stream);
 

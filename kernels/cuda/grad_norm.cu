@@ -1,6 +1,6 @@
-// Global gradient norm pieces on the GPU: sum of squares in double with a deterministic
-// two-kernel reduction, and an in-place scale (for clipping). x: n fp32 values. The same
-// reduction, without squaring, sums a micro-batch's per-token losses.
+// The global gradient norm on the GPU: sum of squares in double with a deterministic
+// two-kernel reduction (x: n fp32 values; clipping is AdamW's grad_scale). The same reduction,
+// without squaring, sums a micro-batch's per-token losses.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernel_launch.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -48,14 +48,6 @@ void reduce_sum(double* acc, const float* x, std::size_t n, double scale, void* 
   launch_kernel(sum_final_kernel, 1, kMaxBlocks, 0, s, acc, partial, blocks, scale);
 }
 
-__global__ void scale_kernel(float* x, std::size_t n, float factor) {
-  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
-  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += stride) {
-    x[i] *= factor;
-  }
-}
-
 }  // namespace
 
 static_assert(kMaxBlocks * sizeof(double) == kSumOfSquaresScratchBytes, "one partial per block");
@@ -68,11 +60,6 @@ void sum_of_squares(double* acc, const float* x, std::size_t n, void* scratch,
 void add_scaled_sum(double* acc, const float* x, std::size_t n, double scale, void* scratch,
                     std::size_t scratch_bytes, Stream stream) {
   reduce_sum<false>(acc, x, n, scale, scratch, scratch_bytes, stream, "add_scaled_sum");
-}
-
-void scale_in_place(float* x, std::size_t n, float factor, Stream stream) {
-  if (n == 0) return;
-  launch_kernel(scale_kernel, grid_for(n, kThreads), kThreads, 0, to_cuda(stream), x, n, factor);
 }
 
 }  // namespace pptrain::kernels::cuda

@@ -66,19 +66,21 @@ void cast_f32_to_bf16_stochastic(std::uint16_t* dst, const float* src, std::size
   }
 }
 
-void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, int t, Stream) {
-  PPT_CHECK(t >= 1, "adamw: the step t counts from 1, got {}", t);
-  if (n == 0) return;
-  cpu::adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t);
-}
-
-void adamw_update_bf16(float* params, std::uint16_t* params_bf16, const float* grads, float* m,
-                       float* v, std::size_t n, float lr, float beta1, float beta2, float eps,
-                       float weight_decay, int t, std::uint64_t seed, Stream stream) {
-  PPT_CHECK(params_bf16 != nullptr || n == 0, "adamw_update_bf16: params_bf16 is null");
-  adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t, stream);
-  cast_f32_to_bf16_stochastic(params_bf16, params, n, seed, stream);
+void adamw_update(const AdamwBuffers& buffers, const std::vector<AdamwTensor>& tensors,
+                  const AdamwStep& step, Stream stream) {
+  PPT_CHECK(step.t >= 1, "adamw: the step t counts from 1, got {}", step.t);
+  PPT_CHECK(buffers.params != nullptr && buffers.grads != nullptr && buffers.m != nullptr &&
+                buffers.v != nullptr,
+            "adamw_update: params, grads, m and v must not be null");
+  for (const AdamwTensor& t : tensors) {
+    if (t.n == 0) continue;
+    float* p = buffers.params + t.offset;
+    cpu::adamw_update(p, buffers.grads + t.offset, buffers.m + t.offset, buffers.v + t.offset, t.n,
+                      step, t.weight_decay);
+    if (buffers.params_bf16 != nullptr) {
+      cast_f32_to_bf16_stochastic(buffers.params_bf16 + t.offset, p, t.n, t.seed, stream);
+    }
+  }
 }
 
 namespace {
@@ -107,11 +109,6 @@ void add_scaled_sum(double* acc, const float* x, std::size_t n, double scale, vo
   double sum = 0.0;
   for (std::size_t i = 0; i < n; ++i) sum += x[i];
   *acc += scale * sum;
-}
-
-void scale_in_place(float* x, std::size_t n, float factor, Stream) {
-  if (n == 0) return;
-  cpu::scale_in_place(x, n, factor);
 }
 
 }  // namespace pptrain::kernels::cuda

@@ -457,8 +457,6 @@ double CpuStageModel::grad_sum_of_squares(bool without_tied_wte) {
   return sq;
 }
 
-void CpuStageModel::scale_grads(float factor) { k::scale_in_place(grads_.data(), num_params(), factor); }
-
 void CpuStageModel::sum_tied_wte_grads(StageModel& other) {
   float* a = grad("wte");
   float* b = other.grad("wte");
@@ -466,13 +464,14 @@ void CpuStageModel::sum_tied_wte_grads(StageModel& other) {
   for (std::size_t i = 0; i < n; ++i) b[i] = a[i] = a[i] + b[i];
 }
 
-void CpuStageModel::optimizer_step(const TrainingConfig& training, float lr, int t) {
+void CpuStageModel::optimizer_step(const TrainingConfig& training, float lr, int t,
+                                   float grad_scale) {
+  const kernels::AdamwStep step = adamw_step(training, lr, t, grad_scale);
   for (const ParamEntry& e : table_.entries()) {
     const std::size_t o = e.offset;
     const float decay = e.spec.decay ? static_cast<float>(training.weight_decay) : 0.0f;
     k::adamw_update(params_.data() + o, grads_.data() + o, adam_m_.data() + o, adam_v_.data() + o,
-                    e.spec.numel(), lr, static_cast<float>(training.beta1),
-                    static_cast<float>(training.beta2), static_cast<float>(training.eps), decay, t);
+                    e.spec.numel(), step, decay);
   }
 }
 

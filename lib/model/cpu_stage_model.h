@@ -41,9 +41,8 @@ class CpuStageModel final : public StageModel {
   float* grad(const std::string& name) override { return grads_.data() + table_.find(name).offset; }
   void zero_grads() override { grads_.zero(); }
   double grad_sum_of_squares(bool without_tied_wte) override;
-  void scale_grads(float factor) override;
   void sum_tied_wte_grads(StageModel& other) override;
-  void optimizer_step(const TrainingConfig& training, float lr, int t) override;
+  void optimizer_step(const TrainingConfig& training, float lr, int t, float grad_scale) override;
   void read_params(float* dst) const override;
   void read_grads(float* dst) const override { std::copy_n(grads_.data(), num_params(), dst); }
   void write_params(const float* src) override;

@@ -579,10 +579,6 @@ double CudaStageModel::grad_sum_of_squares(bool without_tied_wte) {
   return host[0] - host[1];
 }
 
-void CudaStageModel::scale_grads(float factor) {
-  kc::scale_in_place(grads_.as<float>(), device_words_, factor, device_.stream());
-}
-
 void CudaStageModel::sum_tied_wte_grads(StageModel& other) {
   auto& peer = dynamic_cast<CudaStageModel&>(other);
   float* a = grad("wte");
@@ -592,27 +588,22 @@ void CudaStageModel::sum_tied_wte_grads(StageModel& other) {
   kc::copy_async(b, a, n * sizeof(float), device_.stream());
 }
 
-void CudaStageModel::optimizer_step(const TrainingConfig& training, float lr, int t) {
-  const kc::Stream s = device_.stream();
-  const auto b1 = static_cast<float>(training.beta1), b2 = static_cast<float>(training.beta2);
-  const auto eps = static_cast<float>(training.eps);
+void CudaStageModel::optimizer_step(const TrainingConfig& training, float lr, int t,
+                                    float grad_scale) {
+  const bool bf16 = device_.dtype() == DType::BF16;
   const auto& entries = table_.entries();
+  std::vector<kc::AdamwTensor> tensors(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const ParamSpec& spec = entries[i].spec;
-    const std::size_t o = device_offset_[i], n = spec.numel();
-    const float decay = spec.decay ? static_cast<float>(training.weight_decay) : 0.0f;
-    float* p = master_.as<float>() + o;
-    const float* g = grads_.as<float>() + o;
-    float* m = adam_m_.as<float>() + o;
-    float* v = adam_v_.as<float>() + o;
-    if (device_.dtype() == DType::BF16) {
-      // A fresh stream of rounding bits per tensor and step, the same on every layout.
-      kc::adamw_update_bf16(p, working_.as<std::uint16_t>() + o, g, m, v, n, lr, b1, b2, eps, decay,
-                            t, stream_key(seed_, spec.name, static_cast<std::uint64_t>(t)), s);
-    } else {
-      kc::adamw_update(p, g, m, v, n, lr, b1, b2, eps, decay, t, s);
-    }
+    tensors[i].offset = device_offset_[i];
+    tensors[i].n = spec.numel();
+    tensors[i].weight_decay = spec.decay ? static_cast<float>(training.weight_decay) : 0.0f;
+    // A fresh stream of rounding bits per tensor and step, the same on every layout.
+    if (bf16) tensors[i].seed = stream_key(seed_, spec.name, static_cast<std::uint64_t>(t));
   }
+  const kc::AdamwBuffers buffers{master_.as<float>(), bf16 ? working_.as<std::uint16_t>() : nullptr,
+                                 grads_.as<float>(), adam_m_.as<float>(), adam_v_.as<float>()};
+  kc::adamw_update(buffers, tensors, adamw_step(training, lr, t, grad_scale), device_.stream());
 }
 
 void CudaStageModel::copy_table_to_device(float* device, const float* host) {

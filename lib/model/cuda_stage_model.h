@@ -60,9 +60,8 @@ class CudaStageModel final : public StageModel {
   float* grad(const std::string& name) override;
   void zero_grads() override;
   double grad_sum_of_squares(bool without_tied_wte) override;
-  void scale_grads(float factor) override;
   void sum_tied_wte_grads(StageModel& other) override;
-  void optimizer_step(const TrainingConfig& training, float lr, int t) override;
+  void optimizer_step(const TrainingConfig& training, float lr, int t, float grad_scale) override;
   void read_params(float* dst) const override;
   void read_grads(float* dst) const override { copy_device_to_table(dst, grads_.as<float>()); }
   void write_params(const float* src) override;

@@ -58,6 +58,17 @@ void StageModel::backward_weight(Stash& stash, const LayerGradsDone& done) {
   stash.weight_grads_pending = false;
 }
 
+kernels::AdamwStep adamw_step(const TrainingConfig& training, float lr, int t, float grad_scale) {
+  kernels::AdamwStep step;
+  step.lr = lr;
+  step.beta1 = static_cast<float>(training.beta1);
+  step.beta2 = static_cast<float>(training.beta2);
+  step.eps = static_cast<float>(training.eps);
+  step.t = t;
+  step.grad_scale = grad_scale;
+  return step;
+}
+
 std::unique_ptr<StageModel> make_stage_model(const GPT2Shape& shape, int first_layer,
                                              int end_layer, int max_batch, std::uint64_t seed,
                                              MemoryTracker& host_memory, ComputeDevice* device) {

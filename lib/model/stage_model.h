@@ -21,6 +21,7 @@
 
 #include "config/config.h"
 #include "core/memory.h"
+#include "kernels/adamw.h"
 #include "model/gpt2_shape.h"
 #include "model/param_table.h"
 
@@ -132,13 +133,13 @@ class StageModel {
   // Sum of squared gradients; without_tied_wte leaves out this stage's wte (the head's copy
   // of the tied embedding, counted once by the first stage). Reads back to the host.
   virtual double grad_sum_of_squares(bool without_tied_wte) = 0;
-  virtual void scale_grads(float factor) = 0;
   // This stage and `other` (same backend) hold the two copies of the tied wte on one rank:
   // both gradients become their sum.
   virtual void sum_tied_wte_grads(StageModel& other) = 0;
   // One AdamW step over every parameter (weight decay where the spec says so); t counts
-  // optimizer steps from 1.
-  virtual void optimizer_step(const TrainingConfig& training, float lr, int t) = 0;
+  // optimizer steps from 1. grad_scale multiplies the gradients as AdamW reads them: the clip
+  // factor, 1 for none (kernels/adamw.h).
+  virtual void optimizer_step(const TrainingConfig& training, float lr, int t, float grad_scale) = 0;
 
   // Host copies in table order (num_params floats): parameters, gradients (tests, tools) and
   // AdamW moments.
@@ -162,6 +163,9 @@ class StageModel {
   // Layer first_layer + i owns table entries [layer_entries_[i], layer_entries_[i + 1]).
   std::vector<std::size_t> layer_entries_;
 };
+
+// The AdamW hyper-parameters of `training`, the step's lr, t (from 1) and clip factor.
+kernels::AdamwStep adamw_step(const TrainingConfig& training, float lr, int t, float grad_scale);
 
 // The backend `device` selects (nullptr: the CPU); parameters initialised from `seed`
 // identically on every backend.

@@ -396,13 +396,13 @@ void PipelineExecutor::reduce_and_update(int step, double loss_sum, StepReport& 
   report.lr = learning_rate(config_.training, step);
   // Every rank sees the same reduced loss and norm, so all skip together.
   report.skipped = !std::isfinite(report.loss) || !std::isfinite(report.grad_norm);
+  const double max_norm = config_.training.grad_clip;
+  const float clip = max_norm > 0.0 && report.grad_norm > max_norm
+                         ? static_cast<float>(max_norm / report.grad_norm)
+                         : 1.0f;
   for (auto& c : chunks_) {
     if (report.skipped) break;
-    const double max_norm = config_.training.grad_clip;
-    if (max_norm > 0.0 && report.grad_norm > max_norm) {
-      c->model->scale_grads(static_cast<float>(max_norm / report.grad_norm));
-    }
-    c->model->optimizer_step(config_.training, static_cast<float>(report.lr), step + 1);
+    c->model->optimizer_step(config_.training, static_cast<float>(report.lr), step + 1, clip);
   }
   timeline_.push_back({"reduce + optimizer", t0, now_us(), false});
 }

@@ -31,9 +31,11 @@ TEST_CASE("CUDA ops reject bad shapes and scratch with a clear error", "[cuda]")
                     Contains("scratch"));
   CHECK_THROWS_WITH(kc::sum_of_squares(nullptr, nullptr, 10, small, sizeof small, {}),
                     Contains("scratch"));
-  CHECK_THROWS_WITH(kc::adamw_update(nullptr, nullptr, nullptr, nullptr, 10, 0.1f, 0.9f, 0.95f,
-                                     1e-8f, 0.0f, 0, {}),
-                    Contains("counts from 1"));
+  pptrain::kernels::AdamwStep step0;
+  step0.t = 0;
+  CHECK_THROWS_WITH(kc::adamw_update({}, {}, step0, {}), Contains("counts from 1"));
+  CHECK_THROWS_WITH(kc::adamw_update({}, {}, pptrain::kernels::AdamwStep{}, {}),
+                    Contains("must not be null"));
   // Zero sizes are no-ops, even with null pointers.
   CHECK_NOTHROW(kc::gelu_forward(nullptr, nullptr, 0, DType::BF16, {}));
   CHECK_NOTHROW(kc::layernorm_forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 24,

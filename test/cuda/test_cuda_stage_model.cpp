@@ -94,7 +94,7 @@ Result run(std::vector<std::unique_ptr<StageModel>>& stages, const GPT2Shape& s,
   if (stages.size() > 1) stages.front()->sum_tied_wte_grads(*stages.back());
   TrainingConfig tc;
   for (auto& st : stages) {
-    st->optimizer_step(tc, lr, t);
+    st->optimizer_step(tc, lr, t, 1.0f);
     std::vector<float> p(st->num_params());
     st->read_params(p.data());
     for (const ParamEntry& e : st->table().entries()) {

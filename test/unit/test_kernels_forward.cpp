@@ -255,8 +255,9 @@ TEST_CASE("adamw step matches hand-computed values", "[kernels]") {
   const double B1 = b1, B2 = b2;
   // Step 1: mhat = g and vhat = g^2 exactly, so the step is lr * (sign(g) + wd * p).
   std::vector<float> p{1.0f, -2.0f, 0.5f}, g{0.5f, 0.25f, -4.0f}, m(3, 0.0f), v(3, 0.0f);
+  pptrain::kernels::AdamwStep step{lr, b1, b2, eps, 1, 1.0f};
   SECTION("without weight decay") {
-    k::adamw_update(p.data(), g.data(), m.data(), v.data(), 3, lr, b1, b2, eps, 0.0f, 1);
+    k::adamw_update(p.data(), g.data(), m.data(), v.data(), 3, step, 0.0f);
     CHECK(relative_error(p, std::vector<double>{0.9, -2.1, 0.6}) < 1e-6);
     const double gsq[3] = {0.25, 0.0625, 16.0};
     CHECK(relative_error(m, std::vector<double>{(1 - B1) * 0.5, (1 - B1) * 0.25, (1 - B1) * -4}) <
@@ -268,7 +269,8 @@ TEST_CASE("adamw step matches hand-computed values", "[kernels]") {
     std::vector<float> ones(3, 1.0f);
     const std::vector<double> p1(p.begin(), p.end()), m1(m.begin(), m.end()),
         v1(v.begin(), v.end());
-    k::adamw_update(p.data(), ones.data(), m.data(), v.data(), 3, lr, b1, b2, eps, 0.0f, 2);
+    step.t = 2;
+    k::adamw_update(p.data(), ones.data(), m.data(), v.data(), 3, step, 0.0f);
     std::vector<double> expected(3);
     for (int i = 0; i < 3; ++i) {
       const double mi = B1 * m1[i] + (1 - B1), vi = B2 * v1[i] + (1 - B2);
@@ -277,13 +279,26 @@ TEST_CASE("adamw step matches hand-computed values", "[kernels]") {
     CHECK(relative_error(p, expected) < 1e-6);
   }
   SECTION("with decoupled weight decay 0.1") {
-    k::adamw_update(p.data(), g.data(), m.data(), v.data(), 3, lr, b1, b2, eps, 0.1f, 1);
+    k::adamw_update(p.data(), g.data(), m.data(), v.data(), 3, step, 0.1f);
     // p - 0.1 * (sign(g) + 0.1 * p)
     CHECK(relative_error(p, std::vector<double>{0.89, -2.08, 0.595}) < 1e-6);
   }
+  SECTION("grad_scale is the same as scaling the gradients first, bitwise") {
+    // 0.3 is not a power of two, so each g * 0.3 is rounded: the scaled gradient stored in
+    // fp32, as clipping by a separate pass would have left it.
+    std::vector<float> scaled(g), p2(p), m2(m), v2(v);
+    for (float& x : scaled) x *= 0.3f;
+    k::adamw_update(p2.data(), scaled.data(), m2.data(), v2.data(), 3, step, 0.1f);
+    step.grad_scale = 0.3f;
+    k::adamw_update(p.data(), g.data(), m.data(), v.data(), 3, step, 0.1f);
+    CHECK(p == p2);
+    CHECK(m == m2);
+    CHECK(v == v2);
+    CHECK(std::abs(m[2] - (1.0f - b1) * -4.0f * 0.3f) < 1e-6f);  // the scale reached m
+  }
 }
 
-TEST_CASE("sum_of_squares and scale_in_place", "[kernels]") {
+TEST_CASE("sum_of_squares", "[kernels]") {
   const std::size_t n = 300000;  // several summation chunks
   std::vector<float> x(n);
   double expected = 0.0;
@@ -293,8 +308,6 @@ TEST_CASE("sum_of_squares and scale_in_place", "[kernels]") {
   }
   CHECK(k::sum_of_squares(x.data(), n) == expected);  // small integers: exact in double
   CHECK(k::sum_of_squares(x.data(), 0) == 0.0);
-  k::scale_in_place(x.data(), n, 0.5f);
-  CHECK(k::sum_of_squares(x.data(), n) == expected / 4);
 }
 
 // DESIGN.md 6a: two runs on one layout are bitwise identical. The reductions over rows are
