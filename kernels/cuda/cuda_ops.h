@@ -114,6 +114,9 @@ class CublasLtContext {
   // cuBLASLt epilogue / unfused since construction.
   long gelu_fused_calls() const;
   long gelu_unfused_calls() const;
+  // How many different calls (shapes, epilogues, pointer alignments) cuBLASLt's heuristic was
+  // asked about: each is asked once and its algorithm reused. 0 in the emulated build.
+  long matmul_plans() const;
 
   struct Impl;  // defined in matmul.cu
   Impl& impl() { return *impl_; }

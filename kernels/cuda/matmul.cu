@@ -15,6 +15,10 @@
 // gelu_forward kernel makes the output (same contract, one extra pass over (N,OC)).
 #include <cublasLt.h>
 
+#include <array>
+#include <map>
+#include <memory>
+
 #include "kernels/cuda/column_sums.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -23,14 +27,22 @@
 
 namespace pptrain::kernels::cuda {
 
+namespace {
+struct MatmulPlan;
+// What cuBLASLt's heuristic sees of a call: transposes, types, shapes and leading dimensions,
+// epilogue, and the alignments we promise for every pointer. Equal keys get the same algorithm.
+using PlanKey = std::array<std::int64_t, 22>;
+}  // namespace
+
 struct CublasLtContext::Impl {
   cublasLtHandle_t handle = nullptr;
   DeviceBuffer workspace;
   bool gelu_fusion = true;
   long fused = 0, unfused = 0;
-  ~Impl() {
-    if (handle != nullptr) cublasLtDestroy(handle);  // no throw from a destructor
-  }
+  // The heuristic is asked once per key (a few microseconds of host time per call otherwise:
+  // with small micro-batches a matmul's GPU time is about that much). Destroyed before the handle.
+  std::map<PlanKey, std::unique_ptr<MatmulPlan>> plans;
+  ~Impl();
 };
 
 CublasLtContext::CublasLtContext(MemoryTracker& tracker, std::size_t workspace_bytes)
@@ -42,6 +54,7 @@ CublasLtContext::CublasLtContext(MemoryTracker& tracker, std::size_t workspace_b
 CublasLtContext::~CublasLtContext() = default;
 
 void CublasLtContext::set_gelu_fusion(bool on) { impl_->gelu_fusion = on; }
+long CublasLtContext::matmul_plans() const { return static_cast<long>(impl_->plans.size()); }
 long CublasLtContext::gelu_fused_calls() const { return impl_->fused; }
 long CublasLtContext::gelu_unfused_calls() const { return impl_->unfused; }
 
@@ -95,16 +108,37 @@ struct Operand {
   std::size_t elem;
 };
 
-// D (m,n) = op(A) @ op(B) + beta * D, column-major, with an optional epilogue. Returns false
-// (when allow_missing) if cuBLASLt has no algorithm for this combination.
-bool lt_matmul(CublasLtContext::Impl& ctx, bool trans_a, bool trans_b, const Operand& A,
-               const Operand& B, const Operand& D, float beta, cublasLtEpilogue_t epilogue,
-               const void* bias, void* aux, int aux_ld, cudaStream_t stream, bool allow_missing) {
+// A call's descriptors and the algorithm the heuristic chose for its key (none: status != OK
+// or found == 0, kept so a missing epilogue is not asked about again every call).
+struct MatmulPlan {
   MatmulDesc desc;
-  const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  desc.set(CUBLASLT_MATMUL_DESC_TRANSA, ta);
-  desc.set(CUBLASLT_MATMUL_DESC_TRANSB, tb);
+  Layout a, b, d;
+  cublasLtMatmulAlgo_t algo{};
+  cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
+  bool found = false;
+  MatmulPlan(const Operand& A, const Operand& B, const Operand& D)
+      : a(A.type, A.rows, A.cols, A.ld), b(B.type, B.rows, B.cols, B.ld), d(D.type, D.rows, D.cols, D.ld) {}
+};
+
+PlanKey plan_key(bool trans_a, bool trans_b, const Operand& A, const Operand& B, const Operand& D,
+                 cublasLtEpilogue_t epilogue, const void* bias, const void* aux, int aux_ld) {
+  return {trans_a, trans_b, A.type, A.rows, A.cols, A.ld, B.type, B.rows, B.cols, B.ld,
+          D.type, D.rows, D.cols, D.ld, static_cast<std::int64_t>(epilogue), bias != nullptr,
+          aux != nullptr, aux_ld, alignment(A.ptr, A.ld * A.elem), alignment(B.ptr, B.ld * B.elem),
+          alignment(D.ptr, D.ld * D.elem),
+          // bias and aux: the heuristic reads their pointers' alignment too.
+          alignment(bias, 0) * 1024 + alignment(aux, static_cast<std::size_t>(aux_ld) * D.elem)};
+}
+
+// Asks the heuristic for one call's algorithm: what every call with this key then runs.
+std::unique_ptr<MatmulPlan> make_plan(CublasLtContext::Impl& ctx, bool trans_a, bool trans_b,
+                                      const Operand& A, const Operand& B, const Operand& D,
+                                      cublasLtEpilogue_t epilogue, const void* bias, void* aux,
+                                      int aux_ld) {
+  auto plan = std::make_unique<MatmulPlan>(A, B, D);
+  MatmulDesc& desc = plan->desc;
+  desc.set(CUBLASLT_MATMUL_DESC_TRANSA, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N);
+  desc.set(CUBLASLT_MATMUL_DESC_TRANSB, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N);
   desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
   // Pointers go in before the heuristic: it reads them for their alignment.
   if (bias != nullptr) desc.set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
@@ -112,9 +146,6 @@ bool lt_matmul(CublasLtContext::Impl& ctx, bool trans_a, bool trans_b, const Ope
     desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, aux);
     desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, static_cast<std::int64_t>(aux_ld));
   }
-  Layout la(A.type, A.rows, A.cols, A.ld), lb(B.type, B.rows, B.cols, B.ld),
-      ld(D.type, D.rows, D.cols, D.ld);
-
   Preference pref;
   const std::uint64_t ws = ctx.workspace.bytes();
   pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws);
@@ -122,25 +153,54 @@ bool lt_matmul(CublasLtContext::Impl& ctx, bool trans_a, bool trans_b, const Ope
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment(B.ptr, B.ld * B.elem));
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment(D.ptr, D.ld * D.elem));
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment(D.ptr, D.ld * D.elem));
-
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  const cublasStatus_t rc = cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.d, la.l, lb.l, ld.l,
-                                                           ld.l, pref.p, 1, &result, &found);
-  if (rc != CUBLAS_STATUS_SUCCESS || found == 0) {
+  plan->status = cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.d, plan->a.l, plan->b.l, plan->d.l,
+                                                plan->d.l, pref.p, 1, &result, &found);
+  plan->found = plan->status == CUBLAS_STATUS_SUCCESS && found > 0;
+  if (plan->found) plan->algo = result.algo;
+  return plan;
+}
+
+// D (m,n) = op(A) @ op(B) + beta * D, column-major, with an optional epilogue. Returns false
+// (when allow_missing) if cuBLASLt has no algorithm for this combination.
+bool lt_matmul(CublasLtContext::Impl& ctx, bool trans_a, bool trans_b, const Operand& A,
+               const Operand& B, const Operand& D, float beta, cublasLtEpilogue_t epilogue,
+               const void* bias, void* aux, int aux_ld, cudaStream_t stream, bool allow_missing) {
+  const PlanKey key = plan_key(trans_a, trans_b, A, B, D, epilogue, bias, aux, aux_ld);
+  auto it = ctx.plans.find(key);
+  if (it == ctx.plans.end()) {
+    it = ctx.plans.emplace(key, make_plan(ctx, trans_a, trans_b, A, B, D, epilogue, bias, aux, aux_ld))
+             .first;
+  }
+  MatmulPlan& plan = *it->second;
+  if (!plan.found) {
     if (allow_missing) return false;
     PPT_THROW("cuBLASLt has no algorithm for a {}x{}x{} matmul (A {}{}, B {}{}, epilogue {}; "
               "status {})",
               D.rows, D.cols, trans_a ? A.rows : A.cols, trans_a ? "T" : "N",
               static_cast<int>(A.type), trans_b ? "T" : "N", static_cast<int>(B.type),
-              static_cast<int>(epilogue), static_cast<int>(rc));
+              static_cast<int>(epilogue), static_cast<int>(plan.status));
   }
+  // This call's pointers (same alignment as the plan's, by its key).
+  if (bias != nullptr) plan.desc.set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
+  if (aux != nullptr) plan.desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, aux);
   const float alpha = 1.0f;
   void* dptr = const_cast<void*>(D.ptr);
-  CUBLAS_CHECK(cublasLtMatmul(ctx.handle, desc.d, &alpha, A.ptr, la.l, B.ptr, lb.l, &beta, dptr,
-                              ld.l, dptr, ld.l, &result.algo, ctx.workspace.data(), ws, stream));
+  CUBLAS_CHECK(cublasLtMatmul(ctx.handle, plan.desc.d, &alpha, A.ptr, plan.a.l, B.ptr, plan.b.l,
+                              &beta, dptr, plan.d.l, dptr, plan.d.l, &plan.algo, ctx.workspace.data(),
+                              ctx.workspace.bytes(), stream));
   return true;
 }
+
+}  // namespace
+
+CublasLtContext::Impl::~Impl() {
+  plans.clear();                                   // their descriptors first
+  if (handle != nullptr) cublasLtDestroy(handle);  // no throw from a destructor
+}
+
+namespace {
 
 // dbias[o] += sum_n dout[n,o] (column_sums.cuh: deterministic, the whole GPU).
 template <typename S>

@@ -193,3 +193,37 @@ TEST_CASE("CUDA matmul backward can overwrite dinp instead of adding to it", "[c
     }
   }
 }
+
+#if !PPTRAIN_CUDA_EMULATED  // the emulated builds have no cuBLASLt, so no plans
+TEST_CASE("CUDA matmul asks cuBLASLt once per call shape and uses each call's pointers",
+          "[cuda]") {
+  kc::CublasLtContext ctx(device_tracker());
+  const DType dt = DType::BF16;
+  // A call on fresh buffers of a shape seen before reuses its plan; the results must still be
+  // the new inputs' (a plan holding the first call's bias pointer would fail here).
+  auto forward = [&](int N, int C, int OC, std::uint64_t seed, std::size_t out_offset) {
+    const auto inp = rounded(randn(std::size_t(N) * C, seed), dt);
+    const auto weight = rounded(randn(std::size_t(OC) * C, seed + 1, 0.3), dt);
+    const auto bias = rounded(randn(OC, seed + 2), dt);
+    std::vector<float> ref(std::size_t(N) * OC);
+    cpu::matmul_forward(ref.data(), inp.data(), weight.data(), bias.data(), N, C, OC);
+    DeviceArray d_inp = DeviceArray::from(inp, dt), d_w = DeviceArray::from(weight, dt),
+                d_bias = DeviceArray::from(bias, dt), d_out(ref.size() + out_offset, dt);
+    d_out.poison();
+    char* out = static_cast<char*>(d_out.data()) + out_offset * kc::dtype_size(dt);
+    kc::matmul_forward(ctx, out, d_inp.data(), d_w.data(), d_bias.data(), N, C, OC, dt, {});
+    const auto got = d_out.to_host();
+    check_close("matmul_forward", std::vector<float>(got.begin() + out_offset, got.end()), ref,
+                tolerance(dt));
+  };
+  forward(64, 32, 48, 900, 0);
+  const long plans = ctx.matmul_plans();
+  CHECK(plans == 1);
+  forward(64, 32, 48, 910, 0);
+  CHECK(ctx.matmul_plans() == plans);      // same shape, new pointers
+  forward(64, 32, 56, 920, 0);
+  CHECK(ctx.matmul_plans() == plans + 1);  // another shape
+  forward(64, 32, 48, 930, 8);
+  CHECK(ctx.matmul_plans() == plans + 2);  // an output 16-byte aligned, not 256: asked again
+}
+#endif
