@@ -9,6 +9,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/kernel_launch.cuh"
+#include "kernels/cuda/op_checks.h"
 
 namespace pptrain::kernels::cuda {
 namespace {
@@ -79,10 +80,7 @@ __global__ void adamw_kernel(AdamwBuffers b, TensorBatch batch, AdamwArgs a) {
 
 void adamw_update(const AdamwBuffers& buffers, const std::vector<AdamwTensor>& tensors,
                   const AdamwStep& step, Stream stream) {
-  PPT_CHECK(step.t >= 1, "adamw: the step t counts from 1, got {}", step.t);
-  PPT_CHECK(buffers.params != nullptr && buffers.grads != nullptr && buffers.m != nullptr &&
-                buffers.v != nullptr,
-            "adamw_update: params, grads, m and v must not be null");
+  checks::adamw(buffers, step);
   // Bias corrections in double, as the CPU twin: beta2^t for large t needs the precision.
   const AdamwArgs a{step.lr, step.beta1, step.beta2, step.eps, step.grad_scale,
                     static_cast<float>(1.0 - std::pow(static_cast<double>(step.beta1), step.t)),

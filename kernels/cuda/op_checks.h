@@ -55,6 +55,12 @@ inline void attention_tiling(const char* what, const AttentionTiling& t) {
             what, t.dkv_query_rows);
 }
 
+inline void adamw(const AdamwBuffers& b, const AdamwStep& step) {
+  PPT_CHECK(step.t >= 1, "adamw: the step t counts from 1, got {}", step.t);
+  PPT_CHECK(b.params != nullptr && b.grads != nullptr && b.m != nullptr && b.v != nullptr,
+            "adamw_update: params, grads, m and v must not be null");
+}
+
 // The double-precision reductions' scratch (sum_of_squares_scratch_bytes).
 inline void reduce_scratch(const void* scratch, std::size_t scratch_bytes, std::size_t need,
                            const char* name) {

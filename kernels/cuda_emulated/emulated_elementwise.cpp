@@ -68,10 +68,7 @@ void cast_f32_to_bf16_stochastic(std::uint16_t* dst, const float* src, std::size
 
 void adamw_update(const AdamwBuffers& buffers, const std::vector<AdamwTensor>& tensors,
                   const AdamwStep& step, Stream stream) {
-  PPT_CHECK(step.t >= 1, "adamw: the step t counts from 1, got {}", step.t);
-  PPT_CHECK(buffers.params != nullptr && buffers.grads != nullptr && buffers.m != nullptr &&
-                buffers.v != nullptr,
-            "adamw_update: params, grads, m and v must not be null");
+  checks::adamw(buffers, step);
   for (const AdamwTensor& t : tensors) {
     if (t.n == 0) continue;
     float* p = buffers.params + t.offset;
