@@ -15,6 +15,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -405,6 +406,26 @@ int run_dtype(DType dt, const Options& o) {
       fmt::print("| {} | {} | error | - | - | - | {} |\n", row.name, row.calls, e.what());
     }
     std::fflush(stdout);
+  }
+  // The host's side of the same step: the wall time to queue every call in the step's sum once,
+  // with no wait (the GPU runs behind). Values are not checked: in-place rows run unrestored.
+  // Where the GPU's step is shorter than this (small micro-batches), the host bounds the speed.
+  try {
+    kc::synchronize(st);
+    long calls = 0;
+    const auto host_start = std::chrono::steady_clock::now();
+    for (const Row& row : rows) {
+      for (int c = 0; c < row.calls; ++c) row.launch();
+      calls += row.calls;
+    }
+    const double host_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count();
+    kc::synchronize(st);
+    fmt::print("\nhost: {:.2f} ms to queue the step's {} op calls without waiting ({:.1f} us a call); "
+               "the GPU's step: {:.2f} ms\n",
+               host_ms, calls, 1e3 * host_ms / static_cast<double>(calls), step_ms);
+  } catch (const std::exception& e) {
+    fmt::print("\nhost: queueing time not measured: {}\n", e.what());
   }
   const double tps = tokens_per_second(static_cast<std::int64_t>(N), step_ms * 1e-3);
   const double fpt = model_flops_per_token(n, L, C, T);
