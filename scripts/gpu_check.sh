@@ -5,7 +5,8 @@
 # Steps, each under its own `timeout`, none stopping the others:
 #   1. find the CUDA libraries the bundle does not carry (PyTorch's nvidia wheels, torch/lib,
 #      the toolkit) and check every bundled binary loads; print the GPU
-#   2. the [cuda] kernel tests vs their CPU twins: console log and a JUnit copy
+#   2. the [cuda] kernel tests vs their CPU twins: console log and a JUnit copy; where some
+#      failed, the tests of their files again under compute-sanitizer's memcheck
 #   3. pptrain_bench_cuda: time per kernel, the summed step, tokens/s, MFU
 #   4. scripts/torch_reference.py: the same model in PyTorch on the same GPU (eager if
 #      torch.compile fails or runs out of time)
@@ -32,7 +33,7 @@ OUT=${OUT:-./gpu-out}
 mkdir -p "$OUT"
 BUDGET_S=${BUDGET_S:-470}  # all steps together: the run must end well under 8 minutes
 T_TESTS=${T_TESTS:-100} T_JUNIT=${T_JUNIT:-60} T_BENCH=${T_BENCH:-100}
-T_TORCH=${T_TORCH:-150} T_EAGER=${T_EAGER:-60} T_TRAIN=${T_TRAIN:-200} T_TRAIN_STEP=${T_TRAIN_STEP:-90}
+T_SANITIZE=${T_SANITIZE:-60} T_TORCH=${T_TORCH:-150} T_EAGER=${T_EAGER:-60} T_TRAIN=${T_TRAIN:-200} T_TRAIN_STEP=${T_TRAIN_STEP:-90}
 ENV_LOG=$OUT/env.txt
 ROWS=() FAILED=0 BUNDLE_BROKEN=0 GPU=0
 
@@ -160,6 +161,31 @@ EOF
   fi
 fi
 run_bundled() { LD_LIBRARY_PATH=$BUNDLE_LD "$@"; }
+
+# The test files whose test cases failed in a Catch2 console log: a failure's header block
+# names its test case's location on a line of its own ("/.../test/cuda/test_cuda_x.cpp:12").
+failed_test_files() {
+  sed -n 's|^/.*/test/cuda/\(test_[a-z0-9_]*\)\.cpp:[0-9]*$|\1|p' "$1" | sort -u
+}
+sanitize_failed_tests() {
+  local tool files spec=""
+  tool=$(command -v compute-sanitizer || true)
+  [[ -n $tool ]] || { [[ -x /usr/local/cuda/bin/compute-sanitizer ]] && tool=/usr/local/cuda/bin/compute-sanitizer; }
+  mapfile -t files < <(failed_test_files "$OUT/cuda_tests.txt")
+  if [[ -z $tool || ${#files[@]} -eq 0 ]]; then
+    row "failed [cuda] tests under compute-sanitizer" "NOT RUN" \
+      "$([[ -z $tool ]] && echo "no compute-sanitizer here" || echo "no failing test file found in cuda_tests.txt")"
+    return
+  fi
+  for f in "${files[@]}"; do spec+="${spec:+,}[#$f]"; done
+  run_step "$OUT/sanitizer.tmp" "$T_SANITIZE" env LD_LIBRARY_PATH="$BUNDLE_LD" "$tool" --tool memcheck \
+    --print-limit 20 .gpu/bin/pptrain_cuda_tests -# "$spec"
+  local summary
+  summary=$(grep -m1 'ERROR SUMMARY' "$OUT/sanitizer.tmp" | sed 's/^=* *//')
+  { echo; echo "==== compute-sanitizer memcheck of ${files[*]}"; cat "$OUT/sanitizer.tmp"; } >>"$OUT/cuda_tests.txt"
+  rm -f "$OUT/sanitizer.tmp"
+  row "failed [cuda] tests under compute-sanitizer" "memcheck" "${summary:-no summary (exit $RC)}: ${files[*]} (cuda_tests.txt)"
+}
 # Open MPI's plugins and mpirun from the bundle: MPI_Init (pptrain, the NCCL test) needs them.
 if [[ -f .gpu/mpi/env.sh ]]; then
   source .gpu/mpi/env.sh
@@ -173,9 +199,16 @@ if ((BUNDLE_BROKEN)); then
 else
   run_step "$OUT/cuda_tests.txt" "$T_TESTS" env LD_LIBRARY_PATH="$BUNDLE_LD" \
     .gpu/bin/pptrain_cuda_tests -r console -d yes
+  tests_rc=$RC
   verdict "[cuda] kernel tests vs CPU twins" \
     "$(grep -E 'test cases|All tests passed' "$OUT/cuda_tests.txt" | tail -1 | cut -c1-90)" \
     "runner exited 77: no GPU visible"
+  # A failing kernel test gets its file's tests rerun under compute-sanitizer's memcheck, so
+  # one lease says where an out-of-bounds or misaligned access is (appended to cuda_tests.txt:
+  # the device tool returns at most 8 files).
+  if ((tests_rc != 0 && tests_rc != 77 && tests_rc != 124 && tests_rc != 125)); then
+    sanitize_failed_tests
+  fi
   # Catch2 ran to its end (its exit code is the number of failed assertions): JUnit copy too.
   if grep -qE 'test cases|All tests passed' "$OUT/cuda_tests.txt"; then
     run_step "$OUT/cuda_tests.junit.log" "$T_JUNIT" env LD_LIBRARY_PATH="$BUNDLE_LD" \
