@@ -69,7 +69,9 @@ std::optional<std::string> checkpoint_to_resume(const Config& config) {
   if (resume == "none") return std::nullopt;
   if (resume == "auto") return find_latest_checkpoint(checkpoint_root(config));
   std::error_code ec;
-  PPT_CHECK(fs::is_directory(resume, ec), "{}: no checkpoint directory '{}'",
+  PPT_CHECK(fs::is_directory(resume, ec),
+            "{}: no checkpoint directory '{}' (checkpoint.resume takes auto: the newest under "
+            "checkpoint.dir, none, or a checkpoint's directory)",
             config.where("checkpoint.resume"), resume);
   return resume;
 }
