@@ -31,7 +31,7 @@ namespace {
 struct MatmulPlan;
 // What cuBLASLt's heuristic sees of a call: transposes, types, shapes and leading dimensions,
 // epilogue, and the alignments we promise for every pointer. Equal keys get the same algorithm.
-using PlanKey = std::array<std::int64_t, 22>;
+using PlanKey = std::array<std::int64_t, 23>;
 }  // namespace
 
 struct CublasLtContext::Impl {
@@ -127,7 +127,7 @@ PlanKey plan_key(bool trans_a, bool trans_b, const Operand& A, const Operand& B,
           aux != nullptr, aux_ld, alignment(A.ptr, A.ld * A.elem), alignment(B.ptr, B.ld * B.elem),
           alignment(D.ptr, D.ld * D.elem),
           // bias and aux: the heuristic reads their pointers' alignment too.
-          alignment(bias, 0) * 1024 + alignment(aux, static_cast<std::size_t>(aux_ld) * D.elem)};
+          alignment(bias, 0), alignment(aux, static_cast<std::size_t>(aux_ld) * D.elem)};
 }
 
 // Asks the heuristic for one call's algorithm: what every call with this key then runs.
