@@ -332,6 +332,11 @@ Config parse_config_text(const std::string& yaml_text, const std::string& source
     std::visit(Converter(source_name, it->second, it->first), f.ref);
     config.key_origin[it->first] = it->second.origin;
   }
+  // A V (schedule zbv, or a CSV schedule placed in a V) is exactly two chunks per rank: unless
+  // given, virtual_stages follows it. A given value other than 2 is still an error (checks).
+  const std::string& schedule = config.pipeline.schedule;
+  const bool vee = schedule == "zbv" || (schedule.rfind("csv:", 0) == 0 && config.pipeline.placement == "vee");
+  if (vee && !given.count("pipeline.virtual_stages")) config.pipeline.virtual_stages = 2;
   check_config(config);
   return config;
 }

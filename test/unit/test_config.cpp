@@ -57,6 +57,17 @@ TEST_CASE("config: defaults fill every key but data.train", "[config]") {
   CHECK(c.data.train == "data/tiny/*.bin");
 }
 
+TEST_CASE("config: schedule zbv implies two chunks per rank unless virtual_stages is given", "[config]") {
+  const Config c = pptrain::parse_config_text(kMinimal + "pipeline:\n  schedule: zbv\n", "mem.yaml");
+  CHECK(c.pipeline.virtual_stages == 2);
+  const Config o = pptrain::parse_config_text(kMinimal, "mem.yaml", {"pipeline.schedule=zbv"});
+  CHECK(o.pipeline.virtual_stages == 2);
+  CHECK(pptrain::config_to_yaml(o).find("virtual_stages: 2") != std::string::npos);  // resolved
+  CHECK(pptrain::parse_config_text(kMinimal, "mem.yaml").pipeline.virtual_stages == 1);
+  CHECK(parse_error(kMinimal, {"pipeline.schedule=zbv", "pipeline.virtual_stages=1"})
+            .find("set pipeline.virtual_stages: 2 (it is 1)") != std::string::npos);
+}
+
 TEST_CASE("config: good_full sets every key and round-trips through config_to_yaml", "[config]") {
   const std::string path = kDataDir + "/good_full.yaml";
   Config c = pptrain::load_config(path);
