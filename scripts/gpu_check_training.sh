@@ -20,8 +20,8 @@
 #      pipeline.recompute: full, bitwise equal to check 2 (the same kernels recompute the same
 #      values), and the activation peaks of both
 #   7. the same with pipeline.recompute: selective: not bitwise in bf16 (its forward's GELU is
-#      a separate kernel, check 2's cuBLASLt's epilogue, which rounds once), so the final loss
-#      within 1% of check 2's, and the activation peaks
+#      a separate kernel, check 2's cuBLASLt's epilogue, which rounds once), so the first 8
+#      losses within 1e-3 of check 2's, the final one within 3%, and the activation peaks
 #   8. zbv (two chunks per rank in a V) on 2 ranks against check 4's 1-rank run, fp32,
 #      within fp32 round-off
 #   9. informational: the layer times `pptrain plan` measures for partition: profile on this
@@ -144,9 +144,20 @@ fi
 if ((rc16 == 0)) && run_small cuda_bf16_selective 200 --set runtime.device=cuda --set runtime.precision=bf16 \
     --set pipeline.recompute=selective; then
   row7_fig="activations $(peak_of "$LOGS/train_cuda_bf16.txt") -> $(peak_of "$LOGS/train_cuda_bf16_selective.txt")"
-  a=$(metric "$WORK/runs/cuda_bf16" loss last) b=$(metric "$WORK/runs/cuda_bf16_selective" loss last)
-  verdict=$(python3 -c "import math; a,b=$a,$b; print('PASS' if math.isfinite(b) and abs(a-b)/a<0.01 else 'FAIL')")
-  row7=("$verdict" "$(printf 'final loss %.4f vs %.4f; ' "$b" "$a")$row7_fig")
+  # Run 8 (the H200): the two curves agreed to 3e-5 for 9 steps, then parted as bf16 runs at
+  # lr 1.5e-3 do (final 1.693 vs 1.666, while bf16 vs fp32 ended 1.666 vs 1.684). So: the
+  # first 8 steps within 1e-3 (a wrong recompute is off from step 2), the last within 3%.
+  mapfile -t row7 < <(python3 - "$WORK/runs/cuda_bf16/metrics.jsonl" \
+      "$WORK/runs/cuda_bf16_selective/metrics.jsonl" <<'PY'
+import json, math, sys
+a, b = ([json.loads(l)["loss"] for l in open(p)] for p in sys.argv[1:])
+early = max(abs(x - y) / x for x, y in zip(a[:8], b[:8]))
+ok = len(a) == len(b) and math.isfinite(b[-1]) and early < 1e-3 and abs(a[-1] - b[-1]) / a[-1] < 0.03
+print("PASS" if ok else "FAIL")
+print(f"steps 1-8 max relative loss difference {early:.1e}; final loss {b[-1]:.4f} vs {a[-1]:.4f};")
+PY
+)
+  row7=("${row7[0]:-FAIL}" "${row7[1]:-no metrics} $row7_fig")
 else
   row7=("FAIL (exit $?)" "$(grep -m1 error "$LOGS/train_cuda_bf16_selective.txt" 2>/dev/null | cut -c1-80)")
 fi

@@ -337,9 +337,9 @@ TrainSummary train(const Config& config, const TrainingPlan& plan, const Trainin
     if (device != nullptr) {  // per GPU: the job's tokens/s shared by its ranks' GPUs
       sm.mfu_pct = 100.0 * mfu(sm.tokens_per_s / transport.world_size(), flops_per_token);
     }
-    if (layout.stages() > 1) {
-      for (double b : r.pipeline_bubbles) sm.bubble_pct.push_back(100.0 * b);
-    }
+    // One stage too: there the "bubble" is the share of the step its compute sat idle (host
+    // work, data loading), which on a GPU rank says whether the host keeps the GPU fed.
+    for (double b : r.pipeline_bubbles) sm.bubble_pct.push_back(100.0 * b);
     const bool last = step + 1 == tc.steps;
     if (data.val && (last || (tc.val_every > 0 && sm.step % tc.val_every == 0))) {
       sm.val_loss = evaluate(executor, *data.val, tc.val_batches, B, T);
