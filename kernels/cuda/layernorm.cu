@@ -170,19 +170,25 @@ __global__ void layernorm_backward_dinp_bf16x2_kernel(__nv_bfloat162* dinp,
 
 bool four_byte_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 4 == 0; }
 
-// One row's contributions to dweight and dbias at column c: xhat * dout and dout.
-template <typename S>
+// One row's contributions to dweight and dbias at columns c..c+W-1: xhat * dout and dout.
+template <typename S, int W>
 struct LayernormParamTerm {
   const S* dout;
   const S* inp;
   const float* mean;
   const float* rstd;
   int C;
-  __device__ void operator()(int r, int c, float (&v)[2]) const {
+  __device__ void operator()(int r, int c, float (&v)[2][W]) const {
     const std::size_t i = static_cast<std::size_t>(r) * C + c;
-    const float dy = to_f32(dout[i]);
-    v[0] = (to_f32(inp[i]) - mean[r]) * rstd[r] * dy;
-    v[1] = dy;
+    float dy[W], x[W];
+    column_sums::load_adjacent<S, W>(dout + i, dy);
+    column_sums::load_adjacent<S, W>(inp + i, x);
+    const float m = mean[r], s = rstd[r];
+#pragma unroll
+    for (int w = 0; w < W; ++w) {
+      v[0][w] = (x[w] - m) * s * dy[w];
+      v[1][w] = dy[w];
+    }
   }
 };
 
@@ -263,10 +269,14 @@ void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* do
     }
     if (dweight == nullptr && dbias == nullptr) return;
     PPT_CHECK(dweight != nullptr && dbias != nullptr, "layernorm_backward: dweight and dbias go together");
-    column_sums::add<2>(column_sums::Outputs<2>{{dweight, dbias}},
-                        LayernormParamTerm<S>{static_cast<const S*>(dout), static_cast<const S*>(inp),
-                                              mean, rstd, C},
-                        N, C, s);
+    const bool pairs = C % 2 == 0 && four_byte_aligned(dout) && four_byte_aligned(inp);
+    column_sums::with_columns_per_thread<S>(pairs, [&](auto width) {
+      constexpr int W = decltype(width)::value;
+      column_sums::add<2, W>(column_sums::Outputs<2>{{dweight, dbias}},
+                             LayernormParamTerm<S, W>{static_cast<const S*>(dout),
+                                                      static_cast<const S*>(inp), mean, rstd, C},
+                             N, C, s);
+    });
   });
 }
 

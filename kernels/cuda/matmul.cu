@@ -203,12 +203,12 @@ CublasLtContext::Impl::~Impl() {
 namespace {
 
 // dbias[o] += sum_n dout[n,o] (column_sums.cuh: deterministic, the whole GPU).
-template <typename S>
+template <typename S, int W>
 struct BiasTerm {
   const S* dout;
   int OC;
-  __device__ void operator()(int r, int o, float (&v)[1]) const {
-    v[0] = to_f32(dout[static_cast<std::size_t>(r) * OC + o]);
+  __device__ void operator()(int r, int o, float (&v)[1][W]) const {
+    column_sums::load_adjacent<S, W>(dout + static_cast<std::size_t>(r) * OC + o, v[0]);
   }
 };
 
@@ -273,8 +273,12 @@ void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* db
   if (dbias != nullptr) {
     dispatch_dtype(dt, [&](auto tag) {
       using S = typename decltype(tag)::type;
-      column_sums::add<1>(column_sums::Outputs<1>{{dbias}}, BiasTerm<S>{static_cast<const S*>(dout), OC}, N,
-                          OC, s);
+      const bool pairs = OC % 2 == 0 && reinterpret_cast<std::uintptr_t>(dout) % 4 == 0;
+      column_sums::with_columns_per_thread<S>(pairs, [&](auto width) {
+        constexpr int W = decltype(width)::value;
+        column_sums::add<1, W>(column_sums::Outputs<1>{{dbias}},
+                               BiasTerm<S, W>{static_cast<const S*>(dout), OC}, N, OC, s);
+      });
     });
   }
 }

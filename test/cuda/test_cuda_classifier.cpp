@@ -12,10 +12,11 @@ struct ClsShape {
   int N, V, Vp;
 };
 // Tiny padded vocab (7 of 8), no padding (V = Vp = 1000), GPT-2's 50257 padded to 50304. bf16
-// rows take the 8-column packs when Vp % 8 == 0, column pairs at Vp = 38 (padding inside the
-// last pair), the one-column kernel at Vp = 9 (odd).
+// rows take the 8-column packs when Vp % 8 == 0, held in registers by 4, 8 (Vp = 32000) or 16
+// packs a thread (50304), read twice beyond 65536 columns (65600), column pairs at Vp = 38
+// (padding inside the last pair), the one-column kernel at Vp = 9 (odd).
 const ClsShape kShapes[] = {{1, 7, 8},   {5, 7, 8},   {7, 1000, 1000}, {3, 50257, 50304},
-                            {3, 37, 38}, {4, 9, 9}};
+                            {2, 32000, 32000}, {2, 65599, 65600}, {3, 37, 38}, {4, 9, 9}};
 
 }  // namespace
 
@@ -56,5 +57,26 @@ TEST_CASE("CUDA classifier matches the CPU twin", "[cuda]") {
         }
       }
     }
+  }
+}
+
+TEST_CASE("CUDA classifier: a bf16 row held in registers gives bitwise what two reads give",
+          "[cuda]") {
+  for (const ClsShape& s : {ClsShape{3, 50257, 50304}, ClsShape{2, 1000, 1000}}) {
+    INFO("N=" << s.N << " V=" << s.V << " Vp=" << s.Vp);
+    const auto logits = rounded(randn(std::size_t(s.N) * s.Vp, 602, 3.0), DType::BF16);
+    const auto targets = random_ids(s.N, s.V, 603);
+    DeviceInts d_targets(targets);
+    std::vector<float> results[2], losses[2];
+    for (const bool hold_row : {true, false}) {
+      DeviceArray d_logits = DeviceArray::from(logits, DType::BF16), d_losses(s.N, DType::F32);
+      d_losses.poison();
+      kc::classifier_forward_backward(d_logits.data(), d_losses.f32(), d_targets.data(), s.N, s.V,
+                                      s.Vp, 0.37f, true, DType::BF16, {}, hold_row);
+      results[hold_row] = d_logits.to_host();
+      losses[hold_row] = d_losses.to_host();
+    }
+    CHECK(results[0] == results[1]);
+    CHECK(losses[0] == losses[1]);
   }
 }
