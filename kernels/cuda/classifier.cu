@@ -3,9 +3,9 @@
 //
 // One block per row. Each thread keeps an online (max, sum of exp) over its strided columns;
 // the block combines them (fixed-order reductions), so one read of the row gives the loss, and
-// a second pass overwrites it with dloss_scale * (softmax - onehot): over the row held in
-// registers for bf16 rows up to 65536 columns, else a second read. No probabilities are ever
-// stored. A target outside [0,V) gives a NaN loss (and no gradient), so the bug cannot hide.
+// a second pass overwrites it with dloss_scale * (softmax - onehot): a second read, or with
+// hold_row (bf16 rows up to 65536 columns) over the row held in registers. No probabilities
+// are ever stored. A target outside [0,V) gives a NaN loss (and no gradient), so the bug cannot hide.
 #include <cstdint>
 #include <cstring>
 

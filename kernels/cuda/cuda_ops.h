@@ -89,11 +89,12 @@ void attention_backward(void* dinp, const void* dout, const void* inp, const voi
 // ---- fused classifier: logits (N,Vp), real columns [0,V), targets (N) in [0,V) ----
 // losses (N) = -log softmax(logits)[target] (fp32). With compute_grad, logits are overwritten
 // with dloss_scale * (softmax - onehot), padded columns with 0. One pass per row, no
-// probabilities stored. hold_row false: bf16 rows read twice instead of held in registers (the
-// same results; for the kernel benchmark's comparison).
+// probabilities stored. hold_row: bf16 rows up to 65536 columns held in registers between
+// the two passes instead of read twice (bitwise the same results). Off by default until a GPU
+// run shows it faster: the kernel benchmark times both (kernels/cuda/README.md).
 void classifier_forward_backward(void* logits, float* losses, const int* targets, int N, int V,
                                  int Vp, float dloss_scale, bool compute_grad, DType dt,
-                                 Stream stream, bool hold_row = true);
+                                 Stream stream, bool hold_row = false);
 
 // ---- matmul through cuBLASLt: weight (OC,C) as in PyTorch, inp (N,C), out (N,OC) ----
 // One cuBLASLt handle and one workspace (counted as Workspace in `tracker`). Not thread-safe,

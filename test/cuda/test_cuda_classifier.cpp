@@ -11,10 +11,10 @@ using namespace pptrain::test::cuda;
 struct ClsShape {
   int N, V, Vp;
 };
-// Tiny padded vocab (7 of 8), no padding (V = Vp = 1000), GPT-2's 50257 padded to 50304. bf16
-// rows take the 8-column packs when Vp % 8 == 0, held in registers by 4, 8 (Vp = 32000) or 16
-// packs a thread (50304), read twice beyond 65536 columns (65600), column pairs at Vp = 38
-// (padding inside the last pair), the one-column kernel at Vp = 9 (odd).
+// Tiny padded vocab (7 of 8), no padding (V = Vp = 1000), GPT-2's 50257 padded to 50304, a
+// Llama-sized 32000 and one over 65536 columns. bf16 rows take the 8-column packs when
+// Vp % 8 == 0, column pairs at Vp = 38 (padding inside the last pair), the one-column kernel
+// at Vp = 9 (odd).
 const ClsShape kShapes[] = {{1, 7, 8},   {5, 7, 8},   {7, 1000, 1000}, {3, 50257, 50304},
                             {2, 32000, 32000}, {2, 65599, 65600}, {3, 37, 38}, {4, 9, 9}};
 
@@ -62,7 +62,9 @@ TEST_CASE("CUDA classifier matches the CPU twin", "[cuda]") {
 
 TEST_CASE("CUDA classifier: a bf16 row held in registers gives bitwise what two reads give",
           "[cuda]") {
-  for (const ClsShape& s : {ClsShape{3, 50257, 50304}, ClsShape{2, 1000, 1000}}) {
+  // 16, 4 and 8 packs a thread held; 65600 columns are read twice either way.
+  for (const ClsShape& s : {ClsShape{3, 50257, 50304}, ClsShape{2, 1000, 1000},
+                            ClsShape{2, 32000, 32000}, ClsShape{1, 65599, 65600}}) {
     INFO("N=" << s.N << " V=" << s.V << " Vp=" << s.Vp);
     const auto logits = rounded(randn(std::size_t(s.N) * s.Vp, 602, 3.0), DType::BF16);
     const auto targets = random_ids(s.N, s.V, 603);
