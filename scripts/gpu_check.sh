@@ -232,6 +232,12 @@ else
   # The attention kernels' tile-shape sweep (bitwise-equal shapes; the ops use the defaults).
   shapes=$(sed -n 's/^fastest attention tile shapes: //p' "$OUT/bench_kernels.txt")
   if [[ -n $shapes ]]; then row "attention tile shapes, fastest (bf16)" "-" "$shapes"; fi
+  # Ways to do a row's work faster than the default (the bench's 0-call alternatives, bf16).
+  alts=$(awk '/^faster alternatives/ { n = 0; names = "" } /^  [^|]*: [0-9.]+ -> / { sub(/^  /, ""); names = names (n++ ? "; " : "") $0 }
+    /^ALTERNATIVES_SUMMARY dtype=bf16/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      printf "step with them %.2f ms, MFU %.1f%%: %s", v["step_ms"], v["mfu_pct"], (n ? names : "none") }' \
+    "$OUT/bench_kernels.txt")
+  if [[ -n $alts ]]; then row "faster alternatives to the defaults (bf16)" "-" "$alts"; fi
 fi
 
 # ---- 4. the PyTorch reference on the same GPU ----

@@ -3,6 +3,10 @@
 // markdown table: median ms per launch, achieved TFLOP/s (matmuls, attention) or GB/s (the
 // memory-bound kernels), the calls per step, and a summed "one training step of kernels"
 // estimate with tokens/s and MFU (lib/metrics/throughput.h, the project's one definition).
+// Rows with 0 calls per step are not in that sum: other ways to do a row's work (another
+// classifier kernel, dbias in cuBLASLt's epilogue, cuBLASLt's later algorithm answers, tile
+// shapes). The summary names those faster than the default by over 1% and the step they would
+// give ("faster alternatives", ALTERNATIVES_SUMMARY): what the next change should switch on.
 //
 // Method (docs/gpu-checks.md): inputs are random, never zeros (zeros flatter tensor cores and
 // hide indexing bugs); pure outputs are poisoned (NaN) before the first launch and checked
@@ -23,9 +27,9 @@
 #include <string>
 #include <vector>
 
+#include "apps/bench/cuda_bench_rows.h"
 #include "core/rng.h"
 #include "kernels/cuda/attention_tuning.h"
-#include "kernels/cuda/bf16_host.h"
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_memory.h"
@@ -37,106 +41,7 @@
 namespace {
 
 using namespace pptrain;
-namespace kc = pptrain::kernels::cuda;
-using kc::DType;
-
-MemoryTracker& tracker() {
-  static MemoryTracker t;
-  return t;
-}
-
-// `n` elements of `dt` (F32 also holds ints and the fp32-always tensors) on the device.
-struct Tensor {
-  kc::DeviceBuffer buf;
-  std::size_t n = 0;
-  DType dt = DType::F32;
-  Tensor(std::size_t count, DType type)
-      : buf(tracker(), MemCategory::Activations, count * kc::dtype_size(type)),
-        n(count),
-        dt(type) {}
-  void* p() { return buf.data(); }
-  float* f() { return buf.as<float>(); }
-  std::uint16_t* h() { return buf.as<std::uint16_t>(); }
-  int* i() { return buf.as<int>(); }
-  double* d() { return buf.as<double>(); }
-
-  // Normal(0, scale) values (|x| when positive). A 1M-value random chunk is tiled over the
-  // buffer: filling 124M parameters value by value on the host would cost seconds per array,
-  // and the memory-bound kernels' speed does not depend on the values repeating.
-  Tensor& random(std::uint64_t seed, double scale, bool positive = false) {
-    const std::size_t chunk = std::min<std::size_t>(n, 1u << 20), es = kc::dtype_size(dt);
-    Rng rng(stream_key(seed, "bench_cuda"));
-    std::vector<float> vals(chunk);
-    for (auto& v : vals)
-      v = static_cast<float>(positive ? std::fabs(scale * rng.normal()) : scale * rng.normal());
-    std::vector<std::uint16_t> bits(dt == DType::BF16 ? chunk : 0);
-    for (std::size_t i = 0; i < bits.size(); ++i) bits[i] = kc::float_to_bf16_bits(vals[i]);
-    const void* src = dt == DType::BF16 ? static_cast<const void*>(bits.data()) : vals.data();
-    for (std::size_t off = 0; off < n; off += chunk) {
-      const std::size_t k = std::min(chunk, n - off);
-      CUDA_CHECK(
-          cudaMemcpy(static_cast<char*>(p()) + off * es, src, k * es, cudaMemcpyHostToDevice));
-    }
-    return *this;
-  }
-  Tensor& poisoned() {
-    buf.poison();
-    return *this;
-  }
-  // Non-finite values in the whole tensor (a NaN left by the poison, an overflow).
-  std::size_t count_nonfinite() const {
-    kc::synchronize({});
-    std::vector<float> host(dt == DType::F32 ? n : 0);
-    std::vector<std::uint16_t> bits(dt == DType::BF16 ? n : 0);
-    if (dt == DType::F32)
-      buf.copy_to_host(host.data(), n * 4);
-    else
-      buf.copy_to_host(bits.data(), n * 2);
-    std::size_t bad = 0;
-    for (const float v : host) bad += !std::isfinite(v);
-    for (const auto b : bits) bad += !std::isfinite(kc::bf16_bits_to_float(b));
-    return bad;
-  }
-};
-
-struct Row {
-  std::string name;
-  int calls;                              // launches of this kernel in one training step
-  double flops;                           // per launch; 0 for the memory-bound kernels
-  double bytes;                           // per launch; 0 where FLOPs are what bounds it
-  std::function<void()> launch, prepare;  // prepare (untimed) runs before every sample
-  std::vector<Tensor*> outputs;           // checked for non-finite values afterwards
-  int tiling_sweep = 0;                   // 1 forward, 2 backward: an attention tile shape
-  std::string tile_shape;                 // ... which one
-};
-
-struct Options {
-  int B = 16, T = 1024, warmup = 3, reps = 10, iters = 5;
-  std::string dtype = "both";
-};
-
-// Median over `reps` samples of ms per launch (CUDA events on the legacy default stream).
-double time_row(const Row& row, const Options& o) {
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  const int k = row.prepare ? 1 : o.iters;  // an in-place kernel is restored before each launch
-  std::vector<double> samples;
-  for (int s = 0; s < o.warmup + o.reps; ++s) {
-    if (row.prepare) row.prepare();
-    CUDA_CHECK(cudaEventRecord(start, nullptr));
-    for (int i = 0; i < k; ++i) row.launch();
-    CUDA_CHECK(cudaEventRecord(stop, nullptr));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (s >= o.warmup) samples.push_back(static_cast<double>(ms) / k);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
-}
+using namespace pptrain::bench;
 
 // One dtype's table and step estimate. Returns the number of rows that failed.
 int run_dtype(DType dt, const Options& o) {
@@ -231,6 +136,13 @@ int run_dtype(DType dt, const Options& o) {
                     void* pre = nullptr) {
     kc::matmul_forward(ctx, out, in.p(), w.p(), b ? b->p() : nullptr, int(N), K, OC, dt, st, pre);
   };
+  // The 0-call rows "dbias in cuBLASLt's epilogue" run a call with the BGRADB epilogue switched
+  // on (off by default, kernels/cuda/cuda_ops.h): what it saves over the column-sum pass.
+  auto with_bias_epilogue = [&](const std::function<void()>& call) {
+    ctx.set_bias_grad_epilogue(true);
+    call();
+    ctx.set_bias_grad_epilogue(false);
+  };
   auto mm_bwd = [&](void* din, float* dbias, Tensor& dout, Tensor& in, Tensor& w, int K, int OC) {
     kc::matmul_backward(ctx, din, dW.f(), dbias, dout.p(), in.p(), w.p(), int(N), K, OC, dt, st);
   };
@@ -238,6 +150,24 @@ int run_dtype(DType dt, const Options& o) {
   auto add = [&](const char* name, int calls, double flops, double bytes, std::vector<Tensor*> outs,
                  std::function<void()> launch, std::function<void()> prepare = {}) {
     rows.push_back({name, calls, flops, bytes, std::move(launch), std::move(prepare), outs, 0, {}});
+  };
+  // A 0-call row doing row [base]'s work another way (its flops, bytes, outputs and prepare
+  // step); the summary says what it would save.
+  auto alternative_to = [&](int base, std::string name, std::function<void()> launch, bool quiet) {
+    Row alt = rows[base];
+    alt.name = std::move(name);
+    alt.calls = 0;
+    alt.launch = std::move(launch);
+    alt.tiling_sweep = 0;
+    alt.alternative_of = base;
+    alt.quiet = quiet;
+    rows.push_back(std::move(alt));
+  };
+  // ... of the last row that is not itself an alternative.
+  auto alternative = [&](std::string name, std::function<void()> launch) {
+    const int last = static_cast<int>(rows.size()) - 1;
+    const int base = rows[last].alternative_of >= 0 ? rows[last].alternative_of : last;
+    alternative_to(base, std::move(name), std::move(launch), false);
   };
   const int iN = static_cast<int>(N);
   // Forward, in a step's order.
@@ -277,17 +207,10 @@ int run_dtype(DType dt, const Options& o) {
         CUDA_CHECK(
             cudaMemcpy(logits.p(), logits_src.p(), logits.buf.bytes(), cudaMemcpyDeviceToDevice));
       });
-  add(
-      "  classifier_forward_backward, the row held in registers", 0, 0, 2 * Nd * Vp * s + 8 * Nd,
-      {&logits, &losses},
-      [&] {
-        kc::classifier_forward_backward(logits.p(), losses.f(), targets.i(), iN, V, Vp,
-                                        1.0f / float(N), true, dt, st, /*hold_row=*/true);
-      },
-      [&] {
-        CUDA_CHECK(
-            cudaMemcpy(logits.p(), logits_src.p(), logits.buf.bytes(), cudaMemcpyDeviceToDevice));
-      });
+  alternative("  classifier_forward_backward, the row held in registers", [&] {
+    kc::classifier_forward_backward(logits.p(), losses.f(), targets.i(), iN, V, Vp,
+                                    1.0f / float(N), true, dt, st, /*hold_row=*/true);
+  });
   // Backward.
   add("matmul_backward lm_head", 1, 4 * NCd * Vp, 0, {&dx, &dwte}, [&] {
     kc::matmul_backward(ctx, dx.p(), dwte.f(), nullptr, logits_src.p(), x.p(), wte.p(), iN, C, Vp,
@@ -309,17 +232,24 @@ int run_dtype(DType dt, const Options& o) {
   });
   // The MLP projection's backward with GELU's derivative (cuBLASLt's DGELU epilogue, or the
   // unfused matmul + gelu_backward when cuBLASLt offers none; the summary line says which).
-  add("matmul_backward_gelu fcproj", L, 4 * NCd * C4, 0, {&dh, &dW, &db}, [&] {
+  auto mm_bwd_gelu = [&] {
     kc::matmul_backward_gelu(ctx, dh.p(), dy4.p(), dW.f(), db.f(), dy.p(), h.p(), h.p(), fcpw.p(),
                              iN, C4, C, dt, st);
-  });
+  };
+  add("matmul_backward_gelu fcproj", L, 4 * NCd * C4, 0, {&dh, &dW, &db}, mm_bwd_gelu);
+  alternative("  matmul_backward_gelu fcproj, dbias in cuBLASLt's epilogue",
+              [&] { with_bias_epilogue(mm_bwd_gelu); });
   // What the fusion saves (0 calls: not in the step's sum).
   add("  gelu_backward (the unfused path's extra pass)", 0, 0, 4 * Nd * C4 * s, {&dh},
       [&] { kc::gelu_backward(dh.p(), h.p(), dy4.p(), N * C4, dt, st); });
-  add("matmul_backward fc", L, 4 * NCd * C4, 0, {&dx, &dW, &db},
-      [&] { mm_bwd(dx.p(), db.f(), dy4, x, fcw, C, C4); });
-  add("matmul_backward attproj", L, 4 * NCd * C, 0, {&dx, &dW, &db},
-      [&] { mm_bwd(dx.p(), db.f(), dy, x, attw, C, C); });
+  auto mm_bwd_fc = [&] { mm_bwd(dx.p(), db.f(), dy4, x, fcw, C, C4); };
+  add("matmul_backward fc", L, 4 * NCd * C4, 0, {&dx, &dW, &db}, mm_bwd_fc);
+  alternative("  matmul_backward fc, dbias in cuBLASLt's epilogue",
+              [&] { with_bias_epilogue(mm_bwd_fc); });
+  auto mm_bwd_attproj = [&] { mm_bwd(dx.p(), db.f(), dy, x, attw, C, C); };
+  add("matmul_backward attproj", L, 4 * NCd * C, 0, {&dx, &dW, &db}, mm_bwd_attproj);
+  alternative("  matmul_backward attproj, dbias in cuBLASLt's epilogue",
+              [&] { with_bias_epilogue(mm_bwd_attproj); });
   add("attention_backward", L, 10 * P * hs, 0, {&dqkv}, [&] {
     kc::attention_backward(dqkv.p(), dy.p(), qkv_in.p(), att_out.p(), lse.f(), B, T, C, NH, dt, st);
   });
@@ -353,8 +283,10 @@ int run_dtype(DType dt, const Options& o) {
       rows.back().tile_shape = name;
     }
   }
-  add("matmul_backward qkv", L, 4 * NCd * C3, 0, {&dx, &dW, &db},
-      [&] { mm_bwd(dx.p(), db.f(), qkv_in, x, qkvw, C, C3); });
+  auto mm_bwd_qkv = [&] { mm_bwd(dx.p(), db.f(), qkv_in, x, qkvw, C, C3); };
+  add("matmul_backward qkv", L, 4 * NCd * C3, 0, {&dx, &dW, &db}, mm_bwd_qkv);
+  alternative("  matmul_backward qkv, dbias in cuBLASLt's epilogue",
+              [&] { with_bias_epilogue(mm_bwd_qkv); });
   add("encoder_backward", 1, 0, NCd * s + 4 * Nd + 8 * unique_ids * C + 8.0 * T * C, {&dwte, &dwpe},
       [&] {
         kc::encoder_backward(dwte.f(), dwpe.f(), dy.p(), ids.i(), B, T, C, Vp, dt,
@@ -393,6 +325,30 @@ int run_dtype(DType dt, const Options& o) {
   // dW and db hold every matmul's weight gradient (the widest shape); the bench needs their
   // timing, not their values. The real step also zeroes gradients (a memset): not counted.
 
+  // cuBLASLt's 2nd to 4th answers for each matmul call of the step, every product of the call
+  // on the same answer (bf16 only: fp32 matmuls take seconds). Quiet: the summary names those
+  // faster than the first answer, which is what the heuristic's ranking leaves.
+  if (dt == DType::BF16) {
+    const std::size_t defined = rows.size();
+    for (std::size_t i = 0; i < defined; ++i) {
+      if (rows[i].calls == 0 || rows[i].name.rfind("matmul", 0) != 0) continue;
+      for (int k = 1; k <= 3; ++k) {
+        auto picked = [&ctx, base_launch = rows[i].launch, k] {
+          ctx.set_heuristic_pick(k);
+          try {
+            base_launch();
+          } catch (...) {
+            ctx.set_heuristic_pick(0);
+            throw;
+          }
+          ctx.set_heuristic_pick(0);
+        };
+        alternative_to(static_cast<int>(i), fmt::format("{}, cuBLASLt's answer {}", rows[i].name, k + 1),
+                       picked, /*quiet=*/true);
+      }
+    }
+  }
+
   fmt::print("\n### {} storage, B={} T={} C={} NH={} L={} Vp={} ({:.2f}M params)\n\n",
              kc::dtype_name(dt), B, T, C, NH, L, Vp, n / 1e6);
   fmt::print("| kernel | calls/step | ms (median of {}) | TFLOP/s | GB/s | ms/step | outputs |\n",
@@ -403,9 +359,13 @@ int run_dtype(DType dt, const Options& o) {
   // The fastest attention tile shape of each sweep (1 forward, 2 backward): row, ms; and the
   // default shape's row (the one in the step's sum).
   std::pair<const Row*, double> fastest[3] = {}, in_step[3] = {};
-  for (const Row& row : rows) {
+  std::vector<double> measured(rows.size(), -1.0);  // ms per launch; -1: failed
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    const Row& row = rows[r];
+    if (row.quiet) continue;  // timed last, for the summary only
     try {
       const double ms = time_row(row, o);
+      measured[r] = ms;
       auto& best = fastest[row.tiling_sweep];
       if (row.tiling_sweep != 0 && (best.first == nullptr || ms < best.second)) best = {&row, ms};
       if (row.tiling_sweep != 0 && row.calls > 0) in_step[row.tiling_sweep] = {&row, ms};
@@ -460,6 +420,17 @@ int run_dtype(DType dt, const Options& o) {
   }
   fmt::print("\nGELU epilogue fused in cuBLASLt: {} fused / {} unfused calls\n",
              ctx.gelu_fused_calls(), ctx.gelu_unfused_calls());
+  fmt::print("dbias from cuBLASLt's BGRADB epilogue (the 0-call rows): {} calls took it\n",
+             ctx.bias_grad_epilogue_calls());
+  // The quiet rows after those counts (a later answer may lack the GELU epilogue and fall back).
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (!rows[r].quiet) continue;
+    try {
+      measured[r] = time_row(rows[r], o);
+    } catch (const std::exception&) {  // no such answer for this call
+    }
+  }
+  print_alternatives(dt, rows, measured, step_ms, static_cast<std::int64_t>(N), fpt);
   fmt::print(
       "one training step of kernels ({}): {:.2f} ms for {} tokens -> {:.0f} tokens/s, "
       "MFU {:.1f}% ({:.3g} model FLOP/token, peak {:.0f} TFLOP/s bf16 dense){}\n",

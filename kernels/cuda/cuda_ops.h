@@ -119,6 +119,17 @@ class CublasLtContext {
   // How many different calls (shapes, epilogues, pointer alignments) cuBLASLt's heuristic was
   // asked about: each is asked once and its algorithm reused. 0 in the emulated build.
   long matmul_plans() const;
+  // Whether matmul_backward may take dbias from cuBLASLt's BGRADB epilogue on the dweight
+  // product (into a scratch, then added: the epilogue overwrites, dbias accumulates) instead of
+  // the column-sum kernel's pass over dout. Off by default until a GPU run times it (the kernel
+  // benchmark's "dbias in the epilogue" rows); where cuBLASLt has no algorithm for it, the
+  // column sums run. The emulated build ignores it.
+  void set_bias_grad_epilogue(bool on);
+  long bias_grad_epilogue_calls() const;  // matmul_backward calls that took dbias that way
+  // For the kernel benchmark: calls planned while k > 0 run the heuristic's (k+1)-th answer
+  // instead of its first (a call with fewer answers has "no algorithm"), to measure what the
+  // first answer leaves. 0, the default, restores the normal plans. Ignored when emulated.
+  void set_heuristic_pick(int k);
 
   struct Impl;  // defined in matmul.cu
   Impl& impl() { return *impl_; }

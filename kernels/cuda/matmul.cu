@@ -31,7 +31,8 @@ namespace {
 struct MatmulPlan;
 // What cuBLASLt's heuristic sees of a call: transposes, types, shapes and leading dimensions,
 // epilogue, and the alignments we promise for every pointer. Equal keys get the same algorithm.
-using PlanKey = std::array<std::int64_t, 23>;
+using PlanKey = std::array<std::int64_t, 24>;
+constexpr int kMaxHeuristicPick = 7;  // set_heuristic_pick: up to the heuristic's 8th answer
 }  // namespace
 
 struct CublasLtContext::Impl {
@@ -39,6 +40,9 @@ struct CublasLtContext::Impl {
   DeviceBuffer workspace;
   bool gelu_fusion = true;
   long fused = 0, unfused = 0;
+  bool bias_grad_epilogue = false;
+  long bias_grad_epilogue_calls = 0;
+  int heuristic_pick = 0;
   // The heuristic is asked once per key (a few microseconds of host time per call otherwise:
   // with small micro-batches a matmul's GPU time is about that much). Destroyed before the handle.
   std::map<PlanKey, std::unique_ptr<MatmulPlan>> plans;
@@ -57,6 +61,13 @@ void CublasLtContext::set_gelu_fusion(bool on) { impl_->gelu_fusion = on; }
 long CublasLtContext::matmul_plans() const { return static_cast<long>(impl_->plans.size()); }
 long CublasLtContext::gelu_fused_calls() const { return impl_->fused; }
 long CublasLtContext::gelu_unfused_calls() const { return impl_->unfused; }
+void CublasLtContext::set_bias_grad_epilogue(bool on) { impl_->bias_grad_epilogue = on; }
+long CublasLtContext::bias_grad_epilogue_calls() const { return impl_->bias_grad_epilogue_calls; }
+void CublasLtContext::set_heuristic_pick(int k) {
+  PPT_CHECK(k >= 0 && k <= kMaxHeuristicPick, "set_heuristic_pick: {} is not in [0, {}]", k,
+            kMaxHeuristicPick);
+  impl_->heuristic_pick = k;
+}
 
 namespace {
 
@@ -120,9 +131,10 @@ struct MatmulPlan {
       : a(A.type, A.rows, A.cols, A.ld), b(B.type, B.rows, B.cols, B.ld), d(D.type, D.rows, D.cols, D.ld) {}
 };
 
-PlanKey plan_key(bool trans_a, bool trans_b, const Operand& A, const Operand& B, const Operand& D,
-                 cublasLtEpilogue_t epilogue, const void* bias, const void* aux, int aux_ld) {
-  return {trans_a, trans_b, A.type, A.rows, A.cols, A.ld, B.type, B.rows, B.cols, B.ld,
+PlanKey plan_key(int pick, bool trans_a, bool trans_b, const Operand& A, const Operand& B,
+                 const Operand& D, cublasLtEpilogue_t epilogue, const void* bias, const void* aux,
+                 int aux_ld) {
+  return {pick, trans_a, trans_b, A.type, A.rows, A.cols, A.ld, B.type, B.rows, B.cols, B.ld,
           D.type, D.rows, D.cols, D.ld, static_cast<std::int64_t>(epilogue), bias != nullptr,
           aux != nullptr, aux_ld, alignment(A.ptr, A.ld * A.elem), alignment(B.ptr, B.ld * B.elem),
           alignment(D.ptr, D.ld * D.elem),
@@ -153,12 +165,13 @@ std::unique_ptr<MatmulPlan> make_plan(CublasLtContext::Impl& ctx, bool trans_a, 
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment(B.ptr, B.ld * B.elem));
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment(D.ptr, D.ld * D.elem));
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment(D.ptr, D.ld * D.elem));
-  cublasLtMatmulHeuristicResult_t result{};
+  const int pick = ctx.heuristic_pick;
+  std::array<cublasLtMatmulHeuristicResult_t, kMaxHeuristicPick + 1> results{};
   int found = 0;
   plan->status = cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.d, plan->a.l, plan->b.l, plan->d.l,
-                                                plan->d.l, pref.p, 1, &result, &found);
-  plan->found = plan->status == CUBLAS_STATUS_SUCCESS && found > 0;
-  if (plan->found) plan->algo = result.algo;
+                                                plan->d.l, pref.p, pick + 1, results.data(), &found);
+  plan->found = plan->status == CUBLAS_STATUS_SUCCESS && found > pick;
+  if (plan->found) plan->algo = results[pick].algo;
   return plan;
 }
 
@@ -167,7 +180,8 @@ std::unique_ptr<MatmulPlan> make_plan(CublasLtContext::Impl& ctx, bool trans_a, 
 bool lt_matmul(CublasLtContext::Impl& ctx, bool trans_a, bool trans_b, const Operand& A,
                const Operand& B, const Operand& D, float beta, cublasLtEpilogue_t epilogue,
                const void* bias, void* aux, int aux_ld, cudaStream_t stream, bool allow_missing) {
-  const PlanKey key = plan_key(trans_a, trans_b, A, B, D, epilogue, bias, aux, aux_ld);
+  const PlanKey key = plan_key(ctx.heuristic_pick, trans_a, trans_b, A, B, D, epilogue, bias, aux,
+                               aux_ld);
   auto it = ctx.plans.find(key);
   if (it == ctx.plans.end()) {
     it = ctx.plans.emplace(key, make_plan(ctx, trans_a, trans_b, A, B, D, epilogue, bias, aux, aux_ld))
@@ -265,12 +279,27 @@ void matmul_backward(CublasLtContext& ctx, void* dinp, float* dweight, float* db
               Operand{dinp, t, C, N, C, e}, accumulate_dinp ? 1.0f : 0.0f,
               CUBLASLT_EPILOGUE_DEFAULT, nullptr, nullptr, 0, s, false);
   }
+  bool bias_done = false;
   if (dweight != nullptr) {
-    lt_matmul(c, false, true, Operand{inp, t, C, N, C, e}, dout_op,
-              Operand{dweight, CUDA_R_32F, C, OC, C, sizeof(float)}, 1.0f,
-              CUBLASLT_EPILOGUE_DEFAULT, nullptr, nullptr, 0, s, false);
+    const Operand inp_op{inp, t, C, N, C, e};
+    const Operand dweight_op{dweight, CUDA_R_32F, C, OC, C, sizeof(float)};
+    if (dbias != nullptr && c.bias_grad_epilogue) {
+      // BGRADB sums B = dout^T over the product's k (= N rows) into OC values, of D's type
+      // (fp32), overwriting: a scratch, then dbias += it.
+      StreamScratch<float> bias_grad(static_cast<std::size_t>(OC), s);
+      if (lt_matmul(c, false, true, inp_op, dout_op, dweight_op, 1.0f, CUBLASLT_EPILOGUE_BGRADB,
+                    bias_grad.get(), nullptr, 0, s, true)) {
+        add_vectors(dbias, dbias, bias_grad.get(), static_cast<std::size_t>(OC), DType::F32, stream);
+        ++c.bias_grad_epilogue_calls;
+        bias_done = true;
+      }
+    }
+    if (!bias_done) {
+      lt_matmul(c, false, true, inp_op, dout_op, dweight_op, 1.0f, CUBLASLT_EPILOGUE_DEFAULT,
+                nullptr, nullptr, 0, s, false);
+    }
   }
-  if (dbias != nullptr) {
+  if (dbias != nullptr && !bias_done) {
     dispatch_dtype(dt, [&](auto tag) {
       using S = typename decltype(tag)::type;
       const bool pairs = OC % 2 == 0 && reinterpret_cast<std::uintptr_t>(dout) % 4 == 0;

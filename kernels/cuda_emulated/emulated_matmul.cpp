@@ -33,6 +33,9 @@ void CublasLtContext::set_gelu_fusion(bool on) { impl_->gelu_fusion = on; }
 long CublasLtContext::gelu_fused_calls() const { return impl_->fused; }
 long CublasLtContext::matmul_plans() const { return 0; }
 long CublasLtContext::gelu_unfused_calls() const { return impl_->unfused; }
+void CublasLtContext::set_bias_grad_epilogue(bool) {}  // one CPU path for dbias
+long CublasLtContext::bias_grad_epilogue_calls() const { return 0; }
+void CublasLtContext::set_heuristic_pick(int) {}  // one CPU algorithm
 
 namespace {
 
