@@ -179,11 +179,16 @@ StepReport PipelineExecutor::run_step(int step, const BatchFiller& fill) {
   double loss_sum = 0.0;
   run_schedule(fill, &loss_sum);
   StepReport report;
-  double busy = 0.0;
+  // The span runs from the step's first event (not from t0: what runs before the first action
+  // starts, such as posting receives or a late start under load, is no part of the pipeline)
+  // to the end of its schedule, where the trace's "reduce + optimizer" begins: the span
+  // scripts/plot.py and the trace tests measure too.
+  double busy = 0.0, first_start = t0;
   for (std::size_t i = first_event; i < timeline_.size(); ++i) {
     if (timeline_[i].compute) busy += timeline_[i].end_us - timeline_[i].start_us;
+    first_start = i == first_event ? timeline_[i].start_us : std::min(first_start, timeline_[i].start_us);
   }
-  const double span = now_us() - t0;
+  const double span = now_us() - first_start;
   report.bubble = span > 0.0 ? std::max(0.0, 1.0 - busy / span) : 0.0;
   reduce_and_update(step, loss_sum, report);
   return report;

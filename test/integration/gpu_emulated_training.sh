@@ -93,7 +93,7 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "trace-rank*.json"))):
     events = [e for e in json.load(open(path))["traceEvents"] if e["ph"] == "X"]
     step, begin, busy, last_end = 0, None, 0.0, 0.0
     for e in events:  # in the order recorded: a step ends with its "reduce + optimizer"
-        begin = e["ts"] if begin is None else begin
+        begin = e["ts"] if begin is None else min(begin, e["ts"])  # the step's first event
         if e["name"] == "reduce + optimizer":
             span = e["ts"] - begin
             logged = rows[step]["bubble_pct"][rank // 2]
