@@ -220,6 +220,10 @@ int run_dtype(DType dt, const Options& o) {
     kc::layernorm_backward(dx.p(), dlnw.f(), dlnb.f(), dy.p(), x.p(), lnw.p(), mean.f(), rstd.f(),
                            iN, C, dt, st);
   });
+  alternative("  layernorm_backward, dweight and dbias summed in the dinp pass", [&] {
+    kc::layernorm_backward(dx.p(), dlnw.f(), dlnb.f(), dy.p(), x.p(), lnw.p(), mean.f(), rstd.f(),
+                           iN, C, dt, st, nullptr, /*fuse_param_sums=*/true);
+  });
   // The two parts apart (0 calls: not in the step's sum): the input gradient, row by row, and
   // the parameter gradients, column sums over all rows.
   add("  layernorm_backward: dinp only", 0, 0, 4 * NCd * s + 8 * Nd, {&dx}, [&] {

@@ -51,9 +51,13 @@ void residual_layernorm_forward(void* residual, void* out, float* mean, float* r
 // benchmark times the two parts apart). With dinp_base (N,C) given, dinp = dinp_base + ...
 // instead (dinp's old contents are not read; it may be dinp itself): a residual branch's
 // gradient joins without a copy first.
+// fuse_param_sums: in bf16 (C even, up to 2560), dweight and dbias summed in the dinp pass
+// instead of a second read of dout and inp (the same dinp; the sums in another order). Off by
+// default until a GPU run times it (the kernel benchmark's alternative row).
 void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* dout,
                         const void* inp, const void* weight, const float* mean, const float* rstd,
-                        int N, int C, DType dt, Stream stream, const void* dinp_base = nullptr);
+                        int N, int C, DType dt, Stream stream, const void* dinp_base = nullptr,
+                        bool fuse_param_sums = false);
 
 // ---- GELU (tanh approximation), elementwise over n values ----
 void gelu_forward(void* out, const void* inp, std::size_t n, DType dt, Stream stream);

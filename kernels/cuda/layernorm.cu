@@ -13,6 +13,7 @@
 #include "kernels/cuda/kernel_launch.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/op_checks.h"
+#include "kernels/cuda/warp_mma.cuh"  // ptx::dynamic_shared_memory
 #include "kernels/layernorm.h"
 
 namespace pptrain::kernels::cuda {
@@ -131,42 +132,82 @@ __global__ void layernorm_backward_dinp_kernel(S* dinp, const S* base, const S* 
 // The same for bf16 with an even C, on column pairs: 4-byte loads and stores (a warp moves 128
 // bytes per access, as fp32 does). The one-column bf16 version ran 5x slower than fp32 on an
 // H200 (0.43 vs 0.08 ms at N=16384, C=768; docs/gpu-results.md, run 3).
+// The block takes rows r0 = blockIdx.x * rows_per_block.. (a warp per row, in turn).
+// SUMS: each lane also sums (xhat * dout, dout) over its warp's rows for its own columns, in
+// shared memory ([warp][2][C] fp32: no word is touched by two lanes), and the block then adds its
+// warps in order into partial[(k * gridDim.x + blockIdx.x) * C + c] (k 0: dweight, 1: dbias),
+// which column_sums::final_kernel sums over the blocks: dweight and dbias without a second read
+// of dout and inp. The dinp arithmetic is the same either way.
 // dinp and base may be one array (each element is read, then written, by one thread): neither
 // is __restrict__.
-__global__ void layernorm_backward_dinp_bf16x2_kernel(__nv_bfloat162* dinp,
-                                                      const __nv_bfloat162* base,
-                                                      const __nv_bfloat162* __restrict__ dout,
-                                                      const __nv_bfloat162* __restrict__ inp,
-                                                      const __nv_bfloat162* __restrict__ weight,
-                                                      const float* __restrict__ mean,
-                                                      const float* __restrict__ rstd, int N, int C) {
-  const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= N) return;
+template <bool SUMS>
+__global__ void layernorm_backward_bf16x2_kernel(__nv_bfloat162* dinp, const __nv_bfloat162* base,
+                                                 const __nv_bfloat162* __restrict__ dout,
+                                                 const __nv_bfloat162* __restrict__ inp,
+                                                 const __nv_bfloat162* __restrict__ weight,
+                                                 const float* __restrict__ mean,
+                                                 const float* __restrict__ rstd, int N, int C,
+                                                 int rows_per_block, float* partial) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
   const int pairs = C / 2;
-  const std::size_t off = static_cast<std::size_t>(row) * pairs;
-  const float m = mean[row], s = rstd[row];
-  float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
-  for (int c = lane; c < pairs; c += 32) {
-    const float2 x = __bfloat1622float2(inp[off + c]);
-    const float2 w = __bfloat1622float2(weight[c]);
-    const float2 dy = __bfloat1622float2(dout[off + c]);
-    const float d0 = w.x * dy.x, d1 = w.y * dy.y;
-    sum_dxhat += d0 + d1;
-    sum_dxhat_xhat += d0 * ((x.x - m) * s) + d1 * ((x.y - m) * s);
+  float* sums = nullptr;  // this warp's [2][C]
+  if constexpr (SUMS) {
+    sums = reinterpret_cast<float*>(ptx::dynamic_shared_memory()) + 2 * static_cast<std::size_t>(warp) * C;
+    for (int c = lane; c < pairs; c += 32) {
+      sums[2 * c] = sums[2 * c + 1] = sums[C + 2 * c] = sums[C + 2 * c + 1] = 0.0f;
+    }
   }
-  const float mean_dxhat = warp_sum(sum_dxhat) / C;
-  const float mean_dxhat_xhat = warp_sum(sum_dxhat_xhat) / C;
-  for (int c = lane; c < pairs; c += 32) {
-    const float2 x = __bfloat1622float2(inp[off + c]);
-    const float2 w = __bfloat1622float2(weight[c]);
-    const float2 dy = __bfloat1622float2(dout[off + c]);
-    const float g0 = s * (w.x * dy.x - mean_dxhat - (x.x - m) * s * mean_dxhat_xhat);
-    const float g1 = s * (w.y * dy.y - mean_dxhat - (x.y - m) * s * mean_dxhat_xhat);
-    const float2 old = __bfloat1622float2(base[off + c]);
-    dinp[off + c] = __floats2bfloat162_rn(old.x + g0, old.y + g1);
+  const int r0 = static_cast<int>(blockIdx.x) * rows_per_block, r1 = min(N, r0 + rows_per_block);
+  for (int row = r0 + warp; row < r1; row += warps) {
+    const std::size_t off = static_cast<std::size_t>(row) * pairs;
+    const float m = mean[row], s = rstd[row];
+    float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
+    for (int c = lane; c < pairs; c += 32) {
+      const float2 x = __bfloat1622float2(inp[off + c]);
+      const float2 w = __bfloat1622float2(weight[c]);
+      const float2 dy = __bfloat1622float2(dout[off + c]);
+      const float d0 = w.x * dy.x, d1 = w.y * dy.y;
+      sum_dxhat += d0 + d1;
+      sum_dxhat_xhat += d0 * ((x.x - m) * s) + d1 * ((x.y - m) * s);
+    }
+    const float mean_dxhat = warp_sum(sum_dxhat) / C;
+    const float mean_dxhat_xhat = warp_sum(sum_dxhat_xhat) / C;
+    for (int c = lane; c < pairs; c += 32) {
+      const float2 x = __bfloat1622float2(inp[off + c]);
+      const float2 w = __bfloat1622float2(weight[c]);
+      const float2 dy = __bfloat1622float2(dout[off + c]);
+      const float g0 = s * (w.x * dy.x - mean_dxhat - (x.x - m) * s * mean_dxhat_xhat);
+      const float g1 = s * (w.y * dy.y - mean_dxhat - (x.y - m) * s * mean_dxhat_xhat);
+      const float2 old = __bfloat1622float2(base[off + c]);
+      dinp[off + c] = __floats2bfloat162_rn(old.x + g0, old.y + g1);
+      if constexpr (SUMS) {  // as LayernormParamTerm: (x - m) * s * dout, and dout
+        sums[2 * c] += (x.x - m) * s * dy.x;
+        sums[2 * c + 1] += (x.y - m) * s * dy.y;
+        sums[C + 2 * c] += dy.x;
+        sums[C + 2 * c + 1] += dy.y;
+      }
+    }
+  }
+  if constexpr (SUMS) {
+    __syncthreads();
+    const float* all = reinterpret_cast<const float*>(ptx::dynamic_shared_memory());
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+      float dw = 0.0f, db = 0.0f;
+      for (int w = 0; w < warps; ++w) {
+        dw += all[2 * static_cast<std::size_t>(w) * C + c];
+        db += all[(2 * static_cast<std::size_t>(w) + 1) * C + c];
+      }
+      partial[static_cast<std::size_t>(blockIdx.x) * C + c] = dw;
+      partial[(static_cast<std::size_t>(gridDim.x) + blockIdx.x) * C + c] = db;
+    }
   }
 }
+
+// The fused kernel's blocks: 64 rows each, at most 1024 blocks (a function of N alone, so the
+// sums' order, and every bit of them, is fixed by the shape); 8 warps and 64 C bytes of shared
+// memory each (48 KiB at C = 768), so up to C = 2560.
+constexpr int kFusedRowsPerBlock = 64, kFusedMaxBlocks = 1024, kFusedMaxC = 2560;
+int fused_blocks(int N) { return std::min(kFusedMaxBlocks, (N + kFusedRowsPerBlock - 1) / kFusedRowsPerBlock); }
 
 bool four_byte_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 4 == 0; }
 
@@ -242,7 +283,8 @@ void residual_layernorm_forward(void* residual, void* out, float* mean, float* r
 
 void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* dout,
                         const void* inp, const void* weight, const float* mean, const float* rstd,
-                        int N, int C, DType dt, Stream stream, const void* dinp_base) {
+                        int N, int C, DType dt, Stream stream, const void* dinp_base,
+                        bool fuse_param_sums) {
   checks::layernorm_shape(N, C);
   if (N == 0 || C == 0) return;
   const cudaStream_t s = to_cuda(stream);
@@ -254,12 +296,25 @@ void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* do
       const bool pairs = std::is_same_v<S, bf16> && C % 2 == 0 && four_byte_aligned(dinp) &&
                          four_byte_aligned(base) && four_byte_aligned(dout) &&
                          four_byte_aligned(inp) && four_byte_aligned(weight);
+      auto* dx = static_cast<__nv_bfloat162*>(dinp);
+      const auto* b2 = static_cast<const __nv_bfloat162*>(base);
+      const auto* dy = static_cast<const __nv_bfloat162*>(dout);
+      const auto* x2 = static_cast<const __nv_bfloat162*>(inp);
+      const auto* w2 = static_cast<const __nv_bfloat162*>(weight);
+      if (pairs && fuse_param_sums && dweight != nullptr && dbias != nullptr && C <= kFusedMaxC) {
+        const int blocks = fused_blocks(N);
+        StreamScratch<float> partial(2 * static_cast<std::size_t>(blocks) * C, s);
+        launch_kernel(layernorm_backward_bf16x2_kernel<true>, blocks, kRowThreads,
+                      2 * static_cast<std::size_t>(kRowsPerBlock) * C * sizeof(float), s,
+                      dx, b2, dy, x2, w2, mean, rstd, N, C, kFusedRowsPerBlock, partial.get());
+        launch_kernel(column_sums::final_kernel<2>, (C + 255) / 256, 256, 0, s,
+                      column_sums::Outputs<2>{{dweight, dbias}}, partial.get(), C, blocks);
+        return;
+      }
       if (pairs) {
-        launch_kernel(layernorm_backward_dinp_bf16x2_kernel, row_blocks, kRowThreads, 0, s,
-                      static_cast<__nv_bfloat162*>(dinp), static_cast<const __nv_bfloat162*>(base),
-                      static_cast<const __nv_bfloat162*>(dout),
-                      static_cast<const __nv_bfloat162*>(inp),
-                      static_cast<const __nv_bfloat162*>(weight), mean, rstd, N, C);
+        launch_kernel(layernorm_backward_bf16x2_kernel<false>, row_blocks, kRowThreads, 0, s,
+                      dx, b2, dy, x2, w2, mean, rstd, N, C, kRowsPerBlock,
+                      static_cast<float*>(nullptr));
       } else {
         launch_kernel(layernorm_backward_dinp_kernel<S>, row_blocks, kRowThreads, 0, s,
                       static_cast<S*>(dinp), static_cast<const S*>(base),

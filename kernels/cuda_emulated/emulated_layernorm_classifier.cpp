@@ -46,7 +46,8 @@ void residual_layernorm_forward(void* residual, void* out, float* mean, float* r
 
 void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* dout,
                         const void* inp, const void* weight, const float* mean, const float* rstd,
-                        int N, int C, DType dt, Stream, const void* dinp_base) {
+                        int N, int C, DType dt, Stream, const void* dinp_base,
+                        bool /*fuse_param_sums: one CPU path*/) {
   checks::layernorm_shape(N, C);
   emulated::check_dtype(dt);
   if (N == 0 || C == 0) return;

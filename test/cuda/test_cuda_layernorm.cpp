@@ -87,6 +87,45 @@ TEST_CASE("CUDA layernorm forward/backward match the CPU twin", "[cuda]") {
   }
 }
 
+TEST_CASE("CUDA layernorm backward with dweight, dbias summed in the dinp pass", "[cuda]") {
+  // bf16 with an even C (the fused path; other shapes take the two passes): the same dinp,
+  // bitwise, as the two-pass path, and the parameter sums within fp32 round-off of the twin.
+  const DType dt = DType::BF16;
+  for (const LnShape& s : {LnShape{130, 768}, LnShape{5, 1600}, LnShape{1000, 96},
+                           LnShape{4097, 40}, LnShape{7, 36}}) {
+    INFO("N=" << s.N << " C=" << s.C);
+    const std::size_t NC = std::size_t(s.N) * s.C;
+    const LnInputs in = make_inputs(s, dt, 300);
+    std::vector<float> out_ref(NC), mean(s.N), rstd(s.N);
+    cpu::layernorm_forward(out_ref.data(), mean.data(), rstd.data(), in.inp.data(),
+                           in.weight.data(), in.bias.data(), s.N, s.C);
+    const auto dout = rounded(randn(NC, 303), dt);
+    auto dinp_grad = zeros(NC), dw_grad = zeros(s.C), db_grad = zeros(s.C);
+    cpu::layernorm_backward(dinp_grad.data(), dw_grad.data(), db_grad.data(), dout.data(),
+                            in.inp.data(), in.weight.data(), mean.data(), rstd.data(), s.N, s.C);
+    const auto dinp_start = accumulator_start(dinp_grad, dt, 304);
+    const auto dw_start = accumulator_start(dw_grad, DType::F32, 305);
+    const auto db_start = accumulator_start(db_grad, DType::F32, 306);
+    DeviceArray d_inp = DeviceArray::from(in.inp, dt), d_w = DeviceArray::from(in.weight, dt);
+    DeviceArray d_mean = DeviceArray::from(mean, DType::F32), d_rstd = DeviceArray::from(rstd, DType::F32);
+    DeviceArray d_dout = DeviceArray::from(dout, dt);
+    std::vector<float> dinp[2];
+    for (const bool fused : {false, true}) {
+      DeviceArray d_dinp = DeviceArray::from(dinp_start, dt);
+      DeviceArray d_dw = DeviceArray::from(dw_start, DType::F32, pptrain::MemCategory::Grads);
+      DeviceArray d_db = DeviceArray::from(db_start, DType::F32, pptrain::MemCategory::Grads);
+      kc::layernorm_backward(d_dinp.data(), d_dw.f32(), d_db.f32(), d_dout.data(), d_inp.data(),
+                             d_w.data(), d_mean.f32(), d_rstd.f32(), s.N, s.C, dt, {}, nullptr,
+                             fused);
+      dinp[fused] = d_dinp.to_host();
+      check_accumulated("layernorm dinp", dinp[fused], dinp_start, dinp_grad, tolerance(dt));
+      check_accumulated("layernorm dweight", d_dw.to_host(), dw_start, dw_grad, kF32Tol);
+      check_accumulated("layernorm dbias", d_db.to_host(), db_start, db_grad, kF32Tol);
+    }
+    CHECK(dinp[0] == dinp[1]);
+  }
+}
+
 TEST_CASE("CUDA residual layernorm forward matches the CPU twin", "[cuda]") {
   for (const DType dt : {DType::F32, DType::BF16}) {
     for (const LnShape& s : kShapes) {
