@@ -5,7 +5,8 @@
 // the block combines them (fixed-order reductions), so one read of the row gives the loss, and
 // a second pass overwrites it with dloss_scale * (softmax - onehot): a second read, or with
 // hold_row (bf16 rows up to 65536 columns) over the row held in registers. No probabilities
-// are ever stored. A target outside [0,V) gives a NaN loss (and no gradient), so the bug cannot hide.
+// are ever stored. A target outside [0,V) gives a NaN loss (and no gradient), so the bug
+// cannot hide.
 #include <cstdint>
 #include <cstring>
 
@@ -28,31 +29,48 @@ __device__ __forceinline__ void online_softmax_add(float x, float& m, float& s) 
   }
 }
 
+// The row's target, whether it is a real column, and its logit, read before the block first
+// synchronises: after that, other threads may overwrite the row.
+struct RowTarget {
+  int column;
+  bool ok;
+  float logit;
+};
+template <typename S>
+__device__ __forceinline__ RowTarget row_target(const S* row, int target, int V) {
+  const bool ok = target >= 0 && target < V;
+  return {target, ok, ok ? to_f32(row[target]) : 0.0f};
+}
+
+// The row's max and sum of exp against it from every thread's online pair (fixed-order block
+// reductions); thread 0 writes the row's loss (NaN for a target outside [0, V)).
+__device__ __forceinline__ float2 row_max_and_sum(float m, float s, float* shared, float* loss,
+                                                  bool target_ok, float z_target) {
+  const float row_max = block_max(m, shared);
+  const float row_sum = block_sum(m == -INFINITY ? 0.0f : s * expf(m - row_max), shared);
+  if (threadIdx.x == 0) *loss = target_ok ? logf(row_sum) + row_max - z_target : NAN;
+  return make_float2(row_max, row_sum);
+}
+
 template <typename S>
 __global__ void classifier_kernel(S* logits, float* losses, const int* targets, int V, int Vp,
                                   float dloss_scale, bool compute_grad) {
   __shared__ float shared[32];
   const int row = blockIdx.x;
   S* z = logits + static_cast<std::size_t>(row) * Vp;
-  const int target = targets[row];
-  const bool target_ok = target >= 0 && target < V;
-  // Read before the block synchronises: after that, other threads may overwrite the row.
-  const float z_target = target_ok ? to_f32(z[target]) : 0.0f;
+  const RowTarget t = row_target(z, targets[row], V);
 
   float m = -INFINITY, s = 0.0f;
   for (int i = threadIdx.x; i < V; i += blockDim.x) online_softmax_add(to_f32(z[i]), m, s);
-  const float row_max = block_max(m, shared);
-  const float row_sum = block_sum(m == -INFINITY ? 0.0f : s * expf(m - row_max), shared);
-  if (threadIdx.x == 0) {
-    losses[row] = target_ok ? logf(row_sum) + row_max - z_target : NAN;
-  }
-  if (!compute_grad || !target_ok) return;
+  const float2 stats = row_max_and_sum(m, s, shared, &losses[row], t.ok, t.logit);
+  const float row_max = stats.x, row_sum = stats.y;
+  if (!compute_grad || !t.ok) return;
   const float inv_sum = 1.0f / row_sum;
   for (int i = threadIdx.x; i < Vp; i += blockDim.x) {
     float g = 0.0f;  // padded columns take no part
     if (i < V) {
       const float p = expf(to_f32(z[i]) - row_max) * inv_sum;
-      g = dloss_scale * (p - (i == target ? 1.0f : 0.0f));
+      g = dloss_scale * (p - (i == t.column ? 1.0f : 0.0f));
     }
     z[i] = from_f32<S>(g);
   }
@@ -125,22 +143,18 @@ __global__ void classifier_bf16_packed_kernel(bf16* logits, float* losses, const
   const int row = blockIdx.x, packs = Vp / kPack;
   bf16* zrow = logits + static_cast<std::size_t>(row) * Vp;
   Bits* z = reinterpret_cast<Bits*>(zrow);
-  const int target = targets[row];
-  const bool target_ok = target >= 0 && target < V;
-  // Read before the block synchronises: after that, other threads may overwrite the row.
-  const float z_target = target_ok ? to_f32(zrow[target]) : 0.0f;
+  const RowTarget t = row_target(zrow, targets[row], V);
 
   float m = -INFINITY, s = 0.0f;
-  for (int i = threadIdx.x; i < packs; i += blockDim.x) pack_softmax_add<kPack>(z[i], i * kPack, V, m, s);
-  const float row_max = block_max(m, shared);
-  const float row_sum = block_sum(m == -INFINITY ? 0.0f : s * expf(m - row_max), shared);
-  if (threadIdx.x == 0) {
-    losses[row] = target_ok ? logf(row_sum) + row_max - z_target : NAN;
+  for (int i = threadIdx.x; i < packs; i += blockDim.x) {
+    pack_softmax_add<kPack>(z[i], i * kPack, V, m, s);
   }
-  if (!compute_grad || !target_ok) return;
+  const float2 stats = row_max_and_sum(m, s, shared, &losses[row], t.ok, t.logit);
+  const float row_max = stats.x, row_sum = stats.y;
+  if (!compute_grad || !t.ok) return;
   const float inv_sum = 1.0f / row_sum;
   for (int i = threadIdx.x; i < packs; i += blockDim.x) {
-    z[i] = pack_gradient<kPack>(z[i], i * kPack, V, target, row_max, inv_sum, dloss_scale);
+    z[i] = pack_gradient<kPack>(z[i], i * kPack, V, t.column, row_max, inv_sum, dloss_scale);
   }
 }
 
@@ -160,9 +174,7 @@ __global__ void __launch_bounds__(kThreads)
   const int row = blockIdx.x, packs = Vp / kPack;
   bf16* zrow = logits + static_cast<std::size_t>(row) * Vp;
   Bits* z = reinterpret_cast<Bits*>(zrow);
-  const int target = targets[row];
-  const bool target_ok = target >= 0 && target < V;
-  const float z_target = target_ok ? to_f32(zrow[target]) : 0.0f;
+  const RowTarget t = row_target(zrow, targets[row], V);
 
   Bits held[kHeld];  // indexed by unrolled constants only, so it stays in registers
 #pragma unroll
@@ -176,17 +188,16 @@ __global__ void __launch_bounds__(kThreads)
     const int i = threadIdx.x + k * kThreads;
     if (i < packs) pack_softmax_add<kPack>(held[k], i * kPack, V, m, s);
   }
-  const float row_max = block_max(m, shared);
-  const float row_sum = block_sum(m == -INFINITY ? 0.0f : s * expf(m - row_max), shared);
-  if (threadIdx.x == 0) {
-    losses[row] = target_ok ? logf(row_sum) + row_max - z_target : NAN;
-  }
-  if (!compute_grad || !target_ok) return;
+  const float2 stats = row_max_and_sum(m, s, shared, &losses[row], t.ok, t.logit);
+  const float row_max = stats.x, row_sum = stats.y;
+  if (!compute_grad || !t.ok) return;
   const float inv_sum = 1.0f / row_sum;
 #pragma unroll
   for (int k = 0; k < kHeld; ++k) {
     const int i = threadIdx.x + k * kThreads;
-    if (i < packs) z[i] = pack_gradient<kPack>(held[k], i * kPack, V, target, row_max, inv_sum, dloss_scale);
+    if (i < packs) {
+      z[i] = pack_gradient<kPack>(held[k], i * kPack, V, t.column, row_max, inv_sum, dloss_scale);
+    }
   }
 }
 
