@@ -203,9 +203,9 @@ __global__ void layernorm_backward_bf16x2_kernel(__nv_bfloat162* dinp, const __n
   }
 }
 
-// The fused kernel's blocks: 64 rows each, at most 1024 blocks (a function of N alone, so the
-// sums' order, and every bit of them, is fixed by the shape); 8 warps and 64 C bytes of shared
-// memory each (48 KiB at C = 768), so up to C = 2560.
+// The fused kernel's blocks: 64 rows each up to 1024 blocks, more rows each beyond (a function
+// of N alone, so the sums' order, and every bit of them, is fixed by the shape); 8 warps and
+// 64 C bytes of shared memory each (48 KiB at C = 768), so up to C = 2560.
 constexpr int kFusedRowsPerBlock = 64, kFusedMaxBlocks = 1024, kFusedMaxC = 2560;
 int fused_blocks(int N) { return std::min(kFusedMaxBlocks, (N + kFusedRowsPerBlock - 1) / kFusedRowsPerBlock); }
 
@@ -306,7 +306,8 @@ void layernorm_backward(void* dinp, float* dweight, float* dbias, const void* do
         StreamScratch<float> partial(2 * static_cast<std::size_t>(blocks) * C, s);
         launch_kernel(layernorm_backward_bf16x2_kernel<true>, blocks, kRowThreads,
                       2 * static_cast<std::size_t>(kRowsPerBlock) * C * sizeof(float), s,
-                      dx, b2, dy, x2, w2, mean, rstd, N, C, kFusedRowsPerBlock, partial.get());
+                      dx, b2, dy, x2, w2, mean, rstd, N, C, (N + blocks - 1) / blocks,
+                      partial.get());
         launch_kernel(column_sums::final_kernel<2>, (C + 255) / 256, 256, 0, s,
                       column_sums::Outputs<2>{{dweight, dbias}}, partial.get(), C, blocks);
         return;

@@ -91,8 +91,9 @@ TEST_CASE("CUDA layernorm backward with dweight, dbias summed in the dinp pass",
   // bf16 with an even C (the fused path; other shapes take the two passes): the same dinp,
   // bitwise, as the two-pass path, and the parameter sums within fp32 round-off of the twin.
   const DType dt = DType::BF16;
+  // 70001 rows: more than 1024 blocks of 64, so the blocks take 69 rows each.
   for (const LnShape& s : {LnShape{130, 768}, LnShape{5, 1600}, LnShape{1000, 96},
-                           LnShape{4097, 40}, LnShape{7, 36}}) {
+                           LnShape{4097, 40}, LnShape{7, 36}, LnShape{70001, 8}}) {
     INFO("N=" << s.N << " C=" << s.C);
     const std::size_t NC = std::size_t(s.N) * s.C;
     const LnInputs in = make_inputs(s, dt, 300);
