@@ -140,7 +140,12 @@ int run_dtype(DType dt, const Options& o) {
   // on (off by default, kernels/cuda/cuda_ops.h): what it saves over the column-sum pass.
   auto with_bias_epilogue = [&](const std::function<void()>& call) {
     ctx.set_bias_grad_epilogue(true);
-    call();
+    try {
+      call();
+    } catch (...) {
+      ctx.set_bias_grad_epilogue(false);  // the rows after a failed one run the defaults
+      throw;
+    }
     ctx.set_bias_grad_epilogue(false);
   };
   auto mm_bwd = [&](void* din, float* dbias, Tensor& dout, Tensor& in, Tensor& w, int K, int OC) {
